@@ -1,0 +1,166 @@
+"""Assembling a node from options: checks first, then the services.
+
+:func:`prepare` does every check that can fail before anything starts (the
+network, the config, the data directory, the keys) and raises
+:class:`StartupError` or :class:`~timecoin.config.ConfigError` with one line.
+:func:`build_node` composes the node and its listeners; it never touches the
+global reactor, which is passed in.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+from twisted.application.service import Service
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+
+from timecoin import config as configuration
+from timecoin.api import build_site, remove_cookie, write_cookie
+from timecoin.genesis import make_genesis
+from timecoin.keys import KeyFileError, PrivateKey
+from timecoin.networks import DEVNET, get_network
+from timecoin.node import Node
+from timecoin.storage import Storage
+
+
+class StartupError(Exception):
+    """The node cannot start; the message says why in one line."""
+
+
+@dataclass
+class NodeOptions:
+    """What the command line gives the daemon (``None``: take the config or default)."""
+
+    network: str = "devnet"
+    datadir: str | None = None
+    config_file: str | None = None
+    p2p: str | None = None
+    api: str | None = None
+    peers: list = field(default_factory=list)
+    masternode_key: str | None = None
+    log_level: str | None = None
+
+
+@dataclass
+class Prepared:
+    """Everything checked and loaded before any service starts."""
+
+    network: object
+    datadir: str
+    config: dict
+    genesis: object
+    identity: object
+    is_masternode: bool
+    p2p: str
+    api: str
+    peers: list
+
+
+def prepare(options):
+    try:
+        network = get_network(options.network)
+    except ValueError as e:
+        raise StartupError(str(e)) from None
+    datadir = options.datadir or network.default_datadir()
+    if options.datadir is None:
+        os.makedirs(datadir, mode=0o700, exist_ok=True)
+    if not os.path.isdir(datadir):
+        raise StartupError(f"data directory {datadir} does not exist")
+    if not os.access(datadir, os.R_OK | os.W_OK | os.X_OK):
+        raise StartupError(f"data directory {datadir} is not readable and writable")
+    overrides = {}
+    for key in ("p2p", "api", "masternode_key", "log_level"):
+        if getattr(options, key):
+            overrides[("node", key)] = getattr(options, key)
+    if options.peers:
+        overrides[("node", "peers")] = list(options.peers)
+    config = configuration.resolve(network.name, options.config_file, datadir, overrides)
+    node_cfg = config["node"]
+    genesis = make_genesis(network, node_cfg["devnet_masternodes"])
+    identity = _identity(network, datadir, node_cfg.get("masternode_key"))
+    is_masternode = identity.pubkey in genesis.masternodes
+    p2p = node_cfg.get("p2p") or _default_p2p(network, datadir)
+    api = node_cfg.get("api") or f"tcp:{network.api_port}:interface=127.0.0.1"
+    return Prepared(network, datadir, config, genesis, identity, is_masternode, p2p, api,
+                    list(node_cfg.get("peers", [])))
+
+
+def _identity(network, datadir, key_file):
+    """The masternode key if given; on devnet, dev key 0; else the node's own key."""
+    if key_file:
+        try:
+            return PrivateKey.load(key_file)
+        except KeyFileError as e:
+            raise StartupError(str(e)) from None
+    if network is DEVNET:
+        return PrivateKey.devnet(0)
+    path = os.path.join(datadir, "node.key")
+    if not os.path.exists(path):
+        PrivateKey.generate().save(path, network.network_id)
+    try:
+        return PrivateKey.load(path)
+    except KeyFileError as e:
+        raise StartupError(str(e)) from None
+
+
+def _default_p2p(network, datadir):
+    if network.tls_default:
+        pem = os.path.join(datadir, "p2p-tls.pem")
+        return f"ssl:{network.p2p_port}:privateKey={pem}"
+    return f"tcp:{network.p2p_port}"
+
+
+def open_storage(reactor, prepared):
+    return Storage(reactor, os.path.join(prepared.datadir, "chain.sqlite3"))
+
+
+class ListenerService(Service):
+    """Listens on an endpoint string while running; ``port`` is the listening port."""
+
+    is_listener = True
+    log = Logger()
+
+    def __init__(self, reactor, description, factory, what):
+        self._reactor = reactor
+        self.description = description
+        self.factory = factory
+        self.what = what
+        self.port = None
+        self.failure = None
+
+    def startService(self):
+        super().startService()
+        d = serverFromString(self._reactor, self.description).listen(self.factory)
+        d.addCallbacks(self._listening, self._failed)
+        return d
+
+    def _listening(self, port):
+        self.port = port
+        self.log.info("{what} listening on {address}", what=self.what, address=port.getHost())
+        return port
+
+    def _failed(self, failure):
+        self.failure = failure
+        self.log.error("{what} cannot listen on {desc}: {error}", what=self.what,
+                       desc=self.description, error=failure.getErrorMessage())
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+
+
+def build_node(reactor, prepared, storage, meta, stop=None):
+    """The node service with its API listener (and, where built, its peer network)."""
+    node = Node(reactor, prepared.network, prepared.genesis, prepared.config, storage, meta,
+                prepared.identity)
+    credentials = [write_cookie(prepared.datadir)]
+    api_cfg = prepared.config["api"]
+    if "rpcuser" in api_cfg and "rpcpassword" in api_cfg:
+        credentials.append((api_cfg["rpcuser"], api_cfg["rpcpassword"]))
+    api = ListenerService(reactor, prepared.api, build_site(node, credentials, stop), "API")
+    api.setName("api")
+    api.setServiceParent(node)
+    node.cookie_cleanup = lambda: remove_cookie(prepared.datadir)
+    return node

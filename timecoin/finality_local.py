@@ -1,0 +1,48 @@
+"""Finality for a lone masternode: the node's own vote is the whole quorum.
+
+A devnet with one masternode has a sample of size zero and a quorum of itself,
+so every transaction that passed validation and holds its locks is accepted.
+Decisions are batched: everything started during one reactor turn is decided
+together on the next, through the injected clock.
+"""
+
+from zope.interface import implementer
+
+from timecoin.interfaces import IFinality
+
+
+@implementer(IFinality)
+class LocalFinality:
+    """Decides every started transaction at once (see the module docstring)."""
+
+    def __init__(self, clock):
+        self._clock = clock
+        self._queue = {}
+        self._listeners = []
+        self._call = None
+
+    def add_listener(self, callback):
+        self._listeners.append(callback)
+
+    def start(self, tx):
+        self._queue[tx.txid] = tx
+        if self._call is None:
+            self._call = self._clock.callLater(0, self._decide)
+
+    def cancel(self, txid):
+        self._queue.pop(txid, None)
+
+    def in_flight(self):
+        return len(self._queue)
+
+    def stop(self):
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _decide(self):
+        self._call = None
+        queue, self._queue = self._queue, {}
+        for txid in queue:
+            for listener in self._listeners:
+                listener(txid, True, "finalized")

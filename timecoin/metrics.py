@@ -1,0 +1,73 @@
+"""Prometheus metrics of one node, in a registry of its own.
+
+Counters and histograms are updated on events; gauges of current sizes are
+read from the node when scraped, so keeping them costs nothing in between.
+Every name starts with ``timecoin_``.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+FINALITY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _NodeGauges:
+    """Reads the node's current sizes at scrape time."""
+
+    def __init__(self, node):
+        self._node = node
+
+    def collect(self):
+        node = self._node
+        values = {
+            "timecoin_mempool_size": ("Pending transactions", node.mempool.size),
+            "timecoin_mempool_bytes": ("Bytes of pending transactions", node.mempool.bytes),
+            "timecoin_utxo_count": ("Finalized unspent outputs", node.state.count),
+            "timecoin_utxo_cached": ("Outputs held in memory", len(node.state)),
+            "timecoin_peers": ("Connected peers", node.peer_count()),
+            "timecoin_masternodes_active": ("Active masternodes", node.masternodes_active()),
+            "timecoin_journal_backlog": ("Finality records awaiting commit",
+                                         node.journal.backlog),
+            "timecoin_finality_in_flight": ("Transactions being decided",
+                                            node.finality.in_flight()),
+            "timecoin_block_height": ("Best block height", node.chain.height()),
+        }
+        for name, (doc, value) in values.items():
+            yield GaugeMetricFamily(name, doc, value=value)
+
+
+class NodeMetrics:
+    """The node's metrics and the registry /metrics serves."""
+
+    def __init__(self, node):
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._received = Counter("timecoin_tx_received", "Transactions submitted, by outcome",
+                                 ["result"], registry=r)
+        self._finalized = Counter("timecoin_tx_finalized", "Transactions finalized", registry=r)
+        self._rejected = Counter("timecoin_tx_rejected",
+                                 "Transactions rejected after admission, by cause",
+                                 ["cause"], registry=r)
+        self._finality = Histogram("timecoin_finality_seconds",
+                                   "Time from arrival to finality", buckets=FINALITY_BUCKETS,
+                                   registry=r)
+        self._flush = Histogram("timecoin_utxo_flush_seconds",
+                                "Duration of UTXO table flushes", registry=r)
+        r.register(_NodeGauges(node))
+
+    def accepted(self):
+        self._received.labels("accepted").inc()
+
+    def rejected_on_entry(self, code):
+        self._received.labels(code).inc()
+
+    def finalized(self, finality_ms):
+        self._finalized.inc()
+        if finality_ms is not None:
+            self._finality.observe(finality_ms / 1000.0)
+
+    def dropped(self, cause):
+        self._rejected.labels(cause).inc()
+
+    def flushed(self, seconds):
+        self._flush.observe(seconds)

@@ -1,0 +1,427 @@
+"""The node: the ledger components composed into one Twisted service.
+
+``Node`` owns the UTXO state machine, the mempool, the finality component, the
+journal writer and the storage; the API and peer listeners are its children.
+It runs the validation pipeline (:meth:`Node.submit`) and turns finality
+decisions into durable journal records. Stopping is written out in order:
+stop listening, close peers, stop consensus, flush storage, stop the DB thread.
+"""
+
+import time
+from collections import OrderedDict
+
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+import timecoin
+from timecoin.chain import GenesisChain
+from timecoin.finality_local import LocalFinality
+from timecoin.journal import JournalWriter
+from timecoin.keys import decode_address
+from timecoin.mempool import Mempool
+from timecoin.metrics import NodeMetrics
+from timecoin.storage import JournalRecord, encode_undo
+from timecoin.tx import (
+    MIN_FEE_RATE, OutPoint, TxRejected, check_stateless, decode_tx,
+)
+from timecoin.utxo import UtxoSet, UtxoStatus
+
+#: Approximate memory of one cached output, to turn cache_size_mb into entries.
+CACHE_ENTRY_BYTES = 400
+RECENT_FINALIZED = 20_000
+MAINTENANCE_INTERVAL = 1.0
+
+_STATUS_NAMES = {UtxoStatus.UNSPENT: "unspent", UtxoStatus.LOCKED: "locked",
+                 UtxoStatus.SPENT_PENDING: "pending"}
+
+
+class Node(MultiService):
+    """A timecoin full node (see the module docstring)."""
+
+    log = Logger()
+
+    def __init__(self, reactor, network, genesis, config, storage, meta, identity):
+        super().__init__()
+        self.reactor = reactor
+        self.network = network
+        self.genesis = genesis
+        self.genesis_hash = genesis.hash
+        self.config = config
+        self.storage = storage
+        self.identity = identity
+        self.version = timecoin.__version__
+        cache_entries = config["storage"]["cache_size_mb"] * 2**20 // CACHE_ENTRY_BYTES
+        self.state = UtxoSet(reactor, cache_entries, config["state"]["lock_timeout_s"],
+                             meta.muhash, meta.count, meta.total_amount)
+        self.mempool = Mempool(reactor, config["mempool"]["max_bytes"],
+                               config["mempool"]["max_count"])
+        self.journal = JournalWriter(reactor, storage, self._journal_committed)
+        self.journal.committed_seq = meta.last_seq
+        self.chain = GenesisChain(genesis, self._masternode_active)
+        self.finality = LocalFinality(reactor)
+        self.finality.add_listener(self._decided)
+        self.peer_network = None
+        self.metrics = NodeMetrics(self)
+        self._next_seq = meta.last_seq + 1
+        self._applied_seq = meta.applied_seq
+        self._committing = {}  # txid -> JournalRecord decided, not yet durable
+        self._recent = OrderedDict()  # txid -> JournalRecord, recently finalized
+        self._waiters = {}  # txid -> [Deferred]
+        self._incoming = {}  # key_hash -> {txid: amount} of pending outputs
+        self._flushing = None
+        self._flush_error = None
+        self._timers = []
+        self.started_at = time.time()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def startService(self):
+        flush_s = self.config["storage"]["flush_interval_ms"] / 1000.0
+        for interval, fn in ((flush_s, self.flush), (MAINTENANCE_INTERVAL, self._maintain)):
+            loop = LoopingCall(fn)
+            loop.clock = self.reactor
+            loop.start(interval, now=False)
+            self._timers.append(loop)
+        super().startService()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """Stop in order: listeners, peers, consensus, storage flush, DB thread."""
+        self.running = 0
+        listeners = [s for s in self if getattr(s, "is_listener", False)]
+        for service in listeners:
+            yield service.stopService()
+        for service in self:
+            if service not in listeners and service.running:
+                yield service.stopService()
+        self.finality.stop() if hasattr(self.finality, "stop") else None
+        for loop in self._timers:
+            if loop.running:
+                loop.stop()
+        self._timers = []
+        yield self.journal.drain()
+        self.journal.stop()
+        if self._flushing is not None:
+            yield self._flushing
+        yield self.flush()
+        yield self.storage.close()
+        self.log.info("node stopped; journal and UTXO tables flushed")
+
+    # -- the validation pipeline ---------------------------------------------
+
+    def submit_raw(self, raw):
+        try:
+            tx = decode_tx(raw)
+        except TxRejected as e:
+            return defer.fail(e)
+        return self.submit(tx)
+
+    def submit(self, tx):
+        """Validate, lock and start deciding ``tx``; fire with its txid or fail
+        with :class:`~timecoin.tx.TxRejected`."""
+        try:
+            self._precheck(tx)
+        except TxRejected as e:
+            self.metrics.rejected_on_entry(e.code)
+            return defer.fail(e)
+        missing = self.state.missing([i.prevout for i in tx.inputs])
+        if not missing:
+            return self._admit_or_fail(tx)
+        d = self.storage.load_utxos(missing)
+        d.addCallback(self.state.load)
+        d.addCallback(lambda _: self._admit_or_fail(tx))
+        return d
+
+    def _precheck(self, tx):
+        txid = tx.txid
+        if txid in self.mempool or txid in self._committing or txid in self._recent:
+            raise TxRejected("already-known", "transaction is already known")
+        reason = self.mempool.rejection(txid)
+        if reason is not None:
+            raise TxRejected("recently-rejected", f"rejected within the hour: {reason}")
+        check_stateless(tx, self.network.network_id)
+
+    def _admit_or_fail(self, tx):
+        try:
+            self._precheck_again(tx)
+            return defer.succeed(self._admit(tx))
+        except TxRejected as e:
+            if e.code == "missing-input":
+                return self._explain_missing(tx, e)
+            self.metrics.rejected_on_entry(e.code)
+            return defer.fail(e)
+
+    def _precheck_again(self, tx):
+        # Another submission of the same transaction may have won the race
+        # while its inputs were loading.
+        if tx.txid in self.mempool or tx.txid in self._committing or tx.txid in self._recent:
+            raise TxRejected("already-known", "transaction is already known")
+
+    def _admit(self, tx):
+        input_total = self.state.check_inputs(tx)
+        fee = input_total - tx.output_total
+        if fee < 0:
+            raise TxRejected("outputs-exceed-inputs",
+                             f"outputs {tx.output_total} exceed inputs {input_total}")
+        if fee < MIN_FEE_RATE * tx.size:
+            raise TxRejected("fee-too-low",
+                             f"fee {fee} is below {MIN_FEE_RATE} unit/byte x {tx.size} bytes")
+        evicted = self.mempool.add(tx, fee)
+        self.state.lock(tx)
+        for txid in evicted:
+            self._drop(txid, "evicted", "evicted by a higher fee rate")
+        for n, out in enumerate(tx.outputs):
+            self._incoming.setdefault(out.key_hash, {})[(tx.txid, n)] = out.amount
+        self.metrics.accepted()
+        self.state.mark_pending(tx.txid)
+        self.finality.start(tx)
+        if self.peer_network is not None:
+            self.peer_network.broadcast_tx(tx)
+        return tx.txid
+
+    @defer.inlineCallbacks
+    def _explain_missing(self, tx, error):
+        """Tell an input spent earlier from one that never existed."""
+        for n, txin in enumerate(tx.inputs):
+            if self.state.get(txin.prevout) is not None:
+                continue
+            parent = yield self._find_finalized(txin.prevout.txid)
+            if parent is not None and txin.prevout.vout < len(decode_tx(parent.raw).outputs):
+                error = TxRejected("input-spent", f"input {n} spends {txin.prevout}, already spent")
+                break
+            if txin.prevout.txid in self.mempool:
+                error = TxRejected("input-pending",
+                                   f"input {n} spends an output of a pending transaction")
+                break
+        self.metrics.rejected_on_entry(error.code)
+        raise error
+
+    def _find_finalized(self, txid):
+        record = self._recent.get(txid) or self._committing.get(txid)
+        if record is not None:
+            return defer.succeed(record)
+        return self.storage.get_transaction(txid)
+
+    # -- decisions -----------------------------------------------------------
+
+    def _decided(self, txid, accepted, reason):
+        entry = self.mempool.get(txid)
+        if entry is None:
+            return
+        if not accepted:
+            self._drop(txid, "rejected", reason)
+            return
+        tx = entry.tx
+        undo = encode_undo([self.state.get(i.prevout) for i in tx.inputs])
+        seq, self._next_seq = self._next_seq, self._next_seq + 1
+        self.state.finalize(tx, seq)
+        self.mempool.remove(txid)
+        self._forget_incoming(tx)
+        now = self.reactor.seconds()
+        record = JournalRecord(seq, txid, tx.raw, undo, time.time(),
+                               round((now - entry.added_at) * 1000.0, 3))
+        self._committing[txid] = record
+        self.journal.append(record)
+
+    def _journal_committed(self, records):
+        for record in records:
+            self._committing.pop(record.txid, None)
+            self._recent[record.txid] = record
+            self.metrics.finalized(record.finality_ms)
+            self._notify(record.txid)
+        while len(self._recent) > RECENT_FINALIZED:
+            self._recent.popitem(last=False)
+
+    def _drop(self, txid, kind, reason):
+        entry = self.mempool.remove(txid)
+        self.state.release(txid)
+        self.finality.cancel(txid)
+        self.mempool.reject(txid, reason)
+        if entry is not None:
+            self._forget_incoming(entry.tx)
+        self.metrics.dropped(kind)
+        self._notify(txid)
+
+    def _forget_incoming(self, tx):
+        for n, out in enumerate(tx.outputs):
+            pending = self._incoming.get(out.key_hash)
+            if pending is not None:
+                pending.pop((tx.txid, n), None)
+                if not pending:
+                    del self._incoming[out.key_hash]
+
+    def _notify(self, txid):
+        for d in self._waiters.pop(txid, ()):
+            if not d.called:
+                d.callback(None)
+
+    # -- periodic work -------------------------------------------------------
+
+    def flush(self):
+        """Fold committed journal entries into the UTXO tables (one batch)."""
+        if self._flushing is not None:
+            return self._flushing
+        target = self.journal.committed_seq
+        if target <= self._applied_seq:
+            return defer.succeed(self._applied_seq)
+        started = time.perf_counter()
+
+        def done(applied):
+            self._applied_seq = applied
+            self.state.applied(applied)
+            self._flush_error = None
+            self.metrics.flushed(time.perf_counter() - started)
+            return applied
+
+        def failed(failure):
+            self._flush_error = failure.getErrorMessage()
+            self.log.error("UTXO flush failed ({error}); the journal keeps every change",
+                           error=self._flush_error)
+            return self._applied_seq
+
+        def finished(result):
+            self._flushing = None
+            return result
+
+        self._flushing = self.storage.apply_journal(target)
+        self._flushing.addCallbacks(done, failed).addBoth(finished)
+        return self._flushing
+
+    def _maintain(self):
+        for txid in self.state.expire_locks():
+            if txid in self.mempool:
+                self._drop(txid, "expired", "lock-expired: not decided before its locks expired")
+        self.mempool.expire_rejections()
+
+    # -- queries (the API calls these) ---------------------------------------
+
+    def transaction_status(self, txid):
+        """Fire with the ``gettransaction`` dict of ``txid``, or None if unknown."""
+        entry = self.mempool.get(txid)
+        if entry is not None or txid in self._committing:
+            raw = entry.tx.raw if entry is not None else self._committing[txid].raw
+            return defer.succeed(_status(txid, "pending", raw))
+        reason = self.mempool.rejection(txid)
+        if reason is not None:
+            result = _status(txid, "rejected", None)
+            result["reason"] = reason
+            return defer.succeed(result)
+        record = self._recent.get(txid)
+        d = defer.succeed(record) if record is not None else self.storage.get_transaction(txid)
+        return d.addCallback(lambda r: None if r is None else _record_status(r))
+
+    @defer.inlineCallbacks
+    def wait_for_transaction(self, txid, timeout_s):
+        """Fire with the status once final (finalized/rejected) or at the timeout."""
+        status = yield self.transaction_status(txid)
+        if status is not None and status["status"] != "pending":
+            return status
+        waiter = defer.Deferred()
+        waiters = self._waiters.setdefault(txid, [])
+        waiters.append(waiter)
+        timer = self.reactor.callLater(timeout_s, waiter.callback, None)
+        yield waiter
+        if timer.active():
+            timer.cancel()
+        elif waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(txid, None)
+        status = yield self.transaction_status(txid)
+        return status
+
+    def unspent(self, address):
+        """Fire with ``[(outpoint, amount, status_name)]`` of ``address``."""
+        _, key_hash = decode_address(address, self.network.network_id)
+        d = self.storage.utxos_for(key_hash)
+        d.addCallback(lambda stored: [
+            (op, amount, _STATUS_NAMES[status])
+            for op, amount, status in self.state.overlay(key_hash, stored)
+        ])
+        return d
+
+    def balance(self, address):
+        _, key_hash = decode_address(address, self.network.network_id)
+        pending = sum(self._incoming.get(key_hash, {}).values())
+        d = self.unspent(address)
+        d.addCallback(lambda rows: {"finalized": sum(a for _, a, _ in rows), "pending": pending})
+        return d
+
+    def txoutset_info(self):
+        return {"count": self.state.count, "total_amount": self.state.total_amount,
+                "hash": self.state.set_hash()}
+
+    def peer_count(self):
+        return self.peer_network.peer_count() if self.peer_network is not None else 0
+
+    def masternodes_active(self):
+        return sum(1 for mn in self.chain.masternodes() if mn["active"])
+
+    def _masternode_active(self, pubkey):
+        if pubkey == self.identity.pubkey:
+            return True
+        network = self.peer_network
+        return network is not None and pubkey in getattr(network, "connected_pubkeys", set())
+
+    def health(self):
+        problems = []
+        if self._flush_error:
+            problems.append(f"storage: {self._flush_error}")
+        if self.journal.last_error:
+            problems.append(f"journal: {self.journal.last_error}")
+        active = self.masternodes_active()
+        if active < self.network.min_masternodes:
+            problems.append(f"{active} active masternodes, {self.network.min_masternodes} needed")
+        return {
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
+            "network": self.network.name,
+            "height": self.chain.height(),
+            "peers": self.peer_count(),
+            "masternodes_active": active,
+            "mempool_size": self.mempool.size,
+            "journal_backlog": self.journal.backlog,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "version": self.version,
+        }
+
+    # -- what the peer network asks of the node (timecoin.p2p.host.IPeerHost) --
+
+    def best_height(self):
+        return self.chain.height()
+
+    def receive_tx(self, raw, peer_address=None):
+        return self.submit_raw(raw)
+
+    def have_tx(self, txid):
+        return (txid in self.mempool or txid in self._committing or txid in self._recent
+                or self.mempool.rejection(txid) is not None)
+
+    def get_tx_raw(self, txid):
+        entry = self.mempool.get(txid)
+        if entry is not None:
+            return entry.tx.raw
+        record = self._committing.get(txid) or self._recent.get(txid)
+        return record.raw if record is not None else None
+
+    def run_db(self, fn):
+        return self.storage.run_db(fn)
+
+
+def _status(txid, status, raw, block_height=None, finality_ms=None):
+    return {"txid": txid.hex(), "status": status, "block_height": block_height,
+            "finality_ms": finality_ms, "hex": raw.hex() if raw is not None else None}
+
+
+def _record_status(record):
+    status = "confirmed" if record.block_height is not None else "finalized"
+    return _status(record.txid, status, record.raw, record.block_height, record.finality_ms)
+
+
+def outpoint_dict(op, amount, status):
+    return {"txid": op.txid.hex(), "vout": op.vout, "amount": amount, "status": status}
+
+
+__all__ = ["Node", "OutPoint", "outpoint_dict"]

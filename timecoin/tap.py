@@ -1,0 +1,104 @@
+"""``twistd timecoin``: the daemon's options and ``makeService``.
+
+This module and the command line's entry point are the only places that use
+the global reactor. Anything that stops start-up (a bad option or config, an
+unusable data directory or database, a port in use) prints one line to stderr
+and exits with status 1, without a traceback.
+"""
+
+import sys
+
+from twisted.application.service import MultiService
+from twisted.logger import (
+    FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogPublisher,
+)
+from twisted.python import usage
+
+from timecoin.config import ConfigError
+from timecoin.daemon import NodeOptions, StartupError, build_node, open_storage, prepare
+from timecoin.storage import StorageError
+
+
+class Options(usage.Options):
+    """Options of ``twistd timecoin`` (see the specification's daemon section)."""
+
+    optParameters = [
+        ["network", None, "devnet", "devnet, testnet or mainnet"],
+        ["datadir", None, None, "data directory (default: the network's)"],
+        ["config", None, None, "TOML config file (default: <datadir>/timecoin.toml)"],
+        ["p2p", None, None, "P2P listening endpoint string"],
+        ["api", None, None, "API listening endpoint string"],
+        ["masternode-key", None, None, "key file of this node's masternode"],
+        ["log-level", None, None, "debug, info, warn, error or critical"],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["peers"] = []
+
+    def opt_peer(self, address):
+        """HOST:PORT of a peer to keep connected to (repeatable)."""
+        self["peers"].append(address)
+
+    def node_options(self):
+        return NodeOptions(
+            network=self["network"], datadir=self["datadir"], config_file=self["config"],
+            p2p=self["p2p"], api=self["api"], peers=list(self["peers"]),
+            masternode_key=self["masternode-key"], log_level=self["log-level"],
+        )
+
+
+def fail(message):
+    """Print one line to stderr and leave with status 1."""
+    sys.stderr.write(f"timecoin: error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
+
+
+class DaemonService(MultiService):
+    """Starts the node; a listener that cannot listen ends the process at once."""
+
+    def __init__(self, node, log_level=None):
+        super().__init__()
+        self.node = node
+        self.log_level = log_level
+        node.setServiceParent(self)
+
+    def startService(self):
+        if self.log_level:
+            _apply_log_level(self.log_level)
+        super().startService()
+        for child in self.node:
+            failure = getattr(child, "failure", None)
+            if failure is not None:
+                fail(f"{child.what} cannot listen on {child.description}: "
+                     f"{failure.getErrorMessage()}")
+
+    def stopService(self):
+        d = super().stopService()
+        cleanup = getattr(self.node, "cookie_cleanup", None)
+        if cleanup is not None:
+            d.addBoth(lambda r: (cleanup(), r)[1])
+        return d
+
+
+def _apply_log_level(level):
+    """Filter what twistd's observers receive (they exist once logging began)."""
+    threshold = LogLevel.levelWithName(level)
+    predicate = LogLevelFilterPredicate(defaultLogLevel=threshold)
+    for observer in list(globalLogPublisher._observers):
+        globalLogPublisher.removeObserver(observer)
+        globalLogPublisher.addObserver(FilteringLogObserver(observer, [predicate]))
+
+
+def makeService(options):
+    from twisted.internet import reactor
+
+    try:
+        prepared = prepare(options.node_options())
+        storage = open_storage(reactor, prepared)
+        meta = storage.open_now(prepared.genesis)
+    except (ConfigError, StartupError, StorageError) as e:
+        fail(str(e))
+    node = build_node(reactor, prepared, storage, meta, stop=reactor.stop)
+    return DaemonService(node, prepared.config["node"].get("log_level"))

@@ -1,0 +1,238 @@
+"""Transactions: the data model, the canonical encoding, signing and stateless checks.
+
+Layout (all integers little-endian, every count bounded)::
+
+    version u8 | kind u8 | network_id u8
+    n_inputs u32  (<= MAX_INPUTS)  then per input:
+        prev_txid 32 | vout u32 | pubkey 32 | signature 64
+    n_outputs u32 (<= MAX_OUTPUTS) then per output:
+        amount u64 | key_hash 20
+    payload u32-length-prefixed bytes (<= MAX_PAYLOAD; kind specific)
+
+The whole encoding is at most ``MAX_TX_SIZE`` bytes. The txid is the BLAKE2b-256
+hash of it; Ed25519 signatures as libsodium verifies them are not malleable,
+so the txid of a valid transaction is fixed. Every input signs the same
+message: the hash of the encoding with all signature fields zeroed, which
+includes the network id and the kind.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+
+from timecoin.encoding import DecodeError, Reader, Writer
+from timecoin.keys import ADDRESS_HASH_SIZE, PUBKEY_SIZE, SIGNATURE_SIZE, pubkey_hash, verify
+from timecoin.networks import MAX_SUPPLY
+
+TX_VERSION = 1
+
+#: A spend of earlier outputs.
+KIND_TRANSFER = 0
+#: The outputs a network starts with; valid only inside its genesis.
+KIND_GENESIS = 1
+#: Reserved: masternode registration by collateral (a later protocol version).
+KIND_MASTERNODE_REGISTER = 2
+KIND_NAMES = {KIND_TRANSFER: "transfer", KIND_GENESIS: "genesis",
+              KIND_MASTERNODE_REGISTER: "masternode-register"}
+
+MAX_INPUTS = 500
+MAX_OUTPUTS = 500
+MAX_PAYLOAD = 1024
+MAX_TX_SIZE = 100_000
+#: Minimum fee, in units per byte of encoding, for relay and the mempool.
+MIN_FEE_RATE = 1
+
+ZERO_SIG = bytes(SIGNATURE_SIZE)
+
+
+class TxRejected(Exception):
+    """A transaction was refused; ``code`` is a stable reason, ``message`` the detail."""
+
+    def __init__(self, code, message=None):
+        super().__init__(code, message or code)
+        self.code = code
+        self.message = message or code
+
+    def __str__(self):
+        return f"{self.code}: {self.message}" if self.message != self.code else self.code
+
+
+@dataclass(frozen=True, order=True)
+class OutPoint:
+    """A reference to output ``vout`` of transaction ``txid``."""
+
+    txid: bytes
+    vout: int
+
+    def __str__(self):
+        return f"{self.txid.hex()}:{self.vout}"
+
+
+@dataclass(frozen=True)
+class TxIn:
+    """An input: the outpoint it spends, the spender's public key and signature."""
+
+    prevout: OutPoint
+    pubkey: bytes
+    signature: bytes = ZERO_SIG
+
+
+@dataclass(frozen=True)
+class TxOut:
+    """An output: an amount in units locked to a public-key hash."""
+
+    amount: int
+    key_hash: bytes
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A decoded transaction; ``raw``, ``txid`` and ``size`` are computed once."""
+
+    inputs: tuple
+    outputs: tuple
+    network_id: int
+    kind: int = KIND_TRANSFER
+    payload: bytes = b""
+    version: int = TX_VERSION
+    raw: bytes = field(default=b"", compare=False, repr=False)
+    txid: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self):
+        if not self.raw:
+            object.__setattr__(self, "raw", _encode(self, sigs=True))
+        if not self.txid:
+            object.__setattr__(self, "txid", hashlib.blake2b(self.raw, digest_size=32).digest())
+
+    @property
+    def size(self):
+        return len(self.raw)
+
+    @property
+    def output_total(self):
+        return sum(o.amount for o in self.outputs)
+
+    def outpoints(self):
+        return [OutPoint(self.txid, i) for i in range(len(self.outputs))]
+
+    def sighash(self):
+        """The message every input signs."""
+        return hashlib.blake2b(
+            b"timecoin-sighash" + _encode(self, sigs=False), digest_size=32
+        ).digest()
+
+    def hex(self):
+        return self.raw.hex()
+
+
+def _encode(tx, sigs):
+    w = Writer().u8(tx.version).u8(tx.kind).u8(tx.network_id)
+    w.count(len(tx.inputs), MAX_INPUTS)
+    for i in tx.inputs:
+        w.fixed(i.prevout.txid, 32).u32(i.prevout.vout).fixed(i.pubkey, PUBKEY_SIZE)
+        w.fixed(i.signature if sigs else ZERO_SIG, SIGNATURE_SIZE)
+    w.count(len(tx.outputs), MAX_OUTPUTS)
+    for o in tx.outputs:
+        w.u64(o.amount).fixed(o.key_hash, ADDRESS_HASH_SIZE)
+    w.varbytes(tx.payload, MAX_PAYLOAD)
+    return w.getvalue()
+
+
+def decode_tx(data):
+    """Decode ``data`` as exactly one transaction, or raise :class:`TxRejected`."""
+    if len(data) > MAX_TX_SIZE:
+        raise TxRejected("too-large", f"{len(data)} bytes exceeds {MAX_TX_SIZE}")
+    try:
+        r = Reader(data)
+        version, kind, network_id = r.u8(), r.u8(), r.u8()
+        inputs = []
+        for _ in range(r.count(MAX_INPUTS, "input count")):
+            prevout = OutPoint(r.fixed(32, "prev txid"), r.u32("vout"))
+            inputs.append(TxIn(prevout, r.fixed(PUBKEY_SIZE, "pubkey"),
+                               r.fixed(SIGNATURE_SIZE, "signature")))
+        outputs = []
+        for _ in range(r.count(MAX_OUTPUTS, "output count")):
+            outputs.append(TxOut(r.u64("amount"), r.fixed(ADDRESS_HASH_SIZE, "key hash")))
+        payload = r.varbytes(MAX_PAYLOAD, "payload")
+        r.end()
+    except DecodeError as e:
+        raise TxRejected("malformed", str(e)) from None
+    data = bytes(data)
+    return Transaction(tuple(inputs), tuple(outputs), network_id, kind, payload, version,
+                       raw=data)
+
+
+def decode_hex(text):
+    """Decode a hex string (as RPC receives it) into a transaction."""
+    if not isinstance(text, str):
+        raise TxRejected("malformed", "transaction hex must be a string")
+    if len(text) > 2 * MAX_TX_SIZE:
+        raise TxRejected("too-large", f"{len(text) // 2} bytes exceeds {MAX_TX_SIZE}")
+    try:
+        data = bytes.fromhex(text)
+    except ValueError:
+        raise TxRejected("malformed", "not hexadecimal") from None
+    return decode_tx(data)
+
+
+def check_stateless(tx, network_id):
+    """Checks that need no UTXO set: structure, amounts and signatures.
+
+    The pubkey-to-address match needs the spent outputs and is checked with
+    the state (:meth:`timecoin.utxo.UtxoSet.check_inputs`).
+    """
+    if tx.network_id != network_id:
+        raise TxRejected("wrong-network", f"transaction is for network {tx.network_id}")
+    if tx.version != TX_VERSION:
+        raise TxRejected("unsupported-version", f"version {tx.version}")
+    if tx.kind != KIND_TRANSFER:
+        name = KIND_NAMES.get(tx.kind, str(tx.kind))
+        raise TxRejected("unsupported-kind", f"kind {name} is not accepted on this network")
+    if tx.payload:
+        raise TxRejected("payload-not-allowed", "a transfer carries no payload")
+    if not tx.inputs:
+        raise TxRejected("no-inputs")
+    if not tx.outputs:
+        raise TxRejected("no-outputs")
+    seen = set()
+    for i in tx.inputs:
+        if i.prevout in seen:
+            raise TxRejected("duplicate-input", f"{i.prevout} is spent twice")
+        seen.add(i.prevout)
+    total = 0
+    for n, o in enumerate(tx.outputs):
+        if o.amount <= 0:
+            raise TxRejected("zero-amount", f"output {n} has no value")
+        if o.amount > MAX_SUPPLY:
+            raise TxRejected("amount-too-large", f"output {n} exceeds the supply")
+        total += o.amount
+    if total > MAX_SUPPLY:
+        raise TxRejected("outputs-overflow", "outputs add up to more than the supply")
+    message = tx.sighash()
+    for n, i in enumerate(tx.inputs):
+        if not verify(i.pubkey, message, i.signature):
+            raise TxRejected("bad-signature", f"input {n} signature does not verify")
+
+
+def sign_transfer(key_for_input, prevouts, outputs, network_id, kind=KIND_TRANSFER,
+                  payload=b""):
+    """Build and sign a transaction.
+
+    ``key_for_input`` maps each prevout to the :class:`~timecoin.keys.PrivateKey`
+    that owns it (or is one key for all). ``outputs`` are ``(amount, key_hash)``.
+    """
+    def key(op):
+        return key_for_input(op) if callable(key_for_input) else key_for_input
+
+    unsigned = Transaction(
+        tuple(TxIn(op, key(op).pubkey) for op in prevouts),
+        tuple(TxOut(a, h) for a, h in outputs), network_id, kind, payload,
+    )
+    message = unsigned.sighash()
+    return Transaction(
+        tuple(TxIn(op, key(op).pubkey, key(op).sign(message)) for op in prevouts),
+        unsigned.outputs, network_id, kind, payload,
+    )
+
+
+def pubkey_matches(txin, key_hash):
+    return pubkey_hash(txin.pubkey) == key_hash

@@ -1,0 +1,10 @@
+"""The ``timecoin`` plugin for twistd and twist."""
+
+from twisted.application.service import ServiceMaker
+
+timecoin = ServiceMaker(
+    "timecoin",
+    "timecoin.tap",
+    "A timecoin full node (instant-finality UTXO cryptocurrency).",
+    "timecoin",
+)
