@@ -42,7 +42,8 @@ class Node(MultiService):
 
     log = Logger()
 
-    def __init__(self, reactor, network, genesis, config, storage, meta, identity):
+    def __init__(self, reactor, network, genesis, config, storage, meta, identity,
+                 finality=None):
         super().__init__()
         self.reactor = reactor
         self.network = network
@@ -60,7 +61,7 @@ class Node(MultiService):
         self.journal = JournalWriter(reactor, storage, self._journal_committed)
         self.journal.committed_seq = meta.last_seq
         self.chain = GenesisChain(genesis, self._masternode_active)
-        self.finality = LocalFinality(reactor)
+        self.finality = finality if finality is not None else LocalFinality(reactor)
         self.finality.add_listener(self._decided)
         self.peer_network = None
         self.metrics = NodeMetrics(self)

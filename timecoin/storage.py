@@ -78,7 +78,7 @@ def encode_undo(entries):
 def schema_files():
     """``(version, sql)`` for each schema file, in order."""
     files = []
-    for item in resources.files("timecoin.schema").iterdir():
+    for item in resources.files("timecoin").joinpath("schema").iterdir():
         name = item.name
         if name.endswith(".sql") and name[:3].isdigit():
             files.append((int(name[:3]), item.read_text()))

@@ -1,0 +1,133 @@
+"""Helpers for tests: devnet nodes in-process, transactions from the dev keys."""
+
+import os
+import tempfile
+
+from twisted.internet import defer
+from zope.interface import implementer
+
+from timecoin.daemon import NodeOptions, build_node, open_storage, prepare
+from timecoin.genesis import make_genesis
+from timecoin.keys import PrivateKey
+from timecoin.interfaces import IFinality
+from timecoin.networks import DEVNET
+from timecoin.node import Node
+from timecoin.storage import Storage
+from timecoin.tx import OutPoint, sign_transfer
+
+FEE = 10_000
+
+
+def devnet_funding(index=0):
+    """``(key, outpoint, amount)`` of dev key ``index``'s genesis output."""
+    genesis = make_genesis(DEVNET)
+    tx = genesis.txs[0]
+    return PrivateKey.devnet(index), OutPoint(tx.txid, index), tx.outputs[index].amount
+
+
+def transfer(key, prevouts, amounts_to, fee=FEE, total=None, network_id=DEVNET.network_id):
+    """Sign a transfer spending ``prevouts`` (worth ``total``) to ``(amount, key_hash)``
+    pairs, the change back to ``key``."""
+    outputs = list(amounts_to)
+    if total is not None:
+        change = total - sum(a for a, _ in outputs) - fee
+        if change > 0:
+            outputs.append((change, key.key_hash))
+    return sign_transfer(key, list(prevouts), outputs, network_id)
+
+
+def make_datadir(testcase):
+    path = tempfile.mkdtemp(prefix="timecoin-test-")
+    testcase.addCleanup(_rmtree, path)
+    return path
+
+
+def _rmtree(path):
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            os.unlink(os.path.join(root, name))
+        for name in dirs:
+            os.rmdir(os.path.join(root, name))
+    os.rmdir(path)
+
+
+@defer.inlineCallbacks
+def start_node(testcase, reactor, datadir=None, network="devnet", **options):
+    """Start a node listening on 127.0.0.1 port 0; stopped at the end of the test."""
+    datadir = datadir or make_datadir(testcase)
+    options.setdefault("api", "tcp:0:interface=127.0.0.1")
+    options.setdefault("p2p", "tcp:0:interface=127.0.0.1")
+    prepared = prepare(NodeOptions(network=network, datadir=datadir, **options))
+    storage = open_storage(reactor, prepared)
+    meta = yield storage.open(prepared.genesis)
+    node = build_node(reactor, prepared, storage, meta)
+    node.startService()
+    node.datadir = datadir
+
+    def stop():
+        if node.running:
+            return node.stopService()
+    testcase.addCleanup(stop)
+    return node
+
+
+def api_url(node):
+    port = node.getServiceNamed("api").port
+    return f"http://127.0.0.1:{port.getHost().port}"
+
+
+def cookie(node):
+    with open(os.path.join(node.datadir, ".cookie")) as f:
+        return tuple(f.read().split(":", 1))
+
+
+class SyncStorage(Storage):
+    """The real storage, run on the calling thread: every Deferred has fired on return."""
+
+    def _run(self, fn, *args):
+        return defer.maybeDeferred(fn, *args)
+
+    def close(self):
+        self._close_now()
+        return defer.succeed(None)
+
+
+@implementer(IFinality)
+class ManualFinality:
+    """Finality decided by the test: ``decide(txid, accepted)``."""
+
+    def __init__(self):
+        self.started = {}
+        self._listeners = []
+
+    def start(self, tx):
+        self.started[tx.txid] = tx
+
+    def cancel(self, txid):
+        self.started.pop(txid, None)
+
+    def add_listener(self, callback):
+        self._listeners.append(callback)
+
+    def in_flight(self):
+        return len(self.started)
+
+    def decide(self, txid, accepted, reason="test"):
+        self.started.pop(txid, None)
+        for listener in self._listeners:
+            listener(txid, accepted, reason)
+
+
+def sync_node(testcase, clock, finality=None, config_changes=None):
+    """A node on a Clock with synchronous storage in a temp dir (not started)."""
+    datadir = make_datadir(testcase)
+    prepared = prepare(NodeOptions(datadir=datadir, api="tcp:0:interface=127.0.0.1"))
+    for (section, key), value in (config_changes or {}).items():
+        prepared.config[section][key] = value
+    storage = SyncStorage(clock, os.path.join(datadir, "chain.sqlite3"))
+    meta = storage.open_now(prepared.genesis)
+    node = Node(clock, prepared.network, prepared.genesis, prepared.config, storage, meta,
+                prepared.identity, finality=finality)
+    node.datadir = datadir
+    testcase.addCleanup(storage._close_now)
+    return node
