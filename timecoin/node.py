@@ -37,6 +37,14 @@ _STATUS_NAMES = {UtxoStatus.UNSPENT: "unspent", UtxoStatus.LOCKED: "locked",
                  UtxoStatus.SPENT_PENDING: "pending"}
 
 
+#: Reasons that no later state can cure: the txid is remembered as rejected.
+PERMANENT_REJECTIONS = frozenset({
+    "bad-signature", "pubkey-mismatch", "wrong-network", "duplicate-input", "zero-amount",
+    "amount-too-large", "outputs-overflow", "unsupported-version", "unsupported-kind",
+    "payload-not-allowed", "no-inputs", "no-outputs", "input-spent", "outputs-exceed-inputs",
+})
+
+
 class Node(MultiService):
     """A timecoin full node (see the module docstring)."""
 
@@ -125,8 +133,7 @@ class Node(MultiService):
         try:
             self._precheck(tx)
         except TxRejected as e:
-            self.metrics.rejected_on_entry(e.code)
-            return defer.fail(e)
+            return self._refuse(tx, e)
         missing = self.state.missing([i.prevout for i in tx.inputs])
         if not missing:
             return self._admit_or_fail(tx)
@@ -134,6 +141,12 @@ class Node(MultiService):
         d.addCallback(self.state.load)
         d.addCallback(lambda _: self._admit_or_fail(tx))
         return d
+
+    def _refuse(self, tx, error):
+        self.metrics.rejected_on_entry(error.code)
+        if error.code in PERMANENT_REJECTIONS:
+            self.mempool.reject(tx.txid, str(error))
+        return defer.fail(error)
 
     def _precheck(self, tx):
         txid = tx.txid
@@ -151,8 +164,7 @@ class Node(MultiService):
         except TxRejected as e:
             if e.code == "missing-input":
                 return self._explain_missing(tx, e)
-            self.metrics.rejected_on_entry(e.code)
-            return defer.fail(e)
+            return self._refuse(tx, e)
 
     def _precheck_again(self, tx):
         # Another submission of the same transaction may have won the race
@@ -196,8 +208,7 @@ class Node(MultiService):
                 error = TxRejected("input-pending",
                                    f"input {n} spends an output of a pending transaction")
                 break
-        self.metrics.rejected_on_entry(error.code)
-        raise error
+        yield self._refuse(tx, error)
 
     def _find_finalized(self, txid):
         record = self._recent.get(txid) or self._committing.get(txid)
