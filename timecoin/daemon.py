@@ -136,13 +136,14 @@ class ListenerService(Service):
 
     def _listening(self, port):
         self.port = port
-        self.log.info("{what} listening on {address}", what=self.what, address=port.getHost())
+        host = port.getHost()
+        self.log.info("{what} listening on {host}:{port}", what=self.what,
+                      host=getattr(host, "host", host), port=getattr(host, "port", ""))
         return port
 
     def _failed(self, failure):
+        # Kept for the owner to report (the daemon exits with it as one line).
         self.failure = failure
-        self.log.error("{what} cannot listen on {desc}: {error}", what=self.what,
-                       desc=self.description, error=failure.getErrorMessage())
 
     def stopService(self):
         super().stopService()

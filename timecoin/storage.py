@@ -143,6 +143,8 @@ class Storage:
         if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
             raise StorageError(f"data directory {directory} is not readable and writable")
         fresh = not os.path.exists(self.path)
+        if not fresh and not os.path.isfile(self.path):
+            raise StorageError(f"database path {self.path} exists but is not a file")
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._conn = conn

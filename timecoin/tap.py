@@ -50,8 +50,9 @@ class Options(usage.Options):
 
 def fail(message):
     """Print one line to stderr and leave with status 1."""
-    sys.stderr.write(f"timecoin: error: {message}\n")
-    sys.stderr.flush()
+    stderr = sys.__stderr__ or sys.stderr  # twistd redirects sys.stderr into the log
+    stderr.write(f"timecoin: error: {message}\n")
+    stderr.flush()
     raise SystemExit(1)
 
 

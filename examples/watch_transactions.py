@@ -1,0 +1,100 @@
+"""Watch a timecoin node's transaction announcements from another Twisted program.
+
+Connects to one node as a peer (with a fresh identity key), completes the
+authenticated handshake and prints each txid the node announces::
+
+    python examples/watch_transactions.py --connect 127.0.0.1:24200 \\
+        --network devnet --genesis <genesis hash hex> [--count N] [--tls]
+
+It never asks for the transactions themselves: it tells the node it already
+has every txid, so only the announcements (``inv`` messages) arrive.
+"""
+
+import argparse
+import sys
+
+from twisted.internet import defer, task
+from zope.interface import implementer
+
+from timecoin import __version__
+from timecoin.keys import PrivateKey
+from timecoin.networks import get_network
+from timecoin.p2p import (
+    IPeerHost,
+    P2PConfig,
+    PeerNetworkService,
+    SynchronousDatabase,
+    client_tls_options,
+)
+from timecoin.p2p import messages as m
+
+
+@implementer(IPeerHost)
+class WatcherHost:
+    """The smallest IPeerHost: knows every transaction, stores nothing."""
+
+    def __init__(self, network, genesis_hash):
+        self.network = network
+        self.genesis_hash = genesis_hash
+        self.identity = PrivateKey.generate()
+        self.version = f"{__version__}-watcher"
+        self._db = SynchronousDatabase()
+
+    def best_height(self):
+        return 0
+
+    def receive_tx(self, raw_bytes, peer_address):
+        return defer.succeed(None)
+
+    def have_tx(self, txid):
+        return True
+
+    def get_tx_raw(self, txid):
+        return None
+
+    def run_db(self, fn):
+        return self._db.run_db(fn)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connect", required=True, metavar="HOST:PORT")
+    parser.add_argument("--network", default="devnet")
+    parser.add_argument("--genesis", required=True, help="the node's genesis hash (hex)")
+    parser.add_argument("--count", type=int, default=0, help="exit after N txids (0: never)")
+    parser.add_argument("--tls", action="store_true", help="the node's port speaks TLS")
+    return parser.parse_args(argv)
+
+
+def main(reactor, argv=None, out=None):
+    """Run the watcher; a Deferred firing after ``--count`` txids."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    out = out or sys.stdout
+    host = WatcherHost(get_network(args.network), bytes.fromhex(args.genesis))
+    network = PeerNetworkService(reactor, host, listen=None, seeds=[args.connect],
+                                 config=P2PConfig(user_agent="timecoin-watcher"),
+                                 client_tls=client_tls_options() if args.tls else None)
+    done = defer.Deferred()
+    heard = []
+
+    def on_inv(peer_id, message):
+        for txid in message.txids:
+            heard.append(txid)
+            out.write(f"{txid.hex()}\n")
+            out.flush()
+            if args.count and len(heard) == args.count and not done.called:
+                done.callback(heard)
+
+    network.register_handler(m.INV, on_inv)
+    network.startService()
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", network.stopService)
+
+    def stop(result):
+        reactor.removeSystemEventTrigger(trigger)
+        return network.stopService().addCallback(lambda _: result)
+
+    return done.addBoth(stop)
+
+
+if __name__ == "__main__":
+    task.react(main)

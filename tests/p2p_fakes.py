@@ -1,0 +1,196 @@
+"""Test helpers for the peer network: a fake node, scripted peers, waiting."""
+
+import hashlib
+import os
+
+from twisted.internet import defer, protocol, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from zope.interface import implementer
+
+from timecoin.keys import PrivateKey
+from timecoin.networks import DEVNET
+from timecoin.p2p import messages as m
+from timecoin.p2p.config import P2PConfig
+from timecoin.p2p.framing import FrameReceiver, decode_frame_payload, encode_frame
+from timecoin.p2p.handshake import certificate_fingerprints, transcript
+from timecoin.p2p.host import IPeerHost, SynchronousDatabase
+from timecoin.p2p.service import PeerNetworkService
+from timecoin.tx import OutPoint, TxRejected, check_stateless, decode_tx, sign_transfer
+
+GENESIS = hashlib.blake2b(b"test genesis", digest_size=32).digest()
+LOCAL = "tcp:0:interface=127.0.0.1"
+#: Generous per-IP limit: every test peer comes from 127.0.0.1.
+TEST_CONFIG = P2PConfig(max_per_ip=64, ping_interval=3600.0)
+
+
+@implementer(IPeerHost)
+class FakePeerHost:
+    """An in-memory node: accepts any well-formed, well-signed transaction."""
+
+    def __init__(self, network=DEVNET, genesis_hash=GENESIS, identity=None, db_path=":memory:"):
+        self.network = network
+        self.genesis_hash = genesis_hash
+        self.identity = identity or PrivateKey.generate()
+        self.version = "0.1.0-test"
+        self.height = 7
+        self.db = SynchronousDatabase(db_path)
+        self.txs = {}
+        self.received = []
+        self.on_accept = []
+
+    def best_height(self):
+        return self.height
+
+    def receive_tx(self, raw_bytes, peer_address):
+        try:
+            tx = decode_tx(raw_bytes)
+            check_stateless(tx, self.network.network_id)
+        except TxRejected as e:
+            return defer.fail(e)
+        if tx.txid in self.txs:
+            return defer.fail(TxRejected("already-known"))
+        self.txs[tx.txid] = tx.raw
+        self.received.append((tx.txid, peer_address))
+        for callback in self.on_accept:
+            callback(tx)
+        return defer.succeed(tx.txid)
+
+    def have_tx(self, txid):
+        return txid in self.txs
+
+    def get_tx_raw(self, txid):
+        return self.txs.get(txid)
+
+    def run_db(self, fn):
+        return self.db.run_db(fn)
+
+
+def make_tx(n, network_id=DEVNET.network_id):
+    """A distinct, correctly signed transfer (its inputs need not exist)."""
+    key = PrivateKey.devnet(0)
+    prevout = OutPoint(hashlib.blake2b(b"prev %d" % n, digest_size=32).digest(), 0)
+    return sign_transfer(key, [prevout], [(1000 + n, key.key_hash)], network_id)
+
+
+def wait_for(predicate, timeout=5.0, clock=reactor):
+    """A Deferred firing once ``predicate()`` is true (polled), failing after ``timeout``."""
+    done = defer.Deferred()
+    deadline = clock.seconds() + timeout
+
+    def poll():
+        if predicate():
+            loop.stop()
+            done.callback(None)
+        elif clock.seconds() > deadline:
+            loop.stop()
+            done.errback(AssertionError("condition not met in time"))
+
+    loop = task.LoopingCall(poll)
+    loop.clock = clock
+    loop.start(0.005)
+    return done
+
+
+@defer.inlineCallbacks
+def start_node(case, host=None, listen=LOCAL, seeds=(), config=TEST_CONFIG, client_tls=None,
+               relay=True):
+    """A started PeerNetworkService on the real reactor, stopped at test end."""
+    host = host or FakePeerHost()
+    node = PeerNetworkService(reactor, host, listen, seeds, config, client_tls)
+    if relay:
+        host.on_accept.append(node.broadcast_tx)
+    case.addCleanup(node.stopService)
+    yield node.startService()
+    return node
+
+
+def node_address(node):
+    return f"127.0.0.1:{node.listen_port()}"
+
+
+class RawPeer(protocol.Protocol):
+    """Sends whatever it is told and records what comes back and when it is closed."""
+
+    def __init__(self):
+        self.received = bytearray()
+        self.lost = defer.Deferred()
+
+    def dataReceived(self, data):
+        self.received += data
+
+    def connectionLost(self, reason):
+        self.lost.callback(None)
+
+
+class ScriptedPeer(FrameReceiver):
+    """A peer that speaks the protocol by hand, so tests can bend it.
+
+    ``hello_changes`` replace fields of its hello; ``sign=False`` sends a
+    forged signature. ``ready`` fires when the other side's auth verified.
+    """
+
+    MAX_LENGTH = 16 * 1024 * 1024
+
+    def __init__(self, network=DEVNET, genesis_hash=GENESIS, identity=None, sign=True,
+                 **hello_changes):
+        self.network = network
+        self.identity = identity or PrivateKey.generate()
+        self.nonce = os.urandom(32)
+        fields = dict(magic=network.magic, protocol_version=m.PROTOCOL_VERSION,
+                      genesis_hash=genesis_hash, best_height=1, pubkey=self.identity.pubkey,
+                      nonce=self.nonce, listen_port=0, user_agent="scripted")
+        fields.update(hello_changes)
+        self.hello = m.Hello(**fields)
+        self.sign = sign
+        self.messages = []
+        self.ready = defer.Deferred()
+        self.lost = defer.Deferred()
+        self.remote = None
+
+    def connectionMade(self):
+        self.send(self.hello)
+
+    def send(self, message):
+        self.transport.write(encode_frame(message))
+
+    def stringReceived(self, payload):
+        message = decode_frame_payload(payload)
+        self.messages.append(message)
+        if isinstance(message, m.Hello):
+            self.remote = message
+            own, theirs = certificate_fingerprints(self.transport)
+            signed = transcript(self.network.magic, self.identity.pubkey, message.pubkey,
+                                self.nonce, message.nonce, own, theirs)
+            signature = self.identity.sign(signed) if self.sign else bytes(64)
+            self.send(m.Auth(signature))
+        elif isinstance(message, m.Auth) and not self.ready.called:
+            self.ready.callback(self)
+
+    def kinds(self):
+        return [msg.KIND for msg in self.messages]
+
+    def connectionLost(self, reason):
+        self.lost.callback(None)
+
+
+def connect(port, proto, endpoint=None):
+    """Connect ``proto`` to 127.0.0.1:``port``; a Deferred firing with it."""
+    endpoint = endpoint or TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    return endpoint.connect(_OneShot(proto)).addCallback(lambda _: proto)
+
+
+class _OneShot(protocol.Factory):
+    def __init__(self, proto):
+        self.proto = proto
+
+    def buildProtocol(self, addr):
+        return self.proto
+
+
+def close_at_end(case, proto):
+    """Make sure ``proto``'s connection is closed (and seen closed) at test end."""
+    def close():
+        if proto.transport is not None and proto.transport.connected:
+            proto.transport.abortConnection()
+        return proto.lost
+    case.addCleanup(close)

@@ -1,0 +1,73 @@
+"""Running the real daemon and CLI as child processes, driven by their output."""
+
+import os
+import re
+import signal
+import sys
+
+from twisted.internet import defer, protocol
+from twisted.internet.utils import getProcessOutputAndValue
+
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+CLI = [sys.executable, "-c", "from timecoin.cli import main; main()"]
+API_LINE = re.compile(rb"API listening on ([\d.]+):(\d+)")
+
+
+def child_env():
+    env = dict(os.environ)
+    env.pop("PYTHONWARNINGS", None)
+    return env
+
+
+class DaemonProcess(protocol.ProcessProtocol):
+    """A ``twistd -n timecoin`` child; ``api_url`` fires once its API listens."""
+
+    def __init__(self):
+        self.output = b""
+        self.api_url = defer.Deferred()
+        self.ended = defer.Deferred()
+        self.exit_code = None
+
+    def outReceived(self, data):
+        self.output += data
+        if not self.api_url.called:
+            match = API_LINE.search(self.output)
+            if match:
+                host, port = match.group(1).decode(), match.group(2).decode()
+                self.api_url.callback(f"http://{host}:{port}")
+
+    errReceived = outReceived
+
+    def processEnded(self, reason):
+        code = reason.value.exitCode
+        self.exit_code = code if code is not None else -(reason.value.signal or 0)
+        if not self.api_url.called:
+            self.api_url.errback(RuntimeError(
+                "daemon exited before listening:\n" + self.output.decode(errors="replace")))
+        self.ended.callback(self.exit_code)
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.exit_code is None:
+            self.transport.signalProcess(sig)
+        return self.ended
+
+
+def start_daemon(reactor, datadir, *extra):
+    proc = DaemonProcess()
+    args = TWISTD + ["-n", "--pidfile=", "timecoin", "--network", "devnet",
+                     "--datadir", datadir, "--api", "tcp:0:interface=127.0.0.1",
+                     "--p2p", "tcp:0:interface=127.0.0.1", *extra]
+    reactor.spawnProcess(proc, sys.executable, args, env=child_env())
+    return proc
+
+
+def run_twistd(reactor, *args):
+    """Run twistd to completion: fires with ``(stdout, stderr, exit code)``."""
+    return getProcessOutputAndValue(sys.executable, TWISTD[1:] + ["-n", "--pidfile=",
+                                                                    "timecoin", *args],
+                                    env=child_env(), reactor=reactor)
+
+
+def run_cli(reactor, *args):
+    return getProcessOutputAndValue(sys.executable, CLI[1:] + list(args), env=child_env(),
+                                    reactor=reactor)

@@ -1,0 +1,79 @@
+"""Configuration: presets, the TOML file, validation with one clear line."""
+
+import os
+
+from twisted.trial import unittest
+
+from timecoin.config import ConfigError, load_file, preset, resolve
+from tests.support import make_datadir
+
+
+class PresetTests(unittest.TestCase):
+    def test_testnet_is_the_specification_table(self):
+        p = preset("testnet")
+        self.assertEqual(p["consensus.avalanche"], {
+            "sample_size": 20, "finality_confidence": 15, "beta": 15, "alpha": 0.75,
+            "query_timeout_ms": 2000, "max_rounds": 30})
+        self.assertEqual(p["storage"], {"cache_size_mb": 256, "flush_interval_ms": 1000})
+        self.assertEqual((p["network"]["max_peers"], p["network"]["rate_limit_tx"],
+                          p["network"]["rate_limit_blocks"], p["network"]["max_message_size"]),
+                         (50, 1000, 100, 10485760))
+
+    def test_mainnet(self):
+        p = preset("mainnet")
+        self.assertEqual(p["consensus.avalanche"], {
+            "sample_size": 50, "finality_confidence": 20, "beta": 20, "alpha": 0.75,
+            "query_timeout_ms": 3000, "max_rounds": 50})
+        self.assertEqual(p["storage"], {"cache_size_mb": 512, "flush_interval_ms": 2000})
+        self.assertEqual((p["network"]["max_peers"], p["network"]["rate_limit_tx"],
+                          p["network"]["rate_limit_blocks"]), (100, 5000, 500))
+
+    def test_unknown_network(self):
+        self.assertRaises(ValueError, preset, "moonnet")
+
+
+class FileTests(unittest.TestCase):
+    def setUp(self):
+        self.dir = make_datadir(self)
+
+    def write(self, text, name="timecoin.toml"):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def error(self, text):
+        e = self.assertRaises(ConfigError, load_file, self.write(text))
+        self.assertNotIn("\n", str(e))
+        return str(e)
+
+    def test_file_overrides_preset_and_options_override_file(self):
+        self.write("[consensus.avalanche]\nsample_size = 7\n[storage]\nflush_interval_ms = 50\n")
+        values = resolve("testnet", datadir=self.dir,
+                         overrides={("storage", "flush_interval_ms"): 70})
+        self.assertEqual(values["consensus.avalanche"]["sample_size"], 7)
+        self.assertEqual(values["storage"]["flush_interval_ms"], 70)
+        self.assertEqual(values["consensus.avalanche"]["beta"], 15)
+
+    def test_api_credentials(self):
+        values = load_file(self.write('[api]\nrpcuser = "u"\nrpcpassword = "p"\n'))
+        self.assertEqual(values["api"], {"rpcuser": "u", "rpcpassword": "p"})
+
+    def test_errors_name_the_key(self):
+        self.assertIn("not valid TOML", self.error("[storage\n"))
+        self.assertIn("unknown config key 'bogus'", self.error("[storage]\nbogus = 1\n"))
+        self.assertIn("unknown config section [wallet]", self.error("[wallet]\nx = 1\n"))
+        self.assertIn("unknown config section [consensus.snowman]",
+                      self.error("[consensus.snowman]\nx = 1\n"))
+        self.assertIn("unknown config key 'top'", self.error("top = 1\n"))
+        self.assertIn("consensus.avalanche.alpha",
+                      self.error("[consensus.avalanche]\nalpha = 0.5\n"))
+        self.assertIn("storage.cache_size_mb", self.error('[storage]\ncache_size_mb = "big"\n'))
+        self.assertIn("network.max_peers", self.error("[network]\nmax_peers = -1\n"))
+        self.assertIn("consensus.avalanche.sample_size",
+                      self.error("[consensus.avalanche]\nsample_size = true\n"))
+        self.assertIn("node.log_level", self.error('[node]\nlog_level = "loud"\n'))
+
+    def test_missing_file(self):
+        e = self.assertRaises(ConfigError, load_file, os.path.join(self.dir, "none.toml"))
+        self.assertIn("does not exist", str(e))

@@ -1,0 +1,151 @@
+"""The real daemon as a child process: start-up errors, and durability across kill -9."""
+
+import json
+import os
+import sqlite3
+
+from twisted.internet import defer, reactor
+from twisted.internet.protocol import Factory
+from twisted.trial import unittest
+
+from timecoin.keys import PrivateKey
+from timecoin.networks import COIN
+from timecoin.rpcclient import RpcClient, read_cookie
+from tests.processes import run_cli, run_twistd, start_daemon
+from tests.support import devnet_funding, make_datadir, transfer
+
+
+class StartupErrorTests(unittest.TestCase):
+    """Each broken start-up prints one line and exits 1, without a traceback."""
+
+    timeout = 60
+
+    def setUp(self):
+        self.dir = make_datadir(self)
+
+    @defer.inlineCallbacks
+    def assertOneLineFailure(self, expected, *args):
+        out, err, code = yield run_twistd(reactor, "--datadir", self.dir,
+                                          "--api", "tcp:0:interface=127.0.0.1",
+                                          "--p2p", "tcp:0:interface=127.0.0.1", *args)
+        self.assertEqual(code, 1, (out, err))
+        self.assertNotIn(b"Traceback", out + err)
+        lines = err.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertTrue(lines[0].startswith("timecoin: error:"), lines)
+        self.assertIn(expected, lines[0])
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_broken_config(self):
+        return self.assertOneLineFailure("not valid TOML", "--config",
+                                         self.write("bad.toml", "[storage\nx="))
+
+    def test_unknown_key(self):
+        self.write("timecoin.toml", "[storage]\ncache_mb = 3\n")
+        return self.assertOneLineFailure("unknown config key 'cache_mb'")
+
+    def test_bad_value(self):
+        self.write("timecoin.toml", "[consensus.avalanche]\nalpha = 2\n")
+        return self.assertOneLineFailure("consensus.avalanche.alpha")
+
+    def test_missing_datadir(self):
+        self.dir = os.path.join(self.dir, "absent")
+        return self.assertOneLineFailure("does not exist")
+
+    def test_unknown_network(self):
+        return self.assertOneLineFailure("unknown network", "--network", "moonnet")
+
+    def test_damaged_database(self):
+        self.write("chain.sqlite3", "garbage " * 1000)
+        return self.assertOneLineFailure("damaged")
+
+    def test_unreadable_key_file(self):
+        return self.assertOneLineFailure("cannot read key file", "--masternode-key",
+                                         os.path.join(self.dir, "missing.key"))
+
+    @defer.inlineCallbacks
+    def test_port_in_use(self):
+        busy = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(busy.stopListening)
+        port = busy.getHost().port
+        out, err, code = yield run_twistd(reactor, "--datadir", self.dir, "--api",
+                                          f"tcp:{port}:interface=127.0.0.1", "--p2p",
+                                          "tcp:0:interface=127.0.0.1")
+        self.assertEqual(code, 1, (out, err))
+        self.assertNotIn(b"Traceback", out + err)
+        self.assertEqual(len(err.decode().strip().splitlines()), 1, err)
+        self.assertIn("cannot listen", err.decode())
+
+
+class DurabilityTests(unittest.TestCase):
+    """Send with the CLI, kill -9, restart: every finalized transaction is there."""
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_kill_and_restart_keeps_every_finalized_transaction(self):
+        datadir = make_datadir(self)
+        # Never flush the UTXO tables while running: everything must come back
+        # from the finality journal.
+        with open(os.path.join(datadir, "timecoin.toml"), "w") as f:
+            f.write("[storage]\nflush_interval_ms = 600000\n")
+        daemon = start_daemon(reactor, datadir)
+        self.addCleanup(daemon.kill)
+        url = yield daemon.api_url
+        key_file = os.path.join(datadir, "dev0.key")
+        out, err, code = yield run_cli(reactor, "devnet-key", "0", "--out", key_file)
+        self.assertEqual(code, 0, err)
+        dest = PrivateKey.devnet(9).address()
+        finalized = []
+        for _ in range(3):
+            out, err, code = yield run_cli(reactor, "send", "--key", key_file, "--to", dest,
+                                           "--amount", "1.5", "--wait", "--json",
+                                           "--rpc", url, "--datadir", datadir)
+            self.assertEqual(code, 0, err)
+            result = json.loads(out)
+            self.assertEqual(result["status"], "finalized")
+            finalized.append(result["txid"])
+        rpc = RpcClient(url, read_cookie(datadir), reactor=reactor)
+        key, op, amount = devnet_funding(4)
+        chain_op, chain_amount = op, amount
+        for _ in range(20):
+            tx = transfer(key, [chain_op], [(COIN, key.key_hash)], total=chain_amount)
+            txid = yield rpc.call("sendrawtransaction", tx.hex())
+            status = yield rpc.call("waitfortransaction", txid, 10)
+            self.assertEqual(status["status"], "finalized")
+            finalized.append(txid)
+            chain_op, chain_amount = tx.outpoints()[1], tx.outputs[1].amount
+        before = yield rpc.call("gettxoutsetinfo")
+        yield rpc.close()
+        code = yield daemon.kill()
+        self.assertNotEqual(code, 0)
+        conn = sqlite3.connect(os.path.join(datadir, "chain.sqlite3"))
+        unapplied = conn.execute(
+            "SELECT COUNT(*) FROM transactions WHERE seq > "
+            "(SELECT value FROM meta WHERE key = 'applied_seq')").fetchone()[0]
+        conn.close()
+        self.assertEqual(unapplied, len(finalized))
+
+        again = start_daemon(reactor, datadir)
+        self.addCleanup(again.kill)
+        url = yield again.api_url
+        rpc = RpcClient(url, read_cookie(datadir), reactor=reactor)
+        for txid in finalized:
+            status = yield rpc.call("gettransaction", txid)
+            self.assertEqual(status["status"], "finalized", txid)
+        after = yield rpc.call("gettxoutsetinfo")
+        self.assertEqual(after, before)
+        out, err, code = yield run_cli(reactor, "balance", dest, "--rpc", url,
+                                       "--datadir", datadir, "--json")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["finalized"], 100_000 * COIN + 3 * 150_000_000)
+        yield rpc.call("stop")
+        yield rpc.close()
+        code = yield again.ended
+        self.assertEqual(code, 0, again.output.decode())
+        self.assertIn(b"node stopped", again.output)

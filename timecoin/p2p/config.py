@@ -1,0 +1,42 @@
+"""Settings of the peer-to-peer network, with the defaults of the ``[network]`` section."""
+
+from dataclasses import dataclass
+
+from timecoin.p2p.framing import COMPRESS_THRESHOLD, DEFAULT_MAX_MESSAGE_SIZE
+
+
+@dataclass(frozen=True)
+class P2PConfig:
+    """Limits and timers of :class:`~timecoin.p2p.service.PeerNetworkService`.
+
+    The first four come from the node's configuration file; the rest are
+    sensible fixed defaults that tests and library users may override.
+    """
+
+    max_peers: int = 50
+    rate_limit_tx: int = 1000
+    rate_limit_blocks: int = 100
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    #: Inbound connections accepted from one IP address.
+    max_per_ip: int = 8
+    handshake_timeout: float = 10.0
+    idle_timeout: float = 300.0
+    ping_interval: float = 60.0
+    compress_threshold: int = COMPRESS_THRESHOLD
+    #: First ban lasts this long; each repeat offence doubles it, up to ``ban_max``.
+    ban_base: float = 600.0
+    ban_max: float = 7 * 86400.0
+    #: Txids remembered per peer as already known to it.
+    known_inventory_size: int = 50_000
+    #: Transactions kept to answer getdata after a broadcast.
+    relay_cache_size: int = 10_000
+    #: Peer addresses kept (memory and database).
+    max_known_addresses: int = 5000
+    #: Addresses sent in reply to one getaddr.
+    addr_reply_size: int = 250
+    #: Seconds before an unanswered getdata may be sent to another peer.
+    getdata_timeout: float = 30.0
+    #: Retry delays of outbound seed connections.
+    reconnect_initial: float = 1.0
+    reconnect_max: float = 300.0
+    user_agent: str = "timecoin"

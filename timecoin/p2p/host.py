@@ -1,0 +1,69 @@
+"""What the peer network needs from the node that hosts it."""
+
+import sqlite3
+
+from twisted.internet import defer
+from zope.interface import Attribute, Interface
+
+PEER_TABLES = """
+CREATE TABLE IF NOT EXISTS peers (
+    address      TEXT PRIMARY KEY,
+    last_seen    REAL NOT NULL,
+    last_success REAL,
+    failures     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS bans (
+    address  TEXT PRIMARY KEY,
+    until    REAL NOT NULL,
+    offences INTEGER NOT NULL DEFAULT 1,
+    reason   TEXT NOT NULL
+);
+"""
+
+
+class IPeerHost(Interface):
+    """The node as the peer network sees it."""
+
+    network = Attribute("The timecoin.networks.Network this node is on.")
+    genesis_hash = Attribute("The 32-byte hash of the genesis block.")
+    identity = Attribute("The node's timecoin.keys.PrivateKey (its peer identity).")
+    version = Attribute("The software version string, sent as the user agent.")
+
+    def best_height():
+        """The best block height (int)."""
+
+    def receive_tx(raw_bytes, peer_address):
+        """Offer a transaction heard from a peer.
+
+        Returns a Deferred firing with the txid if accepted, or failing with
+        ``timecoin.tx.TxRejected``; the codes ``malformed``, ``too-large``,
+        ``bad-signature`` and ``wrong-network`` count as misbehaviour.
+        """
+
+    def have_tx(txid):
+        """True if the node already holds (or has decided) ``txid``."""
+
+    def get_tx_raw(txid):
+        """The raw bytes of ``txid``, or None."""
+
+    def run_db(fn):
+        """Run ``fn(conn)`` on the node's database writer thread; a Deferred of its result."""
+
+
+class SynchronousDatabase:
+    """``run_db`` over one SQLite connection, run at once on the calling thread.
+
+    For programs that use the peer network without a node database (and for
+    tests); ``path`` defaults to a private in-memory database. It holds the
+    ``peers`` and ``bans`` tables only.
+    """
+
+    def __init__(self, path=":memory:"):
+        self.conn = sqlite3.connect(path)
+        self.conn.executescript(PEER_TABLES)
+
+    def run_db(self, fn):
+        return defer.maybeDeferred(fn, self.conn)
+
+    def close(self):
+        self.conn.close()

@@ -1,0 +1,269 @@
+"""One peer connection: framing, handshake states, rate limits, ping and timeouts."""
+
+import itertools
+import os
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from timecoin.encoding import DecodeError
+from timecoin.p2p import messages as m
+from timecoin.p2p.framing import FrameReceiver, decode_frame_payload, encode_frame_payload
+from timecoin.p2p.handshake import AwaitingHello, Closed, Connecting, new_nonce
+from timecoin.p2p.ratelimit import BAN, DROP, PeerRateLimits
+from timecoin.p2p.util import BoundedSet, format_address
+
+_peer_ids = itertools.count(1)
+MAX_PENDING_PINGS = 16
+#: Seconds a refused connection may take to flush its reason before it is cut.
+CLOSE_GRACE = 5.0
+
+
+def _disable_nagle(transport):
+    """Small request/answer messages must not wait for delayed ACKs."""
+    for candidate in (transport, getattr(transport, "transport", None)):
+        set_no_delay = getattr(candidate, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
+            return
+
+
+class PeerProtocol(FrameReceiver):
+    """A connection to one peer, from the first byte to the last.
+
+    ``host`` provides :class:`~timecoin.p2p.host.IPeerHost`; ``manager`` (the
+    :class:`~timecoin.p2p.service.PeerNetworkService`) is told when the
+    connection is made, ready, misbehaving or lost, and receives the messages
+    this class does not handle itself (everything but ping, pong and reject).
+    All timers run on ``clock`` (an ``IReactorTime``).
+    """
+
+    log = Logger()
+
+    def __init__(self, host, manager, clock, config, direction, address=None):
+        self.host = host
+        self.manager = manager
+        self.clock = clock
+        self.config = config
+        self.MAX_LENGTH = config.max_message_size
+        self.direction = direction
+        self.address = address
+        self.peer_id = next(_peer_ids)
+        self.state = Connecting()
+        self.remote = None
+        self.ping_ms = None
+        self.banscore = 0
+        self.known_inventory = BoundedSet(config.known_inventory_size)
+        self.limits = PeerRateLimits(config)
+        self._pings = {}
+        self._last_received = None
+        self._handshake_call = self._idle_call = self._close_call = None
+        self._pinger = None
+        self._lost = False
+        self._lost_waiters = []
+        self.seed = None
+
+    # -- identity ---------------------------------------------------------
+    @property
+    def ip(self):
+        return getattr(self.address, "host", None)
+
+    @property
+    def label(self):
+        return format_address(self.address)
+
+    @property
+    def pubkey(self):
+        return self.remote.pubkey if self.remote is not None else None
+
+    @property
+    def is_ready(self):
+        return self.state.ready
+
+    def info(self):
+        """The ``getpeerinfo`` entry of this peer."""
+        return {
+            "id": self.peer_id,
+            "address": self.label,
+            "direction": self.direction,
+            "version": self.remote.user_agent if self.remote else "",
+            "ping_ms": None if self.ping_ms is None else round(self.ping_ms, 3),
+            "banscore": self.banscore,
+            "pubkey": self.pubkey.hex() if self.pubkey else None,
+        }
+
+    # -- connection life ----------------------------------------------------
+    def connectionMade(self):
+        if self.address is None:
+            self.address = self.transport.getPeer()
+        _disable_nagle(self.transport)
+        now = self.clock.seconds()
+        self._last_received = now
+        nonce = new_nonce()
+        self.state = AwaitingHello(nonce)
+        self.manager.peer_connected(self)
+        self._handshake_call = self.clock.callLater(
+            self.config.handshake_timeout, self._handshake_expired)
+        self._idle_call = self.clock.callLater(self.config.idle_timeout, self._check_idle)
+        host = self.host
+        agent = f"{self.config.user_agent}/{host.version}".encode()[:m.MAX_USER_AGENT]
+        self.send(m.Hello(host.network.magic, m.PROTOCOL_VERSION, host.genesis_hash,
+                          int(host.best_height()), host.identity.pubkey, nonce,
+                          self.manager.listen_port(), agent.decode("utf-8", "ignore")))
+
+    def connectionLost(self, reason):
+        self.state = Closed()
+        self.stopReceiving()
+        for call in (self._handshake_call, self._idle_call, self._close_call):
+            if call is not None and call.active():
+                call.cancel()
+        if self._pinger is not None and self._pinger.running:
+            self._pinger.stop()
+        pending, self._pings = self._pings, {}
+        for _, waiting in pending.values():
+            waiting.callback(None)
+        self._lost = True
+        self.manager.peer_lost(self)
+        waiters, self._lost_waiters = self._lost_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def when_lost(self):
+        """A Deferred firing once the connection is closed."""
+        waiter = defer.Deferred()
+        if self._lost:
+            waiter.callback(None)
+        else:
+            self._lost_waiters.append(waiter)
+        return waiter
+
+    def _handshake_expired(self):
+        if not self.state.ready:
+            self.drop("handshake timeout")
+
+    def _check_idle(self):
+        idle = self.clock.seconds() - self._last_received
+        if idle >= self.config.idle_timeout:
+            self.drop("idle timeout")
+        else:
+            self._idle_call = self.clock.callLater(
+                self.config.idle_timeout - idle, self._check_idle)
+
+    def _became_ready(self):
+        self._handshake_call.cancel()
+        if not self.manager.peer_ready(self):
+            self.refuse("duplicate-connection", "already connected to this node")
+            return
+        self.log.info("peer {peer} ready ({direction}, {agent})", peer=self.label,
+                      direction=self.direction, agent=self.remote.user_agent)
+        self._pinger = task.LoopingCall(self._ping_tick)
+        self._pinger.clock = self.clock
+        self._pinger.start(self.config.ping_interval, now=True)
+
+    # -- closing --------------------------------------------------------------
+    def _close(self):
+        self.state = Closed()
+        self.stopReceiving()
+
+    def drop(self, reason):
+        """Close at once, without blame (timeouts, shutdown)."""
+        if isinstance(self.state, Closed):
+            return
+        self.log.info("dropping peer {peer}: {reason}", peer=self.label, reason=reason)
+        self._close()
+        self.transport.abortConnection()
+
+    def misbehave(self, reason):
+        """Close at once and have the manager ban the address."""
+        if isinstance(self.state, Closed):
+            return
+        self.log.info("peer {peer} misbehaved: {reason}", peer=self.label, reason=reason)
+        self._close()
+        self.banscore = 100
+        self.manager.peer_misbehaved(self, reason)
+        self.transport.abortConnection()
+
+    def refuse(self, code, message):
+        """Tell the peer why, then close (a refusal, not misbehaviour)."""
+        if isinstance(self.state, Closed):
+            return
+        self.log.info("refusing peer {peer}: {code}", peer=self.label, code=code)
+        self.send(m.Reject(code, message))
+        self._close()
+        self.manager.peer_refused(self, code)
+        self.transport.loseConnection()
+        self._close_call = self.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
+
+    # -- frames in and out --------------------------------------------------
+    def send(self, message):
+        """Send ``message``; False if the connection is closing."""
+        if isinstance(self.state, Closed):
+            return False
+        self.sendFrame(encode_frame_payload(message, self.config.compress_threshold))
+        return True
+
+    def lengthLimitExceeded(self, length):
+        self.misbehave(f"frame of {length} bytes exceeds {self.MAX_LENGTH}")
+
+    def stringReceived(self, payload):
+        if isinstance(self.state, Closed):
+            return
+        now = self.clock.seconds()
+        self._last_received = now
+        try:
+            message = decode_frame_payload(payload, self.config.max_message_size)
+        except DecodeError as e:
+            self.misbehave(f"undecodable message: {e}")
+            return
+        action = self.limits.check(message.KIND, now)
+        if action == BAN:
+            self.misbehave(f"flood of {m.kind_name(message.KIND)}")
+            return
+        if action == DROP:
+            return
+        was_ready = self.state.ready
+        following = self.state.on_message(self, message)
+        if isinstance(self.state, Closed):
+            return
+        self.state = following
+        if following.ready and not was_ready:
+            self._became_ready()
+
+    def dispatch(self, message):
+        """Handle a message of a ready connection."""
+        kind = message.KIND
+        if kind == m.PING:
+            self.send(m.Pong(message.nonce))
+        elif kind == m.PONG:
+            self._pong(message.nonce)
+        elif kind == m.REJECT:
+            self.log.info("peer {peer} sent reject {code}: {text}", peer=self.label,
+                          code=message.code, text=message.message)
+        else:
+            self.manager.message_received(self, message)
+
+    # -- ping -----------------------------------------------------------------
+    def _ping_tick(self):
+        self.ping()
+
+    def ping(self):
+        """Send a ping; a Deferred firing with the round trip in ms (None if lost)."""
+        waiting = defer.Deferred()
+        if not self.state.ready:
+            waiting.callback(None)
+            return waiting
+        nonce = int.from_bytes(os.urandom(8), "little")
+        if len(self._pings) >= MAX_PENDING_PINGS:
+            oldest = next(iter(self._pings))
+            self._pings.pop(oldest)[1].callback(None)
+        self._pings[nonce] = (self.clock.seconds(), waiting)
+        self.send(m.Ping(nonce))
+        return waiting
+
+    def _pong(self, nonce):
+        entry = self._pings.pop(nonce, None)
+        if entry is None:
+            return
+        sent_at, waiting = entry
+        self.ping_ms = (self.clock.seconds() - sent_at) * 1000.0
+        waiting.callback(self.ping_ms)

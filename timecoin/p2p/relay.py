@@ -1,0 +1,100 @@
+"""Transaction relay by inventory: ``inv`` (txids) -> ``getdata`` -> ``tx``.
+
+Each peer has a bounded set of txids it is known to have (it announced,
+sent or requested them, or we announced them to it); a txid is announced to
+a peer at most once and never back to where it came from. A txid is
+requested from one peer at a time; if that peer does not deliver within
+``getdata_timeout`` the next announcement of it is followed up.
+"""
+
+import hashlib
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from timecoin.p2p import messages as m
+from timecoin.p2p.util import BoundedDict
+from timecoin.tx import TxRejected
+
+#: Rejection codes that mean the sender relayed something no honest node would.
+MISBEHAVIOUR_CODES = frozenset({"malformed", "too-large", "bad-signature", "wrong-network"})
+MAX_IN_FLIGHT = 100_000
+
+
+def txid_of(raw):
+    """The txid of a transaction's canonical encoding (see :mod:`timecoin.tx`)."""
+    return hashlib.blake2b(raw, digest_size=32).digest()
+
+
+class TxRelay:
+    """The relay state of one node, shared by all its connections."""
+
+    log = Logger()
+
+    def __init__(self, host, clock, config):
+        self._host = host
+        self._clock = clock
+        self._timeout = config.getdata_timeout
+        #: Raw transactions announced by this node, to answer getdata.
+        self.cache = BoundedDict(config.relay_cache_size)
+        self._in_flight = {}  # txid -> deadline
+
+    def broadcast(self, tx, peers):
+        """Announce ``tx`` to each of ``peers`` not known to have it; how many."""
+        txid = tx.txid
+        self.cache[txid] = tx.raw
+        announced = 0
+        for peer in peers:
+            if txid in peer.known_inventory:
+                continue
+            peer.known_inventory.add(txid)
+            if peer.send(m.Inv((txid,))):
+                announced += 1
+        return announced
+
+    def on_inv(self, peer, txids):
+        now = self._clock.seconds()
+        wanted = []
+        for txid in txids:
+            peer.known_inventory.add(txid)
+            if txid in self.cache or self._host.have_tx(txid):
+                continue
+            if self._in_flight.get(txid, 0) > now:
+                continue
+            self._in_flight[txid] = now + self._timeout
+            wanted.append(txid)
+        if len(self._in_flight) > MAX_IN_FLIGHT:
+            self._in_flight = {t: d for t, d in self._in_flight.items() if d > now}
+        if wanted:
+            peer.send(m.GetData(tuple(wanted)))
+
+    def on_getdata(self, peer, txids):
+        for txid in txids:
+            raw = self.cache.get(txid)
+            if raw is None:
+                raw = self._host.get_tx_raw(txid)
+            if raw is None:
+                continue
+            peer.known_inventory.add(txid)
+            peer.send(m.TxMessage(raw))
+
+    def on_tx(self, peer, raw):
+        """Offer a received transaction to the node; a Deferred (errors handled)."""
+        txid = txid_of(raw)
+        peer.known_inventory.add(txid)
+        self._in_flight.pop(txid, None)
+        if txid in self.cache:
+            return defer.succeed(None)
+        d = defer.maybeDeferred(self._host.receive_tx, raw, peer.label)
+        d.addErrback(self._rejected, peer, txid)
+        return d
+
+    def _rejected(self, failure, peer, txid):
+        failure.trap(TxRejected)
+        code = failure.value.code
+        if code in MISBEHAVIOUR_CODES:
+            peer.misbehave(f"relayed an invalid transaction ({code})")
+        else:
+            self.log.debug("transaction {txid} from {peer} not accepted: {code}",
+                           txid=txid.hex(), peer=peer.label, code=code)
+        return None

@@ -1,0 +1,294 @@
+"""The connection manager: listening, seed connections, limits, bans, relay."""
+
+from collections import Counter, defaultdict, namedtuple
+
+from twisted.application import service
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint, serverFromString, wrapClientTLS
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from timecoin.interfaces import IPeerNetwork
+from timecoin.p2p import messages as m
+from timecoin.p2p.bans import BanList
+from timecoin.p2p.config import P2PConfig
+from timecoin.p2p.peerstore import PeerStore, join_host_port, split_host_port
+from timecoin.p2p.protocol import PeerProtocol
+from timecoin.p2p.relay import TxRelay
+from timecoin.p2p.tls import request_client_certificates
+
+#: A ready peer as :meth:`PeerNetworkService.peers` lists it.
+PeerSummary = namedtuple("PeerSummary", "peer_id pubkey address direction")
+
+
+class PeerFactory(Factory):
+    """Builds :class:`PeerProtocol` connections for the service (or refuses them)."""
+
+    def __init__(self, network, direction, seed=None):
+        self.network = network
+        self.direction = direction
+        self.seed = seed
+
+    def buildProtocol(self, addr):
+        return self.network.build_peer(self.direction, addr, self.seed)
+
+
+@implementer(IPeerNetwork)
+class PeerNetworkService(service.Service):
+    """The peer-to-peer network of one node (provides ``IPeerNetwork``).
+
+    ``reactor`` provides ``IReactorTCP``/``IReactorTime`` (all timers and
+    connections go through it); ``host`` provides
+    :class:`~timecoin.p2p.host.IPeerHost`; ``listen`` is a ``serverFromString``
+    description (or None for no inbound connections); ``seeds`` are
+    ``HOST:PORT`` peers kept connected with backoff; ``client_tls`` are the
+    TLS options of outbound connections (see :mod:`timecoin.p2p.tls`), or
+    None for plain TCP. :attr:`started` fires with the listening port once the
+    bans and addresses are loaded and the port is listening.
+    """
+
+    name = "p2p"
+    log = Logger()
+
+    def __init__(self, reactor, host, listen=None, seeds=(), config=None, client_tls=None):
+        self.reactor = reactor
+        self.host = host
+        self.config = config or P2PConfig()
+        self.listen_description = listen
+        self.seeds = list(seeds)
+        for seed in self.seeds:
+            split_host_port(seed)
+        self.client_tls = client_tls
+        self.listening_port = None
+        self.started = None
+        self.bans = BanList(reactor, host.run_db, self.config.ban_base, self.config.ban_max)
+        self.addresses = PeerStore(reactor, host.run_db, self.config.max_known_addresses)
+        self.relay = TxRelay(host, reactor, self.config)
+        self._connections = {}
+        self._ready = {}  # pubkey -> PeerProtocol
+        self._direction_counts = Counter()
+        self._inbound_per_ip = Counter()
+        self._handlers = defaultdict(list)
+        self._seed_services = {}
+        self._stopping = False
+
+    # -- service life -----------------------------------------------------------
+    def startService(self):
+        service.Service.startService(self)
+        self._stopping = False
+        d = defer.gatherResults([self.bans.load(), self.addresses.load()], consumeErrors=True)
+        d.addCallback(lambda _: self._listen())
+        d.addCallback(self._start_seeds)
+        self.started = d
+        return d
+
+    def _listen(self):
+        if not self.listen_description or self._stopping:
+            return None
+        endpoint = serverFromString(self.reactor, self.listen_description)
+        endpoint = request_client_certificates(endpoint)
+        d = endpoint.listen(PeerFactory(self, "inbound"))
+
+        def listening(port):
+            self.listening_port = port
+            self.log.info("peer network listening on {address}", address=port.getHost())
+            return port
+
+        return d.addCallback(listening)
+
+    def _start_seeds(self, port):
+        for seed in self.seeds:
+            self.connect(seed)
+        return port
+
+    def connect(self, address):
+        """Keep an outbound connection to ``HOST:PORT`` (reconnecting with backoff)."""
+        if address in self._seed_services or self._stopping:
+            return
+        host, port = split_host_port(address)
+        endpoint = HostnameEndpoint(self.reactor, host, port)
+        if self.client_tls is not None:
+            endpoint = wrapClientTLS(self.client_tls, endpoint)
+        policy = backoffPolicy(self.config.reconnect_initial, self.config.reconnect_max)
+        client = ClientService(endpoint, PeerFactory(self, "outbound", address),
+                               retryPolicy=policy, clock=self.reactor)
+        self._seed_services[address] = client
+        self.addresses.add([(address, self.reactor.seconds())])
+        client.startService()
+
+    def stopService(self):
+        service.Service.stopService(self)
+        self._stopping = True
+        waits = [client.stopService() for client in self._seed_services.values()]
+        self._seed_services.clear()
+        if self.listening_port is not None:
+            waits.append(defer.maybeDeferred(self.listening_port.stopListening))
+            self.listening_port = None
+        for peer in list(self._connections.values()):
+            waits.append(peer.when_lost())
+            peer.drop("shutting down")
+        return defer.gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
+
+    def listen_port(self):
+        """The port this node listens on (0 if none); peers learn it from our hello."""
+        if self.listening_port is None:
+            return 0
+        return self.listening_port.getHost().port
+
+    # -- connections (called by PeerFactory and PeerProtocol) ----------------------
+    def build_peer(self, direction, addr, seed=None):
+        if self._stopping:
+            return None
+        ip = getattr(addr, "host", None)
+        if ip is not None and self.bans.is_banned(ip):
+            self.log.info("refusing banned address {ip}", ip=ip)
+            return None
+        if direction == "inbound":
+            if len(self._connections) >= self.config.max_peers:
+                self.log.info("refusing {ip}: {n} peers already", ip=ip, n=len(self._connections))
+                return None
+            if self._inbound_per_ip[ip] >= self.config.max_per_ip:
+                self.log.info("refusing {ip}: too many connections from it", ip=ip)
+                return None
+        peer = PeerProtocol(self.host, self, self.reactor, self.config, direction, addr)
+        peer.seed = seed
+        return peer
+
+    def peer_connected(self, peer):
+        self._connections[peer.peer_id] = peer
+        self._direction_counts[peer.direction] += 1
+        if peer.direction == "inbound":
+            self._inbound_per_ip[peer.ip] += 1
+
+    def peer_lost(self, peer):
+        if self._connections.pop(peer.peer_id, None) is None:
+            return
+        self._direction_counts[peer.direction] -= 1
+        if peer.direction == "inbound":
+            self._inbound_per_ip[peer.ip] -= 1
+            if not self._inbound_per_ip[peer.ip]:
+                del self._inbound_per_ip[peer.ip]
+        if peer.pubkey is not None and self._ready.get(peer.pubkey) is peer:
+            del self._ready[peer.pubkey]
+
+    def _initiator(self, peer):
+        return self.host.identity.pubkey if peer.direction == "outbound" else peer.pubkey
+
+    def peer_ready(self, peer):
+        """A handshake completed; False if ``peer`` duplicates a kept connection.
+
+        Of two connections between the same nodes both sides keep the one
+        opened by the node with the smaller public key.
+        """
+        existing = self._ready.get(peer.pubkey)
+        if existing is not None:
+            if self._initiator(peer) >= self._initiator(existing):
+                return False
+            existing.refuse("duplicate-connection", "already connected to this node")
+        self._ready[peer.pubkey] = peer
+        if peer.direction == "outbound":
+            self.addresses.connected(peer.seed or peer.label)
+            peer.send(m.GetAddr())
+        elif peer.remote.listen_port and peer.ip:
+            address = join_host_port(peer.ip, peer.remote.listen_port)
+            self.addresses.add([(address, self.reactor.seconds())])
+        return True
+
+    def peer_misbehaved(self, peer, reason):
+        if peer.ip is not None:
+            self.bans.ban(peer.ip, reason)
+
+    def peer_refused(self, peer, code):
+        if code == "self-connection" and peer.seed in self._seed_services:
+            self.log.info("{seed} is this node itself: not connecting again", seed=peer.seed)
+            self._seed_services.pop(peer.seed).stopService()
+
+    def message_received(self, peer, message):
+        kind = message.KIND
+        if kind == m.INV:
+            self.relay.on_inv(peer, message.txids)
+        elif kind == m.GETDATA:
+            self.relay.on_getdata(peer, message.txids)
+        elif kind == m.TX:
+            self.relay.on_tx(peer, message.raw)
+        elif kind == m.GETADDR:
+            self._answer_getaddr(peer)
+        elif kind == m.ADDR:
+            self._learn_addresses(peer, message.addresses)
+        for handler in self._handlers.get(kind, ()):
+            handler(peer.peer_id, message)
+
+    def _answer_getaddr(self, peer):
+        if getattr(peer, "addr_sent", False):
+            return
+        peer.addr_sent = True
+        entries = self.addresses.sample(self.config.addr_reply_size, exclude={peer.label})
+        peer.send(m.Addr(tuple(entries)))
+
+    def _learn_addresses(self, peer, entries):
+        now = self.reactor.seconds()
+        learned = [(join_host_port(e.host, e.port), min(float(e.last_seen), now))
+                   for e in entries[:self.config.addr_reply_size]
+                   if e.port and e.host and not self.bans.is_banned(e.host)]
+        self.addresses.add(learned)
+
+    # -- IPeerNetwork -----------------------------------------------------------
+    def broadcast_tx(self, tx):
+        """Announce ``tx`` (a Transaction) to every ready peer not known to have it."""
+        return self.relay.broadcast(tx, list(self._ready.values()))
+
+    def peer_info(self):
+        return [peer.info() for peer in self._ready.values()]
+
+    def peer_count(self):
+        return len(self._ready)
+
+    def connection_counts(self):
+        """``{"inbound": n, "outbound": n}`` of open connections, handshaken or not."""
+        return {"inbound": self._direction_counts["inbound"],
+                "outbound": self._direction_counts["outbound"]}
+
+    # -- for other components (Snowball, blocks) ----------------------------------
+    def register_handler(self, kind, callback):
+        """Call ``callback(peer_id, message)`` for every message of ``kind`` from a ready peer."""
+        self._handlers[kind].append(callback)
+
+    def send(self, peer_id, message):
+        """Send ``message`` to a ready peer; False if there is no such peer."""
+        peer = self._connections.get(peer_id)
+        if peer is None or not peer.is_ready:
+            return False
+        return peer.send(message)
+
+    def peers(self):
+        """The ready peers, as :data:`PeerSummary` tuples."""
+        return [PeerSummary(p.peer_id, p.pubkey, p.label, p.direction)
+                for p in self._ready.values()]
+
+    def get_peer(self, peer_id):
+        """The :class:`PeerProtocol` of ``peer_id`` (ready or not), or None."""
+        return self._connections.get(peer_id)
+
+    # -- bans (RPC) -------------------------------------------------------------
+    def list_banned(self):
+        """Current bans: dicts of address, banned_until, time_remaining, offences, reason."""
+        return self.bans.active()
+
+    def set_ban(self, address, seconds=None, remove=False):
+        """Ban ``address`` (an IP) for ``seconds`` (default: by offences), or lift it.
+
+        Connections from a newly banned address are closed. Returns a Deferred.
+        """
+        if remove:
+            return self.bans.unban(address)
+        d = self.bans.ban(address, "banned by the operator", seconds)
+        for peer in list(self._connections.values()):
+            if peer.ip == address:
+                peer.drop("address banned")
+        return d
+
+    def clear_banned(self):
+        """Lift every ban (a Deferred)."""
+        return self.bans.clear()
