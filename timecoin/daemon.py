@@ -20,6 +20,9 @@ from timecoin.genesis import make_genesis
 from timecoin.keys import KeyFileError, PrivateKey
 from timecoin.networks import DEVNET, get_network
 from timecoin.node import Node
+from timecoin.p2p.config import P2PConfig
+from timecoin.p2p.service import PeerNetworkService
+from timecoin.p2p.tls import TLS_PEM_NAME, client_tls_options, ensure_tls_certificate
 from timecoin.storage import Storage
 
 
@@ -105,9 +108,31 @@ def _identity(network, datadir, key_file):
 
 def _default_p2p(network, datadir):
     if network.tls_default:
-        pem = os.path.join(datadir, "p2p-tls.pem")
+        pem = os.path.join(datadir, TLS_PEM_NAME)
         return f"ssl:{network.p2p_port}:privateKey={pem}"
     return f"tcp:{network.p2p_port}"
+
+
+def p2p_config(config):
+    """The peer network's settings from the ``[network]`` section."""
+    net = config["network"]
+    return P2PConfig(
+        max_peers=net["max_peers"], rate_limit_tx=net["rate_limit_tx"],
+        rate_limit_blocks=net["rate_limit_blocks"], max_message_size=net["max_message_size"],
+        max_per_ip=net["max_peers_per_ip"], handshake_timeout=float(net["handshake_timeout_s"]),
+        idle_timeout=float(net["idle_timeout_s"]),
+    )
+
+
+def build_peer_network(reactor, prepared, node):
+    """The peer network: TLS when the P2P endpoint is ``ssl:`` (the default on
+    testnet and mainnet), with a certificate created in the datadir if needed."""
+    client_tls = None
+    if prepared.p2p.startswith("ssl:"):
+        pem = ensure_tls_certificate(prepared.datadir)
+        client_tls = client_tls_options(pem)
+    return PeerNetworkService(reactor, node, prepared.p2p, prepared.peers,
+                              p2p_config(prepared.config), client_tls)
 
 
 def open_storage(reactor, prepared):
@@ -163,5 +188,8 @@ def build_node(reactor, prepared, storage, meta, stop=None):
     api = ListenerService(reactor, prepared.api, build_site(node, credentials, stop), "API")
     api.setName("api")
     api.setServiceParent(node)
+    peers = build_peer_network(reactor, prepared, node)
+    peers.setServiceParent(node)
+    node.peer_network = peers
     node.cookie_cleanup = lambda: remove_cookie(prepared.datadir)
     return node

@@ -97,7 +97,10 @@ class Node(MultiService):
 
     @defer.inlineCallbacks
     def stopService(self):
-        """Stop in order: listeners, peers, consensus, storage flush, DB thread."""
+        """Stop in order: listeners, peers, consensus, storage flush, DB thread.
+
+        The peer network stops listening before it closes its connections.
+        """
         self.running = 0
         listeners = [s for s in self if getattr(s, "is_listener", False)]
         for service in listeners:
@@ -105,7 +108,9 @@ class Node(MultiService):
         for service in self:
             if service not in listeners and service.running:
                 yield service.stopService()
-        self.finality.stop() if hasattr(self.finality, "stop") else None
+        stop_finality = getattr(self.finality, "stop", None)
+        if stop_finality is not None:
+            yield stop_finality()
         for loop in self._timers:
             if loop.running:
                 loop.stop()
@@ -375,7 +380,7 @@ class Node(MultiService):
         if pubkey == self.identity.pubkey:
             return True
         network = self.peer_network
-        return network is not None and pubkey in getattr(network, "connected_pubkeys", set())
+        return network is not None and any(p.pubkey == pubkey for p in network.peers())
 
     def health(self):
         problems = []

@@ -124,6 +124,14 @@ class Storage:
 
         return self._run(self._close_now).addBoth(stopped)
 
+    def close_now(self):
+        """Stop the writer thread and close, from the calling thread (before the
+        reactor runs, when start-up is abandoned)."""
+        if self._running:
+            self._pool.stop()
+            self._running = False
+        self._close_now()
+
     def _close_now(self):
         if self._conn is not None:
             self._conn.close()

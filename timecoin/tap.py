@@ -6,6 +6,7 @@ unusable data directory or database, a port in use) prints one line to stderr
 and exits with status 1, without a traceback.
 """
 
+import os
 import sys
 
 from twisted.application.service import MultiService
@@ -72,8 +73,25 @@ class DaemonService(MultiService):
         for child in self.node:
             failure = getattr(child, "failure", None)
             if failure is not None:
+                self.node.storage.close_now()
                 fail(f"{child.what} cannot listen on {child.description}: "
                      f"{failure.getErrorMessage()}")
+        peers = self.node.peer_network
+        if peers is not None and peers.started is not None:
+            peers.started.addErrback(self._peer_network_failed)
+
+    def _peer_network_failed(self, failure):
+        """The P2P port is bound after the ban list loads: a failure ends the
+        process (status 1) once the node has stopped and flushed."""
+        from twisted.internet import reactor
+
+        stderr = sys.__stderr__ or sys.stderr
+        description = self.node.peer_network.listen_description
+        stderr.write(f"timecoin: error: P2P cannot listen on {description}: "
+                     f"{failure.getErrorMessage()}\n")
+        stderr.flush()
+        reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        reactor.stop()
 
     def stopService(self):
         d = super().stopService()
