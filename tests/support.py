@@ -8,8 +8,8 @@ from zope.interface import implementer
 
 from timecoin.daemon import NodeOptions, build_node, open_storage, prepare
 from timecoin.genesis import make_genesis
-from timecoin.keys import PrivateKey
 from timecoin.interfaces import IFinality
+from timecoin.keys import PrivateKey
 from timecoin.networks import DEVNET
 from timecoin.node import Node
 from timecoin.storage import Storage

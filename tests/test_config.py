@@ -4,8 +4,8 @@ import os
 
 from twisted.trial import unittest
 
-from timecoin.config import ConfigError, load_file, preset, resolve
 from tests.support import make_datadir
+from timecoin.config import ConfigError, load_file, preset, resolve
 
 
 class PresetTests(unittest.TestCase):

@@ -8,11 +8,11 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory
 from twisted.trial import unittest
 
+from tests.processes import run_cli, run_twistd, start_daemon
+from tests.support import devnet_funding, make_datadir, transfer
 from timecoin.keys import PrivateKey
 from timecoin.networks import COIN
 from timecoin.rpcclient import RpcClient, read_cookie
-from tests.processes import run_cli, run_twistd, start_daemon
-from tests.support import devnet_funding, make_datadir, transfer
 
 
 class StartupErrorTests(unittest.TestCase):

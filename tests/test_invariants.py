@@ -12,10 +12,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
+from tests.support import ManualFinality, PrivateKey, devnet_funding, sync_node, transfer
 from timecoin.muhash import MuHash
 from timecoin.tx import TxRejected
 from timecoin.utxo import utxo_element
-from tests.support import ManualFinality, PrivateKey, devnet_funding, sync_node, transfer
 
 KEYS = [PrivateKey.devnet(i) for i in range(4)]
 

@@ -6,8 +6,14 @@ import tempfile
 from twisted.trial import unittest
 
 from timecoin.keys import (
-    AddressError, KeyFileError, PrivateKey, b58decode, b58encode, decode_address,
-    encode_address, verify,
+    AddressError,
+    KeyFileError,
+    PrivateKey,
+    b58decode,
+    b58encode,
+    decode_address,
+    encode_address,
+    verify,
 )
 from timecoin.networks import DEVNET, MAINNET, TESTNET
 

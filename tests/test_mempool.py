@@ -3,10 +3,10 @@
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
+from tests.support import PrivateKey
 from timecoin.mempool import Mempool
 from timecoin.networks import DEVNET
 from timecoin.tx import OutPoint, TxRejected, sign_transfer
-from tests.support import PrivateKey
 
 KEY = PrivateKey.devnet(0)
 

@@ -7,13 +7,20 @@ import treq
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
+from tests.support import FEE, api_url, cookie, devnet_funding, start_node, transfer
 from timecoin.keys import PrivateKey
 from timecoin.networks import COIN, DEVNET, MAX_SUPPLY, TESTNET
 from timecoin.rpcclient import RpcAuthError, RpcClient, RpcError
 from timecoin.tx import (
-    KIND_GENESIS, MAX_INPUTS, MAX_TX_SIZE, OutPoint, Transaction, TxIn, TxOut, sign_transfer,
+    KIND_GENESIS,
+    MAX_INPUTS,
+    MAX_TX_SIZE,
+    OutPoint,
+    Transaction,
+    TxIn,
+    TxOut,
+    sign_transfer,
 )
-from tests.support import FEE, api_url, cookie, devnet_funding, start_node, transfer
 
 KEY0, OP0, AMOUNT0 = devnet_funding(0)
 KEY3, OP3, AMOUNT3 = devnet_funding(3)

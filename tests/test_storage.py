@@ -6,11 +6,11 @@ import sqlite3
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from tests.support import SyncStorage, devnet_funding, make_datadir, transfer
 from timecoin.genesis import make_genesis
 from timecoin.networks import DEVNET, TESTNET
 from timecoin.storage import JournalRecord, Storage, StorageError, encode_undo, schema_files
 from timecoin.utxo import UtxoEntry
-from tests.support import SyncStorage, devnet_funding, make_datadir, transfer
 
 GENESIS = make_genesis(DEVNET)
 

@@ -7,8 +7,18 @@ from twisted.trial import unittest
 from timecoin.keys import PrivateKey
 from timecoin.networks import DEVNET, MAX_SUPPLY, TESTNET
 from timecoin.tx import (
-    KIND_GENESIS, MAX_INPUTS, MAX_TX_SIZE, OutPoint, Transaction, TxIn, TxOut, TxRejected,
-    check_stateless, decode_hex, decode_tx, sign_transfer,
+    KIND_GENESIS,
+    MAX_INPUTS,
+    MAX_TX_SIZE,
+    OutPoint,
+    Transaction,
+    TxIn,
+    TxOut,
+    TxRejected,
+    check_stateless,
+    decode_hex,
+    decode_tx,
+    sign_transfer,
 )
 
 KEY = PrivateKey.devnet(0)

@@ -3,10 +3,10 @@
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
+from tests.support import FEE, PrivateKey, devnet_funding, transfer
 from timecoin.muhash import MuHash
 from timecoin.tx import TxRejected
 from timecoin.utxo import UtxoSet, UtxoStatus, utxo_element
-from tests.support import FEE, PrivateKey, devnet_funding, transfer
 
 
 class UtxoSetTests(unittest.TestCase):

@@ -18,7 +18,11 @@ from twisted.logger import Logger
 from twisted.web import resource, server
 
 from timecoin.rpc import (
-    INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, RpcError, RpcMethods,
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    RpcError,
+    RpcMethods,
 )
 
 MAX_BODY = 64 * 2**20

@@ -24,7 +24,11 @@ from timecoin.mempool import Mempool
 from timecoin.metrics import NodeMetrics
 from timecoin.storage import JournalRecord, encode_undo
 from timecoin.tx import (
-    MIN_FEE_RATE, OutPoint, TxRejected, check_stateless, decode_tx,
+    MIN_FEE_RATE,
+    OutPoint,
+    TxRejected,
+    check_stateless,
+    decode_tx,
 )
 from timecoin.utxo import UtxoSet, UtxoStatus
 

@@ -203,9 +203,10 @@ class Storage:
             )
         for number, sql in known:
             if number > version:
-                self._conn.executescript("BEGIN IMMEDIATE;\n" + sql + "\n" + (
-                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', %d);\nCOMMIT;" % number
-                ))
+                self._conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{sql}\n"
+                    f"INSERT OR REPLACE INTO meta VALUES ('schema_version', {number});\nCOMMIT;"
+                )
                 self.log.info("database schema migrated to version {v}", v=number)
         return latest
 

@@ -11,7 +11,10 @@ import sys
 
 from twisted.application.service import MultiService
 from twisted.logger import (
-    FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogPublisher,
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogPublisher,
 )
 from twisted.python import usage
 
