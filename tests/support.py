@@ -131,3 +131,36 @@ def sync_node(testcase, clock, finality=None, config_changes=None):
     node.datadir = datadir
     testcase.addCleanup(storage._close_now)
     return node
+
+
+def wait_until(reactor, predicate, timeout=30.0, interval=0.01):
+    """Fire once ``predicate()`` is true (checked on reactor timers), or fail at ``timeout``."""
+    from twisted.internet import task
+
+    deadline = reactor.seconds() + timeout
+
+    @defer.inlineCallbacks
+    def check():
+        while not predicate():
+            if reactor.seconds() > deadline:
+                raise AssertionError(f"condition not met within {timeout}s")
+            yield task.deferLater(reactor, interval, lambda: None)
+    return check()
+
+
+@defer.inlineCallbacks
+def start_devnet(testcase, reactor, count, config_text=""):
+    """``count`` masternodes of one devnet, fully connected on 127.0.0.1."""
+    nodes = []
+    for i in range(count):
+        datadir = make_datadir(testcase)
+        key_file = os.path.join(datadir, "masternode.key")
+        PrivateKey.devnet(i).save(key_file)
+        with open(os.path.join(datadir, "timecoin.toml"), "w") as f:
+            f.write(f"[node]\ndevnet_masternodes = {count}\n{config_text}")
+        peers = [f"127.0.0.1:{n.peer_network.listen_port()}" for n in nodes]
+        node = yield start_node(testcase, reactor, datadir, masternode_key=key_file, peers=peers)
+        yield node.peer_network.started
+        nodes.append(node)
+    yield wait_until(reactor, lambda: all(n.peer_count() == count - 1 for n in nodes))
+    return nodes

@@ -16,6 +16,9 @@ from twisted.logger import Logger
 
 from timecoin import config as configuration
 from timecoin.api import build_site, remove_cookie, write_cookie
+from timecoin.chain import TIER_WEIGHTS
+from timecoin.finality_local import LocalFinality
+from timecoin.finality_snowball import SnowballFinality
 from timecoin.genesis import make_genesis
 from timecoin.keys import KeyFileError, PrivateKey
 from timecoin.networks import DEVNET, get_network
@@ -23,6 +26,7 @@ from timecoin.node import Node
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.service import PeerNetworkService
 from timecoin.p2p.tls import TLS_PEM_NAME, client_tls_options, ensure_tls_certificate
+from timecoin.snowball import SnowballParams
 from timecoin.storage import Storage
 
 
@@ -177,10 +181,23 @@ class ListenerService(Service):
             return port.stopListening()
 
 
+def build_finality(reactor, prepared):
+    """A lone masternode decides alone; otherwise Snowball polls the masternodes
+    (until registration by collateral exists, the genesis ones, all tier Free)."""
+    masternodes = prepared.genesis.masternodes
+    if len(masternodes) == 1 and prepared.identity.pubkey == masternodes[0]:
+        return LocalFinality(reactor)
+    avalanche = prepared.config["consensus.avalanche"]
+    return SnowballFinality(reactor, SnowballParams.from_config(avalanche),
+                            {pk: TIER_WEIGHTS["free"] for pk in masternodes},
+                            prepared.identity.pubkey, avalanche["query_timeout_ms"])
+
+
 def build_node(reactor, prepared, storage, meta, stop=None):
-    """The node service with its API listener (and, where built, its peer network)."""
+    """The node service with its API listener, peer network and finality."""
+    finality = build_finality(reactor, prepared)
     node = Node(reactor, prepared.network, prepared.genesis, prepared.config, storage, meta,
-                prepared.identity)
+                prepared.identity, finality=finality)
     credentials = [write_cookie(prepared.datadir)]
     api_cfg = prepared.config["api"]
     if "rpcuser" in api_cfg and "rpcpassword" in api_cfg:
@@ -191,5 +208,8 @@ def build_node(reactor, prepared, storage, meta, stop=None):
     peers = build_peer_network(reactor, prepared, node)
     peers.setServiceParent(node)
     node.peer_network = peers
+    if isinstance(finality, SnowballFinality):
+        finality.set_known_check(node.settled)
+        finality.attach(peers)
     node.cookie_cleanup = lambda: remove_cookie(prepared.datadir)
     return node

@@ -83,6 +83,7 @@ class Node(MultiService):
         self._recent = OrderedDict()  # txid -> JournalRecord, recently finalized
         self._waiters = {}  # txid -> [Deferred]
         self._incoming = {}  # key_hash -> {txid: amount} of pending outputs
+        self._contenders = set()  # pending double spends holding no locks
         self._flushing = None
         self._flush_error = None
         self._timers = []
@@ -155,6 +156,9 @@ class Node(MultiService):
         self.metrics.rejected_on_entry(error.code)
         if error.code in PERMANENT_REJECTIONS:
             self.mempool.reject(tx.txid, str(error))
+        settled = getattr(self.finality, "tx_settled", None)
+        if settled is not None:
+            settled(tx.txid)
         return defer.fail(error)
 
     def _precheck(self, tx):
@@ -182,7 +186,15 @@ class Node(MultiService):
             raise TxRejected("already-known", "transaction is already known")
 
     def _admit(self, tx):
-        input_total = self.state.check_inputs(tx)
+        contender = False
+        try:
+            input_total = self.state.check_inputs(tx)
+        except TxRejected as e:
+            if e.code != "input-locked" or not getattr(self.finality, "accepts_conflicts", False):
+                raise
+            # A double spend of a pending transaction: finality decides between them.
+            input_total = self.state.check_inputs(tx, allow_locked=True)
+            contender = True
         fee = input_total - tx.output_total
         if fee < 0:
             raise TxRejected("outputs-exceed-inputs",
@@ -191,13 +203,16 @@ class Node(MultiService):
             raise TxRejected("fee-too-low",
                              f"fee {fee} is below {MIN_FEE_RATE} unit/byte x {tx.size} bytes")
         evicted = self.mempool.add(tx, fee)
-        self.state.lock(tx)
+        if contender:
+            self._contenders.add(tx.txid)
+        else:
+            self.state.lock(tx)
+            self.state.mark_pending(tx.txid)
         for txid in evicted:
             self._drop(txid, "evicted", "evicted by a higher fee rate")
         for n, out in enumerate(tx.outputs):
             self._incoming.setdefault(out.key_hash, {})[(tx.txid, n)] = out.amount
         self.metrics.accepted()
-        self.state.mark_pending(tx.txid)
         self.finality.start(tx)
         if self.peer_network is not None:
             self.peer_network.broadcast_tx(tx)
@@ -235,6 +250,8 @@ class Node(MultiService):
             self._drop(txid, "rejected", reason)
             return
         tx = entry.tx
+        if txid in self._contenders and not self._take_locks(tx):
+            return
         undo = encode_undo([self.state.get(i.prevout) for i in tx.inputs])
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         self.state.finalize(tx, seq)
@@ -245,6 +262,23 @@ class Node(MultiService):
                                round((now - entry.added_at) * 1000.0, 3))
         self._committing[txid] = record
         self.journal.append(record)
+
+    def _take_locks(self, tx):
+        """A contender won: its rivals lose their locks, and it takes them."""
+        self._contenders.discard(tx.txid)
+        for txin in tx.inputs:
+            holder = self.state.lock_holder(txin.prevout)
+            if holder is not None and holder != tx.txid:
+                self._drop(holder, "rejected", f"conflict: lost to {tx.txid.hex()}")
+        try:
+            self.state.check_inputs(tx)
+            self.state.lock(tx)
+        except (TxRejected, ValueError) as e:
+            self.log.error("finalized {txid} cannot take its inputs: {error}",
+                           txid=tx.txid.hex(), error=e)
+            self._drop(tx.txid, "rejected", f"inputs unavailable: {e}")
+            return False
+        return True
 
     def _journal_committed(self, records):
         for record in records:
@@ -258,6 +292,7 @@ class Node(MultiService):
     def _drop(self, txid, kind, reason):
         entry = self.mempool.remove(txid)
         self.state.release(txid)
+        self._contenders.discard(txid)
         self.finality.cancel(txid)
         self.mempool.reject(txid, reason)
         if entry is not None:
@@ -314,6 +349,9 @@ class Node(MultiService):
         for txid in self.state.expire_locks():
             if txid in self.mempool:
                 self._drop(txid, "expired", "lock-expired: not decided before its locks expired")
+        oldest = self.reactor.seconds() - self.state.lock_timeout
+        for txid in [t for t in self._contenders if self.mempool.get(t).added_at <= oldest]:
+            self._drop(txid, "expired", "lock-expired: double spend not decided in time")
         self.mempool.expire_rejections()
 
     # -- queries (the API calls these) ---------------------------------------
@@ -415,6 +453,11 @@ class Node(MultiService):
 
     def receive_tx(self, raw, peer_address=None):
         return self.submit_raw(raw)
+
+    def settled(self, txid):
+        """True if this node decided ``txid`` itself (refused, finalized, rejected)."""
+        return (txid in self._committing or txid in self._recent
+                or self.mempool.rejection(txid) is not None)
 
     def have_tx(self, txid):
         return (txid in self.mempool or txid in self._committing or txid in self._recent

@@ -108,7 +108,9 @@ class UtxoSet:
 
     # -- validation and locking ----------------------------------------------
 
-    def check_inputs(self, tx):
+    def check_inputs(self, tx, allow_locked=False):
+        """The inputs' total; ``allow_locked`` admits inputs locked by a rival
+        (a conflicting transaction that finality will decide between)."""
         total = 0
         for n, txin in enumerate(tx.inputs):
             entry = self._entries.get(txin.prevout)
@@ -116,7 +118,7 @@ class UtxoSet:
                 raise TxRejected("missing-input", f"input {n} spends unknown output {txin.prevout}")
             if entry.status in (UtxoStatus.SPENT_FINALIZED, UtxoStatus.CONFIRMED):
                 raise TxRejected("input-spent", f"input {n} spends {txin.prevout}, already spent")
-            if entry.status is not UtxoStatus.UNSPENT:
+            if entry.status is not UtxoStatus.UNSPENT and not allow_locked:
                 raise TxRejected(
                     "input-locked",
                     f"input {n} spends {txin.prevout}, locked by {entry.lock_txid.hex()}",

@@ -1,0 +1,62 @@
+"""Snowball finality among 4 masternodes on 127.0.0.1, over real sockets."""
+
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
+
+from tests.support import devnet_funding, start_devnet, transfer, wait_until
+from timecoin.finality_snowball import SnowballFinality
+from timecoin.keys import PrivateKey
+from timecoin.networks import COIN
+from timecoin.tx import TxRejected
+
+DEST = PrivateKey.devnet(50)
+
+
+class FourNodeTests(unittest.TestCase):
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.nodes = yield start_devnet(self, reactor, 4)
+
+    def statuses(self, txid):
+        return defer.gatherResults([n.wait_for_transaction(txid, 20) for n in self.nodes])
+
+    @defer.inlineCallbacks
+    def test_transactions_finalize_on_every_node(self):
+        self.assertTrue(all(isinstance(n.finality, SnowballFinality) for n in self.nodes))
+        self.assertEqual({n.masternodes_active() for n in self.nodes}, {4})
+        txids = []
+        for i in range(8):
+            key, op, amount = devnet_funding(i)
+            tx = transfer(key, [op], [(COIN, DEST.key_hash)], total=amount)
+            txid = yield self.nodes[i % 4].submit(tx)
+            txids.append(txid)
+        for txid in txids:
+            results = yield self.statuses(txid)
+            self.assertEqual({r["status"] for r in results}, {"finalized"}, results)
+        yield wait_until(reactor, lambda: len({n.state.set_hash() for n in self.nodes}) == 1)
+        infos = {str(n.txoutset_info()) for n in self.nodes}
+        self.assertEqual(len(infos), 1)
+
+    @defer.inlineCallbacks
+    def test_double_spend_race_ends_the_same_everywhere(self):
+        for i in range(10, 20):
+            key, op, amount = devnet_funding(i)
+            a = transfer(key, [op], [(COIN, DEST.key_hash)], total=amount)
+            b = transfer(key, [op], [(2 * COIN, DEST.key_hash)], total=amount)
+            sent = [self.nodes[1].submit(a), self.nodes[2].submit(b)]
+            outcomes = yield defer.DeferredList(sent, consumeErrors=True)
+            for ok, value in outcomes:
+                if not ok:
+                    value.trap(TxRejected)
+            final_a = yield self.statuses(a.txid)
+            final_b = yield self.statuses(b.txid)
+            pairs = {(x["status"] if x else None, y["status"] if y else None)
+                     for x, y in zip(final_a, final_b, strict=True)}
+            self.assertEqual(len(pairs), 1, f"nodes disagree: {pairs}")
+            (pair,) = pairs
+            self.assertIn(pair, {("finalized", "rejected"), ("rejected", "finalized"),
+                                 ("finalized", None), (None, "finalized")}, pair)
+        hashes = {n.state.set_hash() for n in self.nodes}
+        self.assertEqual(len(hashes), 1)

@@ -1,0 +1,216 @@
+"""Snowball finality over the peer network: the Twisted side of the sans-I/O core.
+
+:class:`SnowballFinality` provides :class:`~timecoin.interfaces.IFinality`. It
+feeds validated transactions to a :class:`~timecoin.snowball.SnowballEngine`,
+runs polls with a :class:`~timecoin.polls.PollManager` (stake-weighted samples
+of the connected masternodes, every transaction in flight batched into one
+query per sampled validator), answers other nodes' queries with this node's
+preferences, and reports each decision to its listeners and to peers that
+subscribed to finality events.
+
+A query naming a transaction this node has not seen is answered once the
+transaction has been fetched (``getdata`` to the asker) and validated, or,
+failing that, after ``fetch_timeout`` with a "no" for it. All timing goes
+through the injected clock.
+"""
+
+import random
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from timecoin.finality_messages import FinalityEvent, SnowballQuery, SnowballVotes
+from timecoin.interfaces import IFinality
+from timecoin.p2p import messages as m
+from timecoin.polls import PollManager
+from timecoin.sampling import Reputation
+from timecoin.snowball import SnowballEngine
+
+#: How many decisions may be kept for late queries about them.
+REMEMBER_DECISIONS = 200_000
+#: With transactions pending and no poll possible, try again after this long.
+IDLE_RETRY_S = 0.25
+
+
+class _WaitingReply:
+    """A query held until its unknown transactions are fetched (or time runs out)."""
+
+    __slots__ = ("peer_id", "query", "deadline")
+
+    def __init__(self, peer_id, query, deadline):
+        self.peer_id = peer_id
+        self.query = query
+        self.deadline = deadline
+
+
+@implementer(IFinality)
+class SnowballFinality:
+    """Snowball polling among masternodes (see the module docstring)."""
+
+    log = Logger()
+    accepts_conflicts = True
+
+    def __init__(self, clock, params, masternodes, self_pubkey, query_timeout_ms,
+                 rng=None, max_polls=2, is_known=lambda txid: False):
+        self._clock = clock
+        self.engine = SnowballEngine(params, remember=REMEMBER_DECISIONS)
+        self.reputation = Reputation(clock.seconds)
+        self.polls = PollManager(self.engine, self.reputation, rng or random.Random(),
+                                 self_pubkey, query_timeout_ms, max_polls)
+        #: Stake weight of each masternode's public key.
+        self.masternodes = dict(masternodes)
+        self.self_pubkey = self_pubkey
+        self.fetch_timeout = min(query_timeout_ms / 2000.0, 1.0)
+        self._is_known = is_known  # txid -> True once the node decided on it at entry
+        self._listeners = []
+        self._network = None
+        self._peer_of = {}  # validator pubkey -> peer id
+        self._waiting = []
+        self._subscribers = set()
+        self._started_at = {}
+        self._timer = None
+        self._timer_at = None
+        self.queries_answered = 0
+
+    # -- wiring --------------------------------------------------------------
+
+    def attach(self, network):
+        """Carry queries, votes and finality events over ``network``."""
+        self._network = network
+        network.register_handler(m.SNOWBALL_QUERY, self._on_query)
+        network.register_handler(m.SNOWBALL_VOTES, self._on_votes)
+        network.register_handler(m.SUBSCRIBE, self._on_subscribe)
+
+    def add_listener(self, callback):
+        self._listeners.append(callback)
+
+    def stop(self):
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    # -- IFinality -----------------------------------------------------------
+
+    def start(self, tx):
+        self._started_at[tx.txid] = self._clock.seconds()
+        self._report(self.engine.add(tx.txid, [i.prevout for i in tx.inputs]))
+        self._answer_waiting()
+        self._pump()
+
+    def cancel(self, txid):
+        self._started_at.pop(txid, None)
+        self.polls.cancel(txid)
+
+    def in_flight(self):
+        return len(self.engine)
+
+    def tx_settled(self, txid):
+        """The node decided on ``txid`` without the engine (refused it at entry)."""
+        self._answer_waiting()
+
+    # -- polling -------------------------------------------------------------
+
+    def active_validators(self):
+        """``{pubkey: weight}`` of the masternodes connected now, this node excluded."""
+        self._peer_of = {}
+        if self._network is not None:
+            for peer in self._network.peers():
+                if peer.pubkey in self.masternodes and peer.pubkey != self.self_pubkey:
+                    self._peer_of[peer.pubkey] = peer.peer_id
+        return {pk: self.masternodes[pk] for pk in self._peer_of}
+
+    def _pump(self):
+        self.polls.set_validators(self.active_validators())
+        now = self._clock.seconds()
+        while self.polls.can_start():
+            queries = self.polls.start_poll(now)
+            if not queries:
+                break
+            for query in queries:
+                peer_id = self._peer_of.get(query.validator)
+                if peer_id is not None:
+                    self._network.send(peer_id, SnowballQuery(query.poll_id, query.txids))
+        self._schedule()
+
+    def set_known_check(self, is_known):
+        """``is_known(txid)``: the node settled ``txid`` itself (e.g. refused it)."""
+        self._is_known = is_known
+
+    def _schedule(self):
+        deadlines = [d for d in (self.polls.next_deadline(),) if d is not None]
+        deadlines.extend(w.deadline for w in self._waiting)
+        if len(self.engine) and not self.polls.polls_in_flight:
+            # Transactions wait for validators to connect: look again soon.
+            deadlines.append(self._clock.seconds() + IDLE_RETRY_S)
+        if not deadlines:
+            return
+        at = min(deadlines)
+        if self._timer is not None and self._timer.active():
+            if self._timer_at <= at:
+                return
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._clock.callLater(max(0.0, at - self._clock.seconds()), self._tick)
+
+    def _tick(self):
+        self._timer = None
+        self._report(self.polls.on_tick(self._clock.seconds()))
+        self._answer_waiting()
+        self._pump()
+
+    def _on_votes(self, peer_id, message):
+        peer = self._network.get_peer(peer_id)
+        validator = getattr(peer, "pubkey", None)
+        self._report(self.polls.on_reply(message.poll_id, validator, list(message.votes)))
+        self._pump()
+
+    # -- answering -----------------------------------------------------------
+
+    def _on_query(self, peer_id, message):
+        unknown = tuple(t for t in message.txids
+                        if self.engine.status(t) is None and not self._is_known(t))
+        if not unknown:
+            self._reply(peer_id, message)
+            return
+        self._network.send(peer_id, m.GetData(unknown[:m.MAX_INV]))
+        deadline = self._clock.seconds() + self.fetch_timeout
+        self._waiting.append(_WaitingReply(peer_id, message, deadline))
+        self._schedule()
+
+    def _reply(self, peer_id, query):
+        self.queries_answered += 1
+        self._network.send(peer_id, SnowballVotes(query.poll_id,
+                                                  tuple(self.engine.votes(query.txids))))
+
+    def _answer_waiting(self):
+        if not self._waiting:
+            return
+        now = self._clock.seconds()
+        still = []
+        for waiting in self._waiting:
+            ready = waiting.deadline <= now or all(
+                self.engine.status(t) is not None or self._is_known(t)
+                for t in waiting.query.txids)
+            if ready:
+                self._reply(waiting.peer_id, waiting.query)
+            else:
+                still.append(waiting)
+        self._waiting = still
+
+    # -- decisions -----------------------------------------------------------
+
+    def _on_subscribe(self, peer_id, message):
+        self._subscribers.add(peer_id)
+
+    def _report(self, decisions):
+        # Rejections first: a winner may need the locks its rivals held.
+        for txid, accepted, reason in sorted(decisions, key=lambda d: d[1]):
+            started = self._started_at.pop(txid, None)
+            for listener in self._listeners:
+                listener(txid, accepted, reason)
+            if self._subscribers and self._network is not None:
+                ms = 0 if started is None else int((self._clock.seconds() - started) * 1000)
+                event = FinalityEvent(txid, accepted, reason[:32], min(ms, 2**32 - 1))
+                for peer_id in list(self._subscribers):
+                    if self._network.send(peer_id, event) is False:
+                        self._subscribers.discard(peer_id)
