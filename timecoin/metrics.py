@@ -5,8 +5,8 @@ read from the node when scraped, so keeping them costs nothing in between.
 Every name starts with ``timecoin_``.
 """
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 FINALITY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -32,8 +32,50 @@ class _NodeGauges:
                                             node.finality.in_flight()),
             "timecoin_block_height": ("Best block height", node.chain.height()),
         }
+        peak = _peak_rss_bytes()
+        if peak is not None:
+            values["timecoin_process_peak_rss_bytes"] = ("Peak resident memory", peak)
         for name, (doc, value) in values.items():
             yield GaugeMetricFamily(name, doc, value=value)
+        yield from _finality_metrics(node.finality)
+
+
+def _peak_rss_bytes():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _finality_metrics(finality):
+    """Snowball's counters, where the finality component is Snowball."""
+    engine = getattr(finality, "engine", None)
+    if engine is None:
+        return
+    stats, polls = engine.stats, finality.polls.stats
+    yield CounterMetricFamily("timecoin_snowball_preference_flips",
+                              "Preference changes in conflict sets",
+                              value=stats.preference_flips)
+    yield CounterMetricFamily("timecoin_snowball_polls", "Polls finished",
+                              value=polls.completed + polls.expired)
+    yield CounterMetricFamily("timecoin_snowball_replies", "Validator replies received",
+                              value=polls.replies)
+    yield CounterMetricFamily("timecoin_snowball_missing_replies",
+                              "Sampled validators that did not answer in time",
+                              value=polls.missing_replies)
+    asked = polls.replies + polls.missing_replies
+    yield GaugeMetricFamily("timecoin_snowball_validator_response_rate",
+                            "Share of sampled validators that answered",
+                            value=polls.replies / asked if asked else 1.0)
+    rounds = sum(r * n for r, n in stats.rounds_to_accept.items())
+    count = sum(stats.rounds_to_accept.values())
+    yield GaugeMetricFamily("timecoin_snowball_rounds_per_finalized_tx",
+                            "Mean rounds to finalize a transaction",
+                            value=rounds / count if count else 0.0)
 
 
 class NodeMetrics:
@@ -54,6 +96,7 @@ class NodeMetrics:
         self._flush = Histogram("timecoin_utxo_flush_seconds",
                                 "Duration of UTXO table flushes", registry=r)
         r.register(_NodeGauges(node))
+        ProcessCollector(namespace="timecoin", registry=r)
 
     def accepted(self):
         self._received.labels("accepted").inc()
