@@ -3,7 +3,7 @@
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from tests.support import devnet_funding, start_devnet, transfer, wait_until
+from tests.support import devnet_funding, start_devnet, start_node, transfer, wait_until
 from timecoin.finality_snowball import SnowballFinality
 from timecoin.keys import PrivateKey
 from timecoin.networks import COIN
@@ -60,3 +60,48 @@ class FourNodeTests(unittest.TestCase):
                                  ("finalized", None), (None, "finalized")}, pair)
         hashes = {n.state.set_hash() for n in self.nodes}
         self.assertEqual(len(hashes), 1)
+
+
+class RestartTests(unittest.TestCase):
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_node_stopped_mid_load_catches_up_and_agrees(self):
+        nodes = yield start_devnet(self, reactor, 4)
+        sent = []
+
+        @defer.inlineCallbacks
+        def send(indices, via):
+            for i in indices:
+                key, op, amount = devnet_funding(i)
+                tx = transfer(key, [op], [(COIN, DEST.key_hash)], total=amount)
+                txid = yield via[i % len(via)].submit(tx)
+                sent.append(txid)
+
+        yield send(range(20, 26), nodes)
+        for txid in sent:
+            yield defer.gatherResults([n.wait_for_transaction(txid, 20) for n in nodes])
+        away = nodes[3]
+        datadir = away.datadir
+        more = send(range(26, 40), nodes[:3])  # under way while the node stops
+        yield away.stopService()
+        yield more
+        for txid in sent:
+            results = yield defer.gatherResults(
+                [n.wait_for_transaction(txid, 20) for n in nodes[:3]])
+            self.assertEqual({r["status"] for r in results}, {"finalized"})
+        peers = [f"127.0.0.1:{n.peer_network.listen_port()}" for n in nodes[:3]]
+        back = yield start_node(self, reactor, datadir, peers=peers,
+                                masternode_key=f"{datadir}/masternode.key")
+        yield wait_until(reactor, lambda: back.peer_count() == 3)
+        target = nodes[0].state.set_hash()
+        yield wait_until(reactor, lambda: back.state.set_hash() == target, timeout=30)
+        for txid in sent:
+            status = yield back.transaction_status(txid)
+            self.assertEqual(status["status"], "finalized", txid.hex())
+        self.assertGreater(back.finality_sync.applied, 0)
+        # and it takes part again: a new transaction finalizes on all four
+        yield send([41], [back])
+        results = yield defer.gatherResults(
+            [n.wait_for_transaction(sent[-1], 20) for n in nodes[:3] + [back]])
+        self.assertEqual({r["status"] for r in results}, {"finalized"})

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
 from timecoin.encoding import DecodeError
 from timecoin.p2p import messages as m
+from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.framing import (
     FrameReceiver,
     decode_frame_payload,
@@ -17,6 +19,8 @@ from timecoin.p2p.framing import (
     encode_frame_payload,
     inflate,
 )
+from timecoin.p2p.ratelimit import BAN, PeerRateLimits
+from timecoin.p2p.util import BoundedDict, BoundedSet
 
 SAMPLES = [
     m.Hello(b"TMd2", 1, b"g" * 32, 12, b"p" * 32, b"n" * 32, 24200, "timecoin/0.1.0"),
@@ -41,6 +45,7 @@ class Codecs(unittest.TestCase):
     def test_every_reserved_kind_is_named_and_distinct(self):
         names = ["hello", "auth", "ping", "pong", "getaddr", "addr", "inv", "getdata", "tx",
                  "reject", "snowball_query", "snowball_votes", "finality_event", "subscribe",
+                 "get_finalized", "finalized",
                  "block_proposal", "block_prevote", "block_precommit", "getblocks", "blocks",
                  "snapshot"]
         self.assertEqual(sorted(m.KIND_NAMES[k] for k in m.KIND_NAMES if k < 0x1000),
@@ -94,6 +99,27 @@ class Codecs(unittest.TestCase):
                 decode_frame_payload(payload, 4096)
             except DecodeError:
                 pass
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=200), st.binary(max_size=8), st.binary(max_size=8))
+    def test_fuzz_in_place_decoding_matches_a_copy(self, data, before, after):
+        """Decoding a slice of a larger buffer never reads outside the slice."""
+        def outcome(*args):
+            try:
+                return m.decode_message(*args)
+            except DecodeError:
+                return DecodeError
+        buffer = before + data + after
+        self.assertEqual(outcome(buffer, len(before), len(before) + len(data)), outcome(data))
+
+    def test_in_place_truncation_refused(self):
+        for message in SAMPLES:
+            encoded = m.encode_message(message)
+            buffer = b"j" + encoded + b"\xff" * 300
+            self.assertEqual(m.decode_message(buffer, 1, 1 + len(encoded)), message)
+            for cut in range(len(encoded)):
+                with self.assertRaises(DecodeError):
+                    m.decode_message(buffer, 1, 1 + cut)
 
     @settings(max_examples=200, deadline=None)
     @given(st.sampled_from(SAMPLES), st.data())
@@ -176,9 +202,54 @@ class Framing(unittest.TestCase):
         self.assertEqual(receiver.exceeded, [1001])
         receiver.dataReceived(b"x" * 5000)
         self.assertEqual(receiver.frames, [])
-        self.assertEqual(len(receiver._frame_buffer), 0)
+        self.assertEqual(receiver._tail_size, 0)
+
+    def test_large_frame_in_small_chunks(self):
+        receiver = Collector()
+        receiver.MAX_LENGTH = 200_000
+        message = m.TxMessage(bytes(range(256)) * 300)
+        data = encode_frame(message, None) + encode_frame(m.Ping(1))
+        for i in range(0, len(data), 1000):
+            receiver.dataReceived(data[i:i + 1000])
+        self.assertEqual([decode_frame_payload(p) for p in receiver.frames], [message, m.Ping(1)])
+        self.assertEqual(receiver._tail_size, 0)
+
+    def test_paused_receiver_resumes_where_it_stopped(self):
+        receiver = Collector()
+        receiver.transport = StringTransport()
+        receiver.stringReceived = lambda payload: (receiver.frames.append(payload),
+                                                   receiver.pauseProducing())
+        receiver.dataReceived(b"".join(encode_frame(msg) for msg in SAMPLES[:3]))
+        self.assertEqual(len(receiver.frames), 1)
+        receiver.resumeProducing()
+        receiver.resumeProducing()
+        self.assertEqual(receiver.frames, [encode_frame_payload(msg) for msg in SAMPLES[:3]])
 
     def test_maximum_length(self):
         receiver = Collector()
         receiver.dataReceived(b"\xff\xff\xff\xff")
         self.assertEqual(receiver.exceeded, [2**32 - 1])
+
+
+class Containers(unittest.TestCase):
+    def test_bounded_set_forgets_oldest(self):
+        known = BoundedSet(3)
+        for item in [1, 2, 2, 3, 4, 5]:
+            known.add(item)
+        self.assertEqual([i in known for i in range(1, 6)], [False, False, True, True, True])
+        self.assertEqual(len(known), 3)
+
+    def test_bounded_dict_forgets_oldest_written(self):
+        cache = BoundedDict(2)
+        cache["a"], cache["b"], cache["a"], cache["c"] = 1, 2, 3, 4
+        self.assertEqual((cache.get("a"), "b" in cache, cache.get("c")), (3, False, 4))
+        self.assertEqual(cache.pop("a"), 3)
+        self.assertEqual(len(cache), 1)
+
+
+class RateLimits(unittest.TestCase):
+    def test_ping_limit_configurable(self):
+        limits = PeerRateLimits(P2PConfig(rate_limit_ping=1))
+        self.assertEqual([limits.check(m.PING, 0.0) for _ in range(5)], [None] * 4 + [BAN])
+        self.assertIsNone(limits.check(m.PING, 1.0))
+        self.assertEqual(limits.check(m.GETADDR, 0.0), None)

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from timecoin import config as configuration
 from timecoin.api import build_site, remove_cookie, write_cookie
+from timecoin.catchup import FinalitySync
 from timecoin.chain import TIER_WEIGHTS
 from timecoin.finality_local import LocalFinality
 from timecoin.finality_snowball import SnowballFinality
@@ -211,5 +212,10 @@ def build_node(reactor, prepared, storage, meta, stop=None):
     if isinstance(finality, SnowballFinality):
         finality.set_known_check(node.settled)
         finality.attach(peers)
+        sync = FinalitySync(reactor, node, prepared.genesis.masternodes,
+                            prepared.identity.pubkey)
+        sync.attach(peers)
+        sync.setServiceParent(node)
+        node.finality_sync = sync
     node.cookie_cleanup = lambda: remove_cookie(prepared.datadir)
     return node

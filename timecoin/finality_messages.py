@@ -3,7 +3,9 @@
 * ``snowball_query``: poll id and up to ``MAX_QUERY_TXIDS`` txids;
 * ``snowball_votes``: the poll id and one bit per queried txid (1 = preferred);
 * ``subscribe``: ask a node to push its finality decisions;
-* ``finality_event``: one decision: txid, accepted or not, time to finality.
+* ``finality_event``: one decision: txid, accepted or not, time to finality;
+* ``get_finalized`` / ``finalized``: pages of a masternode's finality journal,
+  for a node that was away to catch up.
 """
 
 from dataclasses import dataclass
@@ -11,12 +13,15 @@ from dataclasses import dataclass
 from timecoin.encoding import DecodeError
 from timecoin.p2p.messages import (
     FINALITY_EVENT,
+    FINALIZED,
+    GET_FINALIZED,
     HASH_SIZE,
     SNOWBALL_QUERY,
     SNOWBALL_VOTES,
     SUBSCRIBE,
     register_message,
 )
+from timecoin.tx import MAX_TX_SIZE
 
 MAX_QUERY_TXIDS = 1024
 MAX_REASON = 32
@@ -106,3 +111,51 @@ class FinalityEvent:
         if flag > 1:
             raise DecodeError("accepted flag must be 0 or 1")
         return cls(txid, bool(flag), r.text(MAX_REASON, "reason"), r.u32("finality ms"))
+
+
+MAX_FINALIZED_PAGE = 500
+
+
+@register_message
+@dataclass(frozen=True)
+class GetFinalized:
+    """Ask for the sender's journal: entries after ``after_seq``, at most ``limit``."""
+
+    KIND = GET_FINALIZED
+    after_seq: int
+    limit: int
+
+    def encode(self, w):
+        w.u64(self.after_seq).u32(self.limit)
+
+    @classmethod
+    def decode(cls, r):
+        after, limit = r.u64("after seq"), r.u32("limit")
+        if not 1 <= limit <= MAX_FINALIZED_PAGE:
+            raise DecodeError(f"limit must be 1 to {MAX_FINALIZED_PAGE}")
+        return cls(after, limit)
+
+
+@register_message
+@dataclass(frozen=True)
+class Finalized:
+    """A page of the sender's journal: ``(seq, raw transaction)`` in finality order."""
+
+    KIND = FINALIZED
+    entries: tuple
+    more: bool
+
+    def encode(self, w):
+        w.count(len(self.entries), MAX_FINALIZED_PAGE)
+        for seq, raw in self.entries:
+            w.u64(seq).varbytes(raw, MAX_TX_SIZE)
+        w.u8(1 if self.more else 0)
+
+    @classmethod
+    def decode(cls, r):
+        n = r.count(MAX_FINALIZED_PAGE, "entry count")
+        entries = tuple((r.u64("seq"), r.varbytes(MAX_TX_SIZE, "transaction")) for _ in range(n))
+        more = r.u8("more")
+        if more > 1:
+            raise DecodeError("more flag must be 0 or 1")
+        return cls(entries, bool(more))

@@ -93,6 +93,9 @@ class NodeMetrics:
         self._finality = Histogram("timecoin_finality_seconds",
                                    "Time from arrival to finality", buckets=FINALITY_BUCKETS,
                                    registry=r)
+        self._synced = Counter("timecoin_tx_synced",
+                               "Transactions finalized from other masternodes' journals",
+                               registry=r)
         self._flush = Histogram("timecoin_utxo_flush_seconds",
                                 "Duration of UTXO table flushes", registry=r)
         r.register(_NodeGauges(node))
@@ -111,6 +114,9 @@ class NodeMetrics:
 
     def dropped(self, cause):
         self._rejected.labels(cause).inc()
+
+    def synced(self):
+        self._synced.inc()
 
     def flushed(self, seconds):
         self._flush.observe(seconds)

@@ -252,16 +252,58 @@ class Node(MultiService):
         tx = entry.tx
         if txid in self._contenders and not self._take_locks(tx):
             return
+        self.mempool.remove(txid)
+        self._forget_incoming(tx)
+        self._finalize(tx, entry.added_at)
+
+    def _finalize(self, tx, arrived_at):
+        """Spend and create in the UTXO state, then journal (reported once durable)."""
         undo = encode_undo([self.state.get(i.prevout) for i in tx.inputs])
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         self.state.finalize(tx, seq)
-        self.mempool.remove(txid)
-        self._forget_incoming(tx)
         now = self.reactor.seconds()
-        record = JournalRecord(seq, txid, tx.raw, undo, time.time(),
-                               round((now - entry.added_at) * 1000.0, 3))
-        self._committing[txid] = record
+        record = JournalRecord(seq, tx.txid, tx.raw, undo, time.time(),
+                               round((now - arrived_at) * 1000.0, 3))
+        self._committing[tx.txid] = record
         self.journal.append(record)
+
+    @defer.inlineCallbacks
+    def apply_finalized(self, tx):
+        """Finalize ``tx`` that the masternodes finalized while this node missed it.
+
+        Its signatures are checked and its inputs must be unspent here; local
+        pending transactions that spend the same outputs lose. Fires with
+        True if applied, False if already known; fails with ``TxRejected``
+        if it cannot be applied (yet).
+        """
+        txid = tx.txid
+        if txid in self._committing or txid in self._recent:
+            return False
+        if (yield self.storage.get_transaction(txid)) is not None:
+            return False
+        if txid in self.mempool:
+            self.finality.cancel(txid)
+            self._decided(txid, True, "finalized by the network")
+            return True
+        check_stateless(tx, self.network.network_id)
+        missing = self.state.missing([i.prevout for i in tx.inputs])
+        if missing:
+            self.state.load((yield self.storage.load_utxos(missing)))
+        if txid in self._committing or txid in self._recent:
+            return False
+        self.state.check_inputs(tx, allow_locked=True)
+        for txin in tx.inputs:
+            holder = self.state.lock_holder(txin.prevout)
+            if holder is not None and holder != txid:
+                self._drop(holder, "rejected", f"conflict: the network finalized {txid.hex()}")
+        self.state.lock(tx)
+        self._finalize(tx, self.reactor.seconds())
+        self.metrics.synced()
+        return True
+
+    def journal_page(self, after_seq, limit):
+        """Fire with ``[(seq, raw)]`` of committed journal entries after ``after_seq``."""
+        return self.storage.journal_page(after_seq, limit, self.journal.committed_seq)
 
     def _take_locks(self, tx):
         """A contender won: its rivals lose their locks, and it takes them."""
@@ -453,6 +495,10 @@ class Node(MultiService):
 
     def receive_tx(self, raw, peer_address=None):
         return self.submit_raw(raw)
+
+    def finalized_recently(self, txid):
+        """True if ``txid`` finalized here lately (older ones are in storage)."""
+        return txid in self._committing or txid in self._recent
 
     def settled(self, txid):
         """True if this node decided ``txid`` itself (refused, finalized, rejected)."""

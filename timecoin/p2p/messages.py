@@ -9,10 +9,14 @@ a later component adds its codec with :func:`register_message`.
 Decoding raises :class:`~timecoin.encoding.DecodeError` and nothing else.
 """
 
+import struct
 from dataclasses import dataclass
 
-from timecoin.encoding import DecodeError, Reader, Writer
+from timecoin.encoding import DecodeError, Writer
+from timecoin.p2p.codec import SliceReader
 from timecoin.tx import MAX_TX_SIZE
+
+_KIND = struct.Struct("<H")
 
 #: The protocol version this code speaks, and the oldest it accepts.
 PROTOCOL_VERSION = 1
@@ -34,6 +38,8 @@ SNOWBALL_QUERY = 0x0100
 SNOWBALL_VOTES = 0x0101
 FINALITY_EVENT = 0x0102
 SUBSCRIBE = 0x0103
+GET_FINALIZED = 0x0104  # catch-up: pages of a masternode's finality journal
+FINALIZED = 0x0105
 BLOCK_PROPOSAL = 0x0200
 BLOCK_PREVOTE = 0x0201
 BLOCK_PRECOMMIT = 0x0202
@@ -47,6 +53,7 @@ KIND_NAMES = {
     ADDR: "addr", INV: "inv", GETDATA: "getdata", TX: "tx", REJECT: "reject",
     SNOWBALL_QUERY: "snowball_query", SNOWBALL_VOTES: "snowball_votes",
     FINALITY_EVENT: "finality_event", SUBSCRIBE: "subscribe",
+    GET_FINALIZED: "get_finalized", FINALIZED: "finalized",
     BLOCK_PROPOSAL: "block_proposal", BLOCK_PREVOTE: "block_prevote",
     BLOCK_PRECOMMIT: "block_precommit", GETBLOCKS: "getblocks", BLOCKS: "blocks",
     SNAPSHOT: "snapshot",
@@ -65,6 +72,15 @@ MAX_REJECT_CODE = 32
 MAX_REJECT_TEXT = 256
 
 _CODECS = {}
+
+
+class _PartsWriter(Writer):
+    """A :class:`Writer` appending to a list owned by the caller."""
+
+    __slots__ = ()
+
+    def __init__(self, parts):
+        self._parts = parts
 
 
 def kind_name(kind):
@@ -87,17 +103,31 @@ def register_message(cls):
     return cls
 
 
+def encode_body(message, parts):
+    """Append the canonical bytes of ``message`` (kind then body) to ``parts``."""
+    parts.append(_KIND.pack(message.KIND))
+    message.encode(_PartsWriter(parts))
+    return parts
+
+
 def encode_message(message):
     """The canonical bytes of ``message``: kind then body."""
-    writer = Writer().u16(message.KIND)
-    message.encode(writer)
-    return writer.getvalue()
+    return b"".join(encode_body(message, []))
 
 
-def decode_message(data):
-    """Decode exactly one message; :class:`DecodeError` for anything else."""
-    reader = Reader(data)
-    kind = reader.u16("kind")
+def decode_message(data, start=0, end=None):
+    """Decode exactly one message from ``data[start:end]``.
+
+    Raises :class:`DecodeError` and nothing else.
+    """
+    if type(data) is not bytes:
+        data = bytes(data)
+    if end is None:
+        end = len(data)
+    if start + 2 > end:
+        raise DecodeError("truncated: kind needs 2 bytes")
+    kind = _KIND.unpack_from(data, start)[0]
+    reader = SliceReader(data, start + 2, end)
     codec = _CODECS.get(kind)
     if codec is None:
         raise DecodeError(f"unknown message kind {kind_name(kind)}")
@@ -112,7 +142,7 @@ def decode_message(data):
 
 
 @register_message
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hello:
     """First message each side sends: who it is, on which chain, and a challenge."""
 
@@ -140,7 +170,7 @@ class Hello:
 
 
 @register_message
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Auth:
     """The signature over the connection's transcript (see ``handshake``)."""
 
@@ -156,7 +186,7 @@ class Auth:
 
 
 @register_message
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ping:
     """Liveness probe; the peer answers with a pong carrying the same nonce."""
 
@@ -172,7 +202,7 @@ class Ping:
 
 
 @register_message
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pong:
     """Answer to a ping."""
 
@@ -188,7 +218,7 @@ class Pong:
 
 
 @register_message
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GetAddr:
     """Ask for known peer addresses."""
 
@@ -202,7 +232,7 @@ class GetAddr:
         return cls()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PeerAddress:
     """One entry of an addr message."""
 
@@ -212,7 +242,7 @@ class PeerAddress:
 
 
 @register_message
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Addr:
     """Known peer addresses (at most ``MAX_ADDR``)."""
 
@@ -239,11 +269,11 @@ def _encode_txids(w, txids):
 
 def _decode_txids(r):
     n = r.count(MAX_INV, "txid count")
-    return tuple(r.fixed(HASH_SIZE, "txid") for _ in range(n))
+    return tuple([r.fixed(HASH_SIZE, "txid") for _ in range(n)])
 
 
 @register_message
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inv:
     """Announce transactions by txid."""
 
@@ -259,7 +289,7 @@ class Inv:
 
 
 @register_message
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GetData:
     """Request the transactions with these txids."""
 
@@ -275,7 +305,7 @@ class GetData:
 
 
 @register_message
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TxMessage:
     """One transaction in its canonical encoding."""
 
@@ -291,7 +321,7 @@ class TxMessage:
 
 
 @register_message
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reject:
     """Why the sender refuses something (or is about to disconnect)."""
 
