@@ -31,6 +31,8 @@ from timecoin.finality_messages import (
 from timecoin.tx import TxRejected, decode_tx
 
 MAX_CLAIMS = 200_000
+#: A request unanswered this long is sent again.
+REQUEST_TIMEOUT_S = 30.0
 
 
 class _Claim:
@@ -54,7 +56,7 @@ class FinalitySync(Service):
         self.interval = interval
         self._network = None
         self._cursors = {}  # masternode pubkey -> last journal seq seen
-        self._asking = set()  # pubkeys with a request outstanding
+        self._asking = {}  # pubkey -> when its outstanding request was sent
         self._claims = OrderedDict()  # txid -> _Claim
         self._applying = None
         self._loop = None
@@ -81,16 +83,16 @@ class FinalitySync(Service):
         """Ask every connected masternode without an outstanding request."""
         if self._network is None or not self._masternodes:
             return
-        self._asking &= {p.pubkey for p in self._network.peers()}
+        stale = self._clock.seconds() - REQUEST_TIMEOUT_S
         for peer in self._network.peers():
-            if peer.pubkey in self._masternodes and peer.pubkey not in self._asking:
+            if peer.pubkey in self._masternodes and self._asking.get(peer.pubkey, stale) <= stale:
                 self._ask(peer.peer_id, peer.pubkey)
 
     def _ask(self, peer_id, pubkey):
-        self._asking.add(pubkey)
+        self._asking[pubkey] = self._clock.seconds()
         request = GetFinalized(self._cursors.get(pubkey, 0), MAX_FINALIZED_PAGE)
         if not self._network.send(peer_id, request):
-            self._asking.discard(pubkey)
+            self._asking.pop(pubkey, None)
 
     # -- serving -------------------------------------------------------------
 
@@ -110,7 +112,7 @@ class FinalitySync(Service):
         pubkey = getattr(peer, "pubkey", None)
         if pubkey not in self._masternodes:
             return
-        self._asking.discard(pubkey)
+        self._asking.pop(pubkey, None)
         for seq, raw in message.entries:
             self._cursors[pubkey] = max(self._cursors.get(pubkey, 0), seq)
             try:

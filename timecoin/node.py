@@ -14,6 +14,7 @@ from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 import timecoin
 from timecoin.chain import GenesisChain
@@ -22,6 +23,7 @@ from timecoin.journal import JournalWriter
 from timecoin.keys import decode_address
 from timecoin.mempool import Mempool
 from timecoin.metrics import NodeMetrics
+from timecoin.p2p.host import IPeerHost
 from timecoin.storage import JournalRecord, encode_undo
 from timecoin.tx import (
     MIN_FEE_RATE,
@@ -49,6 +51,7 @@ PERMANENT_REJECTIONS = frozenset({
 })
 
 
+@implementer(IPeerHost)
 class Node(MultiService):
     """A timecoin full node (see the module docstring)."""
 

@@ -1,0 +1,221 @@
+"""SnowballFinality and FinalitySync without sockets: a fake network and a Clock."""
+
+from collections import namedtuple
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from tests.support import PrivateKey, devnet_funding, transfer
+from timecoin.catchup import FinalitySync
+from timecoin.finality_local import LocalFinality
+from timecoin.finality_messages import (
+    FinalityEvent,
+    Finalized,
+    GetFinalized,
+    SnowballQuery,
+    SnowballVotes,
+    Subscribe,
+)
+from timecoin.finality_snowball import SnowballFinality
+from timecoin.interfaces import IFinality
+from timecoin.p2p import messages as m
+from timecoin.p2p.messages import decode_message, encode_message
+from timecoin.snowball import SnowballParams
+
+Peer = namedtuple("Peer", "peer_id pubkey address direction")
+KEYS = [PrivateKey.devnet(i).pubkey for i in range(4)]
+
+
+class FakeNetwork:
+    """Records what is sent; peers are the other three masternodes."""
+
+    def __init__(self, pubkeys):
+        self._peers = [Peer(i + 1, pk, f"127.0.0.1:{i}", "outbound")
+                       for i, pk in enumerate(pubkeys)]
+        self.sent = []
+        self.handlers = {}
+
+    def peers(self):
+        return list(self._peers)
+
+    def get_peer(self, peer_id):
+        return next((p for p in self._peers if p.peer_id == peer_id), None)
+
+    def register_handler(self, kind, callback):
+        self.handlers[kind] = callback
+
+    def send(self, peer_id, message):
+        # every message crosses the codec, as it would on the wire
+        self.sent.append((peer_id, decode_message(encode_message(message))))
+        return True
+
+    def deliver(self, peer_id, message):
+        self.handlers[message.KIND](peer_id, decode_message(encode_message(message)))
+
+    def take(self, kind):
+        out = [(p, msg) for p, msg in self.sent if msg.KIND == kind]
+        self.sent = [(p, msg) for p, msg in self.sent if msg.KIND != kind]
+        return out
+
+
+def tx_for(i):
+    key, op, amount = devnet_funding(i)
+    return transfer(key, [op], [(1000, key.key_hash)], total=amount)
+
+
+class SnowballFinalityTests(unittest.TestCase):
+    def setUp(self):
+        self.clock = Clock()
+        params = SnowballParams(k=20, alpha=0.75, beta=3, finality_confidence=3, max_rounds=6)
+        self.finality = SnowballFinality(self.clock, params, {pk: 1 for pk in KEYS}, KEYS[0],
+                                         query_timeout_ms=500)
+        self.network = FakeNetwork(KEYS[1:])
+        self.finality.attach(self.network)
+        self.decisions = []
+        self.finality.add_listener(lambda *d: self.decisions.append(d))
+
+    def test_provides_the_interface(self):
+        verifyObject(IFinality, self.finality)
+        verifyObject(IFinality, LocalFinality(self.clock))
+
+    def answer_all(self, yes=True):
+        for peer_id, query in self.network.take(m.SNOWBALL_QUERY):
+            self.network.deliver(peer_id, SnowballVotes(query.poll_id,
+                                                        (yes,) * len(query.txids)))
+
+    def test_batched_polls_finalize_after_confidence_rounds(self):
+        txs = [tx_for(i) for i in range(3)]
+        for tx in txs:
+            self.finality.start(tx)
+        queries = self.network.take(m.SNOWBALL_QUERY)
+        # one query per sampled validator per poll, each carrying every transaction
+        self.assertEqual({p for p, _ in queries}, {1, 2, 3})
+        self.assertTrue(all(len(q.txids) >= 1 for _, q in queries))
+        for query in queries:
+            self.network.deliver(query[0], SnowballVotes(query[1].poll_id,
+                                                         (True,) * len(query[1].txids)))
+        for _ in range(10):
+            self.answer_all()
+        self.assertEqual({d[0] for d in self.decisions}, {tx.txid for tx in txs})
+        self.assertTrue(all(d[1] for d in self.decisions))
+        self.assertEqual(self.finality.in_flight(), 0)
+
+    def test_unanswered_polls_time_out_and_reject_after_max_rounds(self):
+        tx = tx_for(4)
+        self.finality.start(tx)
+        for _ in range(20):
+            self.network.take(m.SNOWBALL_QUERY)
+            self.clock.advance(0.5)
+        self.assertEqual(self.decisions, [(tx.txid, False, "max-rounds")])
+        self.assertGreater(self.finality.polls.stats.missing_replies, 0)
+
+    def test_query_about_unknown_tx_fetches_then_answers(self):
+        tx = tx_for(5)
+        self.network.deliver(2, SnowballQuery(7, (tx.txid,)))
+        (peer_id, getdata), = self.network.take(m.GETDATA)
+        self.assertEqual((peer_id, getdata.txids), (2, (tx.txid,)))
+        self.assertEqual(self.network.take(m.SNOWBALL_VOTES), [])
+        self.finality.start(tx)  # fetched and validated by the node
+        (peer_id, votes), = self.network.take(m.SNOWBALL_VOTES)
+        self.assertEqual((peer_id, votes.poll_id, votes.votes), (2, 7, (True,)))
+
+    def test_unfetchable_tx_is_voted_no_after_the_fetch_timeout(self):
+        self.network.deliver(3, SnowballQuery(9, (b"\x01" * 32,)))
+        self.clock.advance(self.finality.fetch_timeout)
+        (_, votes), = self.network.take(m.SNOWBALL_VOTES)
+        self.assertEqual(votes.votes, (False,))
+
+    def test_conflicting_tx_is_voted_against_until_preference_flips(self):
+        key, op, amount = devnet_funding(6)
+        first = transfer(key, [op], [(1000, key.key_hash)], total=amount)
+        second = transfer(key, [op], [(2000, key.key_hash)], total=amount)
+        self.finality.start(first)
+        self.finality.start(second)
+        self.network.deliver(1, SnowballQuery(1, (first.txid, second.txid)))
+        (_, votes), = self.network.take(m.SNOWBALL_VOTES)
+        self.assertEqual(votes.votes, (True, False))
+        for _ in range(12):
+            for peer_id, query in self.network.take(m.SNOWBALL_QUERY):
+                answer = tuple(t == second.txid for t in query.txids)
+                self.network.deliver(peer_id, SnowballVotes(query.poll_id, answer))
+        decided = {d[0]: d[1] for d in self.decisions}
+        self.assertEqual(decided, {second.txid: True, first.txid: False})
+        self.assertGreaterEqual(self.finality.engine.stats.preference_flips, 1)
+
+    def test_subscribers_get_finality_events(self):
+        self.network.deliver(2, Subscribe())
+        tx = tx_for(7)
+        self.finality.start(tx)
+        for _ in range(10):
+            self.answer_all()
+        (peer_id, event), = self.network.take(m.FINALITY_EVENT)
+        self.assertEqual((peer_id, event.txid, event.accepted), (2, tx.txid, True))
+        self.assertIsInstance(event, FinalityEvent)
+
+    def test_no_validators_connected_means_no_decision(self):
+        lonely = SnowballFinality(self.clock, SnowballParams(), {pk: 1 for pk in KEYS}, KEYS[0],
+                                  query_timeout_ms=500)
+        lonely.attach(FakeNetwork([]))
+        lonely.start(tx_for(8))
+        self.clock.advance(10)
+        self.assertEqual(lonely.in_flight(), 1)
+        lonely.stop()
+
+
+class FakeNode:
+    def __init__(self, journal):
+        self.journal = journal
+        self.applied = []
+
+    def journal_page(self, after, limit):
+        return defer.succeed([(s, r) for s, r in self.journal if s > after][:limit])
+
+    def finalized_recently(self, txid):
+        return False
+
+    def apply_finalized(self, tx):
+        self.applied.append(tx.txid)
+        return defer.succeed(True)
+
+
+class FinalitySyncTests(unittest.TestCase):
+    def setUp(self):
+        self.txs = [tx_for(i) for i in range(20, 23)]
+        self.node = FakeNode([(i + 10, tx.raw) for i, tx in enumerate(self.txs)])
+        self.network = FakeNetwork(KEYS[1:])
+        self.clock = Clock()
+        self.sync = FinalitySync(self.clock, self.node, KEYS, KEYS[0])
+        self.sync.attach(self.network)
+
+    def test_serves_pages_of_the_journal(self):
+        self.network.deliver(1, GetFinalized(10, 1))
+        (_, page), = self.network.take(m.FINALIZED)
+        self.assertEqual(page.entries, ((11, self.txs[1].raw),))
+        self.assertTrue(page.more)
+
+    def test_applies_only_what_a_majority_reported(self):
+        self.assertEqual(self.sync.needed, 2)
+        self.sync.poll()
+        self.assertEqual(len(self.network.take(m.GET_FINALIZED)), 3)
+        page = Finalized(tuple((i, tx.raw) for i, tx in enumerate(self.txs, 1)), False)
+        self.network.deliver(1, page)
+        self.assertEqual(self.node.applied, [])
+        self.network.deliver(2, Finalized(page.entries[:2], False))
+        self.assertEqual(self.node.applied, [tx.txid for tx in self.txs[:2]])
+        # the cursor moves on: the next request starts after what was seen
+        self.sync.poll()
+        asks = {p: msg.after_seq for p, msg in self.network.take(m.GET_FINALIZED)}
+        self.assertEqual(asks, {1: 3, 2: 2})  # 3 has not answered yet
+        self.clock.advance(31)
+        self.sync.poll()
+        asks = {p: msg.after_seq for p, msg in self.network.take(m.GET_FINALIZED)}
+        self.assertEqual(asks, {1: 3, 2: 2, 3: 0})
+
+    def test_pages_from_non_masternodes_are_ignored(self):
+        stranger = FakeNetwork([PrivateKey.devnet(70).pubkey])
+        sync = FinalitySync(Clock(), self.node, KEYS, KEYS[0])
+        sync.attach(stranger)
+        stranger.deliver(1, Finalized(((1, self.txs[0].raw),), False))
+        self.assertEqual(sync._claims, {})
