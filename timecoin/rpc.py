@@ -10,16 +10,20 @@ import inspect
 from twisted.internet import defer
 
 from timecoin.keys import AddressError
+from timecoin.rpcclient import (  # the codes are shared with the client
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    MISSING_INPUTS,
+    NOT_FOUND,
+    PARSE_ERROR,
+    TX_REJECTED,
+)
 from timecoin.tx import TxRejected, decode_hex
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-NOT_FOUND = -5
-MISSING_INPUTS = -25
-TX_REJECTED = -26
+__all__ = ["INTERNAL_ERROR", "INVALID_REQUEST", "PARSE_ERROR", "RpcError", "RpcMethods"]
+
 MAX_WAIT_S = 600
 
 
@@ -65,6 +69,7 @@ class RpcMethods:
             "listbanned": self.listbanned, "setban": self.setban,
             "clearbanned": self.clearbanned,
         }
+        self._signatures = {}
 
     def call(self, method, params):
         """Fire with the result of ``method(*params)`` or fail with :class:`RpcError`."""
@@ -74,8 +79,11 @@ class RpcMethods:
         args, kwargs = (params, {}) if isinstance(params, list) else ((), params)
         if not isinstance(params, list | dict):
             return defer.fail(RpcError(INVALID_PARAMS, "params must be an array or object"))
+        signature = self._signatures.get(fn)
+        if signature is None:
+            signature = self._signatures[fn] = inspect.signature(fn)
         try:
-            inspect.signature(fn).bind(*args, **kwargs)
+            signature.bind(*args, **kwargs)
         except TypeError as e:
             return defer.fail(RpcError(INVALID_PARAMS, f"{method}: {e}"))
         return defer.maybeDeferred(fn, *args, **kwargs).addErrback(_translate)
