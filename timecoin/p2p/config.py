@@ -22,6 +22,8 @@ class P2PConfig:
     handshake_timeout: float = 10.0
     idle_timeout: float = 300.0
     ping_interval: float = 60.0
+    #: Pings (and pongs) accepted per second from one peer, burst 4x.
+    rate_limit_ping: float = 5.0
     compress_threshold: int = COMPRESS_THRESHOLD
     #: First ban lasts this long; each repeat offence doubles it, up to ``ban_max``.
     ban_base: float = 600.0

@@ -12,7 +12,7 @@ import zlib
 from twisted.protocols.basic import Int32StringReceiver
 
 from timecoin.encoding import DecodeError
-from timecoin.p2p.messages import decode_message, encode_message
+from timecoin.p2p.messages import decode_message, encode_body
 
 DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024
 #: Messages at least this long are sent compressed (when it makes them smaller).
@@ -20,22 +20,25 @@ COMPRESS_THRESHOLD = 4096
 
 FLAG_COMPRESSED = 0x01
 _HEADER = struct.Struct("!I")
+_unpack_header = _HEADER.unpack_from
+
+
+def encode_frame(message, compress_threshold=COMPRESS_THRESHOLD):
+    """A complete frame, header included, in one buffer."""
+    parts = encode_body(message, [b"", b"\x00"])
+    size = sum(map(len, parts)) - 1
+    if compress_threshold is not None and size >= compress_threshold:
+        body = b"".join(parts[2:])
+        packed = zlib.compress(body, 6)
+        if len(packed) < len(body):
+            return _HEADER.pack(len(packed) + 1) + b"\x01" + packed
+    parts[0] = _HEADER.pack(size + 1)
+    return b"".join(parts)
 
 
 def encode_frame_payload(message, compress_threshold=COMPRESS_THRESHOLD):
     """The frame payload (without the length header) carrying ``message``."""
-    body = encode_message(message)
-    if compress_threshold is not None and len(body) >= compress_threshold:
-        packed = zlib.compress(body, 6)
-        if len(packed) < len(body):
-            return bytes([FLAG_COMPRESSED]) + packed
-    return b"\x00" + body
-
-
-def encode_frame(message, compress_threshold=COMPRESS_THRESHOLD):
-    """A complete frame, header included."""
-    payload = encode_frame_payload(message, compress_threshold)
-    return _HEADER.pack(len(payload)) + payload
+    return encode_frame(message, compress_threshold)[4:]
 
 
 def inflate(data, max_size):
@@ -54,61 +57,86 @@ def inflate(data, max_size):
     return out
 
 
-def decode_frame_payload(payload, max_size=DEFAULT_MAX_MESSAGE_SIZE):
-    """The message in a frame payload; :class:`DecodeError` for anything else."""
-    if not payload:
+def decode_frame(data, start, end, max_size=DEFAULT_MAX_MESSAGE_SIZE):
+    """The message in the frame payload ``data[start:end]``; else :class:`DecodeError`."""
+    if start >= end:
         raise DecodeError("empty frame")
-    flags = payload[0]
+    flags = data[start]
+    if not flags:
+        return decode_message(data, start + 1, end)
     if flags & ~FLAG_COMPRESSED:
         raise DecodeError(f"unknown frame flags {flags:#04x}")
-    body = payload[1:]
-    if flags & FLAG_COMPRESSED:
-        body = inflate(body, max_size)
-    return decode_message(body)
+    return decode_message(inflate(data[start + 1:end], max_size))
+
+
+def decode_frame_payload(payload, max_size=DEFAULT_MAX_MESSAGE_SIZE):
+    """The message in a frame payload; :class:`DecodeError` for anything else."""
+    return decode_frame(payload, 0, len(payload), max_size)
 
 
 class FrameReceiver(Int32StringReceiver):
-    """Splits a byte stream into frame payloads for :meth:`stringReceived`.
+    """Splits a byte stream into frames for :meth:`frameReceived`.
 
     ``MAX_LENGTH`` is the largest payload accepted; set it per instance from
     the configured ``max_message_size``. The header is checked as soon as its
-    four bytes are in, so an oversized frame costs no buffering.
-    :meth:`stopReceiving` makes the receiver ignore everything after it (used
-    once the connection is being closed).
+    four bytes are in, so an oversized frame costs no buffering. Frames are
+    cut out of the received chunks by offset, without copying; only an
+    incomplete tail is kept, as a list of chunks joined once the frame is
+    complete. :meth:`stopReceiving` makes the receiver ignore everything
+    after it (used once the connection is being closed).
     """
 
     MAX_LENGTH = DEFAULT_MAX_MESSAGE_SIZE
     _receiving_stopped = False
+    _tail = ()
+    _tail_size = 0
+    _needed = 4
 
     def stopReceiving(self):
         self._receiving_stopped = True
-        self._frame_buffer = bytearray()
+        self._tail = ()
+        self._tail_size = 0
+
+    def frameReceived(self, data, start, end):
+        """One frame payload, ``data[start:end]``; by default :meth:`stringReceived`."""
+        self.stringReceived(data[start:end])
 
     def dataReceived(self, data):
         if self._receiving_stopped:
             return
-        buffer = self.__dict__.setdefault("_frame_buffer", bytearray())
-        buffer += data
+        if self._tail:
+            self._tail.append(data)
+            self._tail_size += len(data)
+            if self._tail_size < self._needed:
+                return
+            data = b"".join(self._tail)
+            self._tail = ()
+            self._tail_size = 0
+        size = len(data)
         offset = 0
-        while not self.paused and not self._receiving_stopped:
-            if len(buffer) - offset < 4:
+        needed = 4
+        while not self.paused:
+            if size - offset < 4:
                 break
-            (length,) = _HEADER.unpack_from(buffer, offset)
+            (length,) = _unpack_header(data, offset)
             if length > self.MAX_LENGTH:
                 self.stopReceiving()
                 self.lengthLimitExceeded(length)
                 return
             end = offset + 4 + length
-            if len(buffer) < end:
+            if end > size:
+                needed = 4 + length
                 break
-            payload = bytes(buffer[offset + 4:end])
+            self.frameReceived(data, offset + 4, end)
             offset = end
-            self.stringReceived(payload)
-            buffer = self._frame_buffer  # stringReceived may have stopped receiving
-            if not buffer:
+            if self._receiving_stopped:
                 return
-        if offset:
-            del buffer[:offset]
+        else:
+            needed = 0  # paused: resumeProducing delivers the rest
+        if offset < size:
+            self._tail = [data[offset:] if offset else data]
+            self._tail_size = size - offset
+            self._needed = needed
 
     def sendFrame(self, payload):
         """Send one frame payload (see :func:`encode_frame_payload`)."""

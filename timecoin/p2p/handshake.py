@@ -27,6 +27,7 @@ from timecoin.keys import verify
 from timecoin.p2p import messages as m
 
 AUTH_DOMAIN = b"timecoin-p2p-auth-v1"
+_HANDSHAKE_KINDS = frozenset({m.HELLO, m.AUTH})
 NO_CERTIFICATE = bytes(32)
 
 
@@ -149,7 +150,7 @@ class Ready(State):
     ready = True
 
     def on_message(self, peer, message):
-        if isinstance(message, (m.Hello, m.Auth)):
+        if message.KIND in _HANDSHAKE_KINDS:
             peer.misbehave("second hello")
             return Closed()
         peer.dispatch(message)

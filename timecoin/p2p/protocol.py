@@ -1,22 +1,25 @@
 """One peer connection: framing, handshake states, rate limits, ping and timeouts."""
 
 import itertools
-import os
+import random
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from timecoin.encoding import DecodeError
 from timecoin.p2p import messages as m
-from timecoin.p2p.framing import FrameReceiver, decode_frame_payload, encode_frame_payload
+from timecoin.p2p.framing import FrameReceiver, decode_frame, encode_frame
 from timecoin.p2p.handshake import AwaitingHello, Closed, Connecting, new_nonce
-from timecoin.p2p.ratelimit import BAN, DROP, PeerRateLimits
+from timecoin.p2p.messages import decode_message
+from timecoin.p2p.ratelimit import BAN, PeerRateLimits
 from timecoin.p2p.util import BoundedSet, format_address
 
 _peer_ids = itertools.count(1)
 MAX_PENDING_PINGS = 16
 #: Seconds a refused connection may take to flush its reason before it is cut.
 CLOSE_GRACE = 5.0
+_OWN_KINDS = frozenset({m.PING, m.PONG, m.REJECT})
+_HANDSHAKE_KINDS = frozenset({m.HELLO, m.AUTH})
 
 
 def _disable_nagle(transport):
@@ -50,6 +53,9 @@ class PeerProtocol(FrameReceiver):
         self.address = address
         self.peer_id = next(_peer_ids)
         self.state = Connecting()
+        self._closed = False
+        self._now = clock.seconds()
+        self._compress_threshold = config.compress_threshold
         self.remote = None
         self.ping_ms = None
         self.banscore = 0
@@ -112,8 +118,7 @@ class PeerProtocol(FrameReceiver):
                           self.manager.listen_port(), agent.decode("utf-8", "ignore")))
 
     def connectionLost(self, reason):
-        self.state = Closed()
-        self.stopReceiving()
+        self._close()
         for call in (self._handshake_call, self._idle_call, self._close_call):
             if call is not None and call.active():
                 call.cancel()
@@ -163,11 +168,12 @@ class PeerProtocol(FrameReceiver):
     # -- closing --------------------------------------------------------------
     def _close(self):
         self.state = Closed()
+        self._closed = True
         self.stopReceiving()
 
     def drop(self, reason):
         """Close at once, without blame (timeouts, shutdown)."""
-        if isinstance(self.state, Closed):
+        if self._closed:
             return
         self.log.info("dropping peer {peer}: {reason}", peer=self.label, reason=reason)
         self._close()
@@ -175,7 +181,7 @@ class PeerProtocol(FrameReceiver):
 
     def misbehave(self, reason):
         """Close at once and have the manager ban the address."""
-        if isinstance(self.state, Closed):
+        if self._closed:
             return
         self.log.info("peer {peer} misbehaved: {reason}", peer=self.label, reason=reason)
         self._close()
@@ -185,7 +191,7 @@ class PeerProtocol(FrameReceiver):
 
     def refuse(self, code, message):
         """Tell the peer why, then close (a refusal, not misbehaviour)."""
-        if isinstance(self.state, Closed):
+        if self._closed:
             return
         self.log.info("refusing peer {peer}: {code}", peer=self.label, code=code)
         self.send(m.Reject(code, message))
@@ -197,50 +203,79 @@ class PeerProtocol(FrameReceiver):
     # -- frames in and out --------------------------------------------------
     def send(self, message):
         """Send ``message``; False if the connection is closing."""
-        if isinstance(self.state, Closed):
+        if self._closed:
             return False
-        self.sendFrame(encode_frame_payload(message, self.config.compress_threshold))
+        self.transport.write(encode_frame(message, self._compress_threshold))
+        return True
+
+    def send_frame(self, frame):
+        """Send a complete frame from :func:`~timecoin.p2p.framing.encode_frame`.
+
+        For one message sent to many peers: it is encoded once.
+        """
+        if self._closed:
+            return False
+        self.transport.write(frame)
         return True
 
     def lengthLimitExceeded(self, length):
         self.misbehave(f"frame of {length} bytes exceeds {self.MAX_LENGTH}")
 
+    def dataReceived(self, data):
+        # One clock reading per read: the frames in it arrived together.
+        self._last_received = self._now = self.clock.seconds()
+        FrameReceiver.dataReceived(self, data)
+
     def stringReceived(self, payload):
-        if isinstance(self.state, Closed):
+        """One frame payload, handled as if it had just been read."""
+        self._last_received = self._now = self.clock.seconds()
+        self.frameReceived(payload, 0, len(payload))
+
+    def frameReceived(self, data, start, end):
+        if self._closed:
             return
-        now = self.clock.seconds()
-        self._last_received = now
         try:
-            message = decode_frame_payload(payload, self.config.max_message_size)
+            if start < end and not data[start]:  # the usual, uncompressed frame
+                message = decode_message(data, start + 1, end)
+            else:
+                message = decode_frame(data, start, end, self.MAX_LENGTH)
         except DecodeError as e:
             self.misbehave(f"undecodable message: {e}")
             return
-        action = self.limits.check(message.KIND, now)
-        if action == BAN:
-            self.misbehave(f"flood of {m.kind_name(message.KIND)}")
+        kind = message.KIND
+        action = self.limits.check(kind, self._now)
+        if action is not None:
+            if action == BAN:
+                self.misbehave(f"flood of {m.kind_name(kind)}")
             return
-        if action == DROP:
+        state = self.state
+        if state.ready:  # Ready.on_message, inlined: this runs for every message
+            if kind in _HANDSHAKE_KINDS:
+                self.misbehave("second hello")
+            elif kind in _OWN_KINDS:
+                self.dispatch(message)
+            else:
+                self.manager.message_received(self, message)
             return
-        was_ready = self.state.ready
-        following = self.state.on_message(self, message)
-        if isinstance(self.state, Closed):
+        following = state.on_message(self, message)
+        if self._closed:
             return
         self.state = following
-        if following.ready and not was_ready:
+        if following.ready:
             self._became_ready()
 
     def dispatch(self, message):
         """Handle a message of a ready connection."""
         kind = message.KIND
-        if kind == m.PING:
+        if kind not in _OWN_KINDS:
+            self.manager.message_received(self, message)
+        elif kind == m.PING:
             self.send(m.Pong(message.nonce))
         elif kind == m.PONG:
             self._pong(message.nonce)
-        elif kind == m.REJECT:
+        else:
             self.log.info("peer {peer} sent reject {code}: {text}", peer=self.label,
                           code=message.code, text=message.message)
-        else:
-            self.manager.message_received(self, message)
 
     # -- ping -----------------------------------------------------------------
     def _ping_tick(self):
@@ -252,7 +287,7 @@ class PeerProtocol(FrameReceiver):
         if not self.state.ready:
             waiting.callback(None)
             return waiting
-        nonce = int.from_bytes(os.urandom(8), "little")
+        nonce = random.getrandbits(64)
         if len(self._pings) >= MAX_PENDING_PINGS:
             oldest = next(iter(self._pings))
             self._pings.pop(oldest)[1].callback(None)

@@ -8,15 +8,19 @@ DROP = "drop"
 
 
 class TokenBucket:
-    """``rate`` tokens per second, holding at most ``burst``; starts full."""
+    """``rate`` tokens per second, holding at most ``burst``; starts full.
 
-    __slots__ = ("rate", "burst", "tokens", "stamp")
+    ``action`` is what :class:`PeerRateLimits` reports when it is empty.
+    """
 
-    def __init__(self, rate, burst, now):
+    __slots__ = ("rate", "burst", "tokens", "stamp", "action")
+
+    def __init__(self, rate, burst, now, action=BAN):
         self.rate = float(rate)
         self.burst = float(burst)
         self.tokens = float(burst)
         self.stamp = now
+        self.action = action
 
     def take(self, now, cost=1.0):
         """Spend ``cost`` tokens; False (spending nothing) if there are not enough."""
@@ -41,7 +45,7 @@ def bucket_spec(kind, config):
     if kind in _BLOCK_KINDS:
         return config.rate_limit_blocks, 2 * config.rate_limit_blocks, BAN
     if kind in (m.PING, m.PONG):
-        return 5, 20, BAN
+        return config.rate_limit_ping, 4 * config.rate_limit_ping, BAN
     if kind in (m.GETADDR, m.ADDR):
         return 1 / 30, 3, DROP
     if kind in (m.HELLO, m.AUTH):
@@ -53,15 +57,24 @@ def bucket_spec(kind, config):
 class PeerRateLimits:
     """The buckets of one peer, created on first use of each kind."""
 
+    __slots__ = ("_config", "_buckets")
+
     def __init__(self, config):
         self._config = config
         self._buckets = {}
 
     def check(self, kind, now, cost=1.0):
         """None if allowed, else the action to take (:data:`BAN` or :data:`DROP`)."""
-        entry = self._buckets.get(kind)
-        if entry is None:
+        bucket = self._buckets.get(kind)
+        if bucket is None:
             rate, burst, action = bucket_spec(kind, self._config)
-            entry = self._buckets[kind] = (TokenBucket(rate, burst, now), action)
-        bucket, action = entry
-        return None if bucket.take(now, cost) else action
+            bucket = self._buckets[kind] = TokenBucket(rate, burst, now, action)
+        # TokenBucket.take, inlined: this runs for every message received.
+        if now > bucket.stamp:
+            tokens = bucket.tokens + (now - bucket.stamp) * bucket.rate
+            bucket.tokens = tokens if tokens < bucket.burst else bucket.burst
+            bucket.stamp = now
+        if bucket.tokens >= cost:
+            bucket.tokens -= cost
+            return None
+        return bucket.action

@@ -13,6 +13,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from timecoin.p2p import messages as m
+from timecoin.p2p.framing import encode_frame
 from timecoin.p2p.util import BoundedDict
 from timecoin.tx import TxRejected
 
@@ -35,6 +36,7 @@ class TxRelay:
         self._host = host
         self._clock = clock
         self._timeout = config.getdata_timeout
+        self._compress_threshold = config.compress_threshold
         #: Raw transactions announced by this node, to answer getdata.
         self.cache = BoundedDict(config.relay_cache_size)
         self._in_flight = {}  # txid -> deadline
@@ -44,29 +46,40 @@ class TxRelay:
         txid = tx.txid
         self.cache[txid] = tx.raw
         announced = 0
+        frame = None
         for peer in peers:
             if txid in peer.known_inventory:
                 continue
             peer.known_inventory.add(txid)
-            if peer.send(m.Inv((txid,))):
+            if frame is None:
+                frame = encode_frame(m.Inv((txid,)), self._compress_threshold)
+            if peer.send_frame(frame):
                 announced += 1
         return announced
 
     def on_inv(self, peer, txids):
-        now = self._clock.seconds()
+        known = peer.known_inventory
+        cache = self.cache
+        have_tx = self._host.have_tx
         wanted = []
         for txid in txids:
-            peer.known_inventory.add(txid)
-            if txid in self.cache or self._host.have_tx(txid):
-                continue
-            if self._in_flight.get(txid, 0) > now:
-                continue
-            self._in_flight[txid] = now + self._timeout
-            wanted.append(txid)
-        if len(self._in_flight) > MAX_IN_FLIGHT:
-            self._in_flight = {t: d for t, d in self._in_flight.items() if d > now}
-        if wanted:
-            peer.send(m.GetData(tuple(wanted)))
+            known.add(txid)
+            if txid not in cache and not have_tx(txid):
+                wanted.append(txid)
+        if not wanted:
+            return
+        now = self._clock.seconds()
+        in_flight = self._in_flight
+        deadline = now + self._timeout
+        requested = []
+        for txid in wanted:
+            if in_flight.get(txid, 0) <= now:
+                in_flight[txid] = deadline
+                requested.append(txid)
+        if len(in_flight) > MAX_IN_FLIGHT:
+            self._in_flight = {t: d for t, d in in_flight.items() if d > now}
+        if requested:
+            peer.send(m.GetData(tuple(requested)))
 
     def on_getdata(self, peer, txids):
         for txid in txids:

@@ -258,7 +258,7 @@ class PeerNetworkService(service.Service):
     def send(self, peer_id, message):
         """Send ``message`` to a ready peer; False if there is no such peer."""
         peer = self._connections.get(peer_id)
-        if peer is None or not peer.is_ready:
+        if peer is None or not peer.state.ready:
             return False
         return peer.send(message)
 

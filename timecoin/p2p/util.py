@@ -1,22 +1,31 @@
-"""Small bounded containers used by the peer network."""
+"""Small bounded containers used by the peer network.
+
+Eviction is O(1): ``next(iter(d))`` on a dict whose front was deleted from
+scans every deleted slot (until the next resize), which made a full set
+quadratic.
+"""
+
+from collections import OrderedDict, deque
 
 
 class BoundedSet:
     """A set that forgets its oldest members beyond ``capacity``."""
 
-    __slots__ = ("_items", "capacity")
+    __slots__ = ("_items", "_order", "capacity")
 
     def __init__(self, capacity):
         self.capacity = capacity
-        self._items = {}
+        self._items = set()
+        self._order = deque()
 
     def add(self, item):
         items = self._items
         if item in items:
             return
-        items[item] = None
+        items.add(item)
+        self._order.append(item)
         if len(items) > self.capacity:
-            del items[next(iter(items))]
+            items.discard(self._order.popleft())
 
     def __contains__(self, item):
         return item in self._items
@@ -25,36 +34,21 @@ class BoundedSet:
         return len(self._items)
 
 
-class BoundedDict:
-    """A mapping that forgets its oldest entries beyond ``capacity``."""
+class BoundedDict(OrderedDict):
+    """A mapping that forgets its oldest entries beyond ``capacity``.
 
-    __slots__ = ("_items", "capacity")
+    Lookups are the C ones of :class:`OrderedDict`; only storing is Python.
+    """
 
     def __init__(self, capacity):
+        super().__init__()
         self.capacity = capacity
-        self._items = {}
 
     def __setitem__(self, key, value):
-        items = self._items
-        items.pop(key, None)
-        items[key] = value
-        while len(items) > self.capacity:
-            del items[next(iter(items))]
-
-    def get(self, key, default=None):
-        return self._items.get(key, default)
-
-    def pop(self, key, default=None):
-        return self._items.pop(key, default)
-
-    def __contains__(self, key):
-        return key in self._items
-
-    def __len__(self):
-        return len(self._items)
-
-    def items(self):
-        return list(self._items.items())
+        OrderedDict.__setitem__(self, key, value)
+        self.move_to_end(key)
+        while len(self) > self.capacity:
+            self.popitem(last=False)
 
 
 def format_address(address):
