@@ -1,10 +1,12 @@
-"""Watch a timecoin node's transaction announcements from another Twisted program.
+"""Watch a timecoin node's transactions from another Twisted program.
 
 Connects to one node as a peer (with a fresh identity key), completes the
-authenticated handshake and prints each txid the node announces::
+authenticated handshake and prints each txid the node announces; with
+``--finality`` it also subscribes to the node's finality events and prints
+each decision (``finalized <txid> <ms>`` or ``rejected <txid> <reason>``)::
 
     python examples/watch_transactions.py --connect 127.0.0.1:24200 \\
-        --network devnet --genesis <genesis hash hex> [--count N] [--tls]
+        --network devnet --genesis <genesis hash hex> [--count N] [--tls] [--finality]
 
 It never asks for the transactions themselves: it tells the node it already
 has every txid, so only the announcements (``inv`` messages) arrive.
@@ -16,6 +18,7 @@ import sys
 from twisted.internet import defer, task
 from zope.interface import implementer
 
+import timecoin.finality_messages  # noqa: F401 - registers subscribe/finality_event
 from timecoin import __version__
 from timecoin.keys import PrivateKey
 from timecoin.networks import get_network
@@ -63,6 +66,8 @@ def parse_args(argv):
     parser.add_argument("--genesis", required=True, help="the node's genesis hash (hex)")
     parser.add_argument("--count", type=int, default=0, help="exit after N txids (0: never)")
     parser.add_argument("--tls", action="store_true", help="the node's port speaks TLS")
+    parser.add_argument("--finality", action="store_true",
+                        help="subscribe to finality events; --count then counts decisions")
     return parser.parse_args(argv)
 
 
@@ -77,15 +82,28 @@ def main(reactor, argv=None, out=None):
     done = defer.Deferred()
     heard = []
 
+    def note(txid, line):
+        heard.append(txid)
+        out.write(line + "\n")
+        out.flush()
+        if args.count and len(heard) == args.count and not done.called:
+            done.callback(heard)
+
     def on_inv(peer_id, message):
         for txid in message.txids:
-            heard.append(txid)
-            out.write(f"{txid.hex()}\n")
-            out.flush()
-            if args.count and len(heard) == args.count and not done.called:
-                done.callback(heard)
+            if not args.finality:
+                note(txid, txid.hex())
+
+    def on_event(peer_id, event):
+        detail = f"{event.finality_ms}" if event.accepted else event.reason
+        note(event.txid, f"{'finalized' if event.accepted else 'rejected'} "
+                         f"{event.txid.hex()} {detail}")
 
     network.register_handler(m.INV, on_inv)
+    network.register_handler(m.FINALITY_EVENT, on_event)
+    if args.finality:
+        network.add_ready_listener(
+            lambda peer: network.send(peer.peer_id, timecoin.finality_messages.Subscribe()))
     network.startService()
     trigger = reactor.addSystemEventTrigger("before", "shutdown", network.stopService)
 

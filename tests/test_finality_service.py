@@ -9,9 +9,9 @@ from zope.interface.verify import verifyObject
 
 from tests.support import PrivateKey, devnet_funding, transfer
 from timecoin.catchup import FinalitySync
+from timecoin.finality_events import FinalityEventPublisher
 from timecoin.finality_local import LocalFinality
 from timecoin.finality_messages import (
-    FinalityEvent,
     Finalized,
     GetFinalized,
     SnowballQuery,
@@ -144,16 +144,6 @@ class SnowballFinalityTests(unittest.TestCase):
         self.assertEqual(decided, {second.txid: True, first.txid: False})
         self.assertGreaterEqual(self.finality.engine.stats.preference_flips, 1)
 
-    def test_subscribers_get_finality_events(self):
-        self.network.deliver(2, Subscribe())
-        tx = tx_for(7)
-        self.finality.start(tx)
-        for _ in range(10):
-            self.answer_all()
-        (peer_id, event), = self.network.take(m.FINALITY_EVENT)
-        self.assertEqual((peer_id, event.txid, event.accepted), (2, tx.txid, True))
-        self.assertIsInstance(event, FinalityEvent)
-
     def test_no_validators_connected_means_no_decision(self):
         lonely = SnowballFinality(self.clock, SnowballParams(), {pk: 1 for pk in KEYS}, KEYS[0],
                                   query_timeout_ms=500)
@@ -162,6 +152,21 @@ class SnowballFinalityTests(unittest.TestCase):
         self.clock.advance(10)
         self.assertEqual(lonely.in_flight(), 1)
         lonely.stop()
+
+
+class PublisherTests(unittest.TestCase):
+    def test_subscribers_get_finality_events(self):
+        network = FakeNetwork(KEYS[1:])
+        publisher = FinalityEventPublisher()
+        publisher.attach(network)
+        publisher.publish(b"\x01" * 32, True, "finalized", 12.7)  # nobody listens yet
+        network.deliver(2, Subscribe())
+        publisher.publish(b"\x02" * 32, True, "finalized", 12.7)
+        publisher.publish(b"\x03" * 32, False, "conflict: lost to ab", None)
+        events = [(p, e.txid[0], e.accepted, e.reason, e.finality_ms)
+                  for p, e in network.take(m.FINALITY_EVENT)]
+        self.assertEqual(events, [(2, 2, True, "finalized", 12), (2, 3, False, "conflict", 0)])
+        self.assertEqual(publisher.subscribers, 1)
 
 
 class FakeNode:

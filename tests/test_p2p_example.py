@@ -35,3 +35,28 @@ class WatchTransactions(unittest.TestCase):
         self.assertEqual(heard, [tx.txid for tx in txs])
         self.assertEqual(out.getvalue().split(), [tx.txid.hex() for tx in txs])
         yield wait_for(lambda: node.peer_count() == 0)
+
+
+class WatchFinality(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_watcher_prints_finality_events_of_a_real_node(self):
+        from tests import support
+
+        node = yield support.start_node(self, reactor)
+        yield node.peer_network.started
+        out = io.StringIO()
+        watching = load_example().main(
+            reactor, ["--connect", f"127.0.0.1:{node.peer_network.listen_port()}",
+                      "--genesis", node.genesis_hash.hex(), "--finality", "--count", "2"],
+            out=out)
+        yield wait_for(lambda: node.events.subscribers == 1)
+        key, op, amount = support.devnet_funding(0)
+        good = support.transfer(key, [op], [(1000, key.key_hash)], total=amount)
+        yield node.submit(good)
+        key2, op2, amount2 = support.devnet_funding(1)
+        second = support.transfer(key2, [op2], [(1000, key.key_hash)],
+                                  total=amount2)
+        yield node.submit(second)
+        heard = yield watching
+        self.assertEqual(heard, [good.txid, second.txid])
+        self.assertTrue(out.getvalue().startswith(f"finalized {good.txid.hex()} "))

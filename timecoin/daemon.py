@@ -209,6 +209,7 @@ def build_node(reactor, prepared, storage, meta, stop=None):
     peers = build_peer_network(reactor, prepared, node)
     peers.setServiceParent(node)
     node.peer_network = peers
+    node.events.attach(peers)
     if isinstance(finality, SnowballFinality):
         finality.set_known_check(node.settled)
         finality.attach(peers)

@@ -5,8 +5,7 @@ feeds validated transactions to a :class:`~timecoin.snowball.SnowballEngine`,
 runs polls with a :class:`~timecoin.polls.PollManager` (stake-weighted samples
 of the connected masternodes, every transaction in flight batched into one
 query per sampled validator), answers other nodes' queries with this node's
-preferences, and reports each decision to its listeners and to peers that
-subscribed to finality events.
+preferences, and reports each decision to its listeners.
 
 A query naming a transaction this node has not seen is answered once the
 transaction has been fetched (``getdata`` to the asker) and validated, or,
@@ -19,7 +18,7 @@ import random
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from timecoin.finality_messages import FinalityEvent, SnowballQuery, SnowballVotes
+from timecoin.finality_messages import SnowballQuery, SnowballVotes
 from timecoin.interfaces import IFinality
 from timecoin.p2p import messages as m
 from timecoin.polls import PollManager
@@ -66,7 +65,6 @@ class SnowballFinality:
         self._network = None
         self._peer_of = {}  # validator pubkey -> peer id
         self._waiting = []
-        self._subscribers = set()
         self._started_at = {}
         self._timer = None
         self._timer_at = None
@@ -79,7 +77,6 @@ class SnowballFinality:
         self._network = network
         network.register_handler(m.SNOWBALL_QUERY, self._on_query)
         network.register_handler(m.SNOWBALL_VOTES, self._on_votes)
-        network.register_handler(m.SUBSCRIBE, self._on_subscribe)
 
     def add_listener(self, callback):
         self._listeners.append(callback)
@@ -199,18 +196,9 @@ class SnowballFinality:
 
     # -- decisions -----------------------------------------------------------
 
-    def _on_subscribe(self, peer_id, message):
-        self._subscribers.add(peer_id)
-
     def _report(self, decisions):
         # Rejections first: a winner may need the locks its rivals held.
         for txid, accepted, reason in sorted(decisions, key=lambda d: d[1]):
-            started = self._started_at.pop(txid, None)
+            self._started_at.pop(txid, None)
             for listener in self._listeners:
                 listener(txid, accepted, reason)
-            if self._subscribers and self._network is not None:
-                ms = 0 if started is None else int((self._clock.seconds() - started) * 1000)
-                event = FinalityEvent(txid, accepted, reason[:32], min(ms, 2**32 - 1))
-                for peer_id in list(self._subscribers):
-                    if self._network.send(peer_id, event) is False:
-                        self._subscribers.discard(peer_id)

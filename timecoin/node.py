@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 import timecoin
 from timecoin.chain import GenesisChain
+from timecoin.finality_events import FinalityEventPublisher
 from timecoin.finality_local import LocalFinality
 from timecoin.journal import JournalWriter
 from timecoin.keys import decode_address
@@ -79,6 +80,7 @@ class Node(MultiService):
         self.finality = finality if finality is not None else LocalFinality(reactor)
         self.finality.add_listener(self._decided)
         self.peer_network = None
+        self.events = FinalityEventPublisher()
         self.metrics = NodeMetrics(self)
         self._next_seq = meta.last_seq + 1
         self._applied_seq = meta.applied_seq
@@ -330,6 +332,7 @@ class Node(MultiService):
             self._committing.pop(record.txid, None)
             self._recent[record.txid] = record
             self.metrics.finalized(record.finality_ms)
+            self.events.publish(record.txid, True, "finalized", record.finality_ms)
             self._notify(record.txid)
         while len(self._recent) > RECENT_FINALIZED:
             self._recent.popitem(last=False)
@@ -343,6 +346,7 @@ class Node(MultiService):
         if entry is not None:
             self._forget_incoming(entry.tx)
         self.metrics.dropped(kind)
+        self.events.publish(txid, False, reason, None)
         self._notify(txid)
 
     def _forget_incoming(self, tx):

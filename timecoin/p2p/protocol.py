@@ -164,6 +164,7 @@ class PeerProtocol(FrameReceiver):
         self._pinger = task.LoopingCall(self._ping_tick)
         self._pinger.clock = self.clock
         self._pinger.start(self.config.ping_interval, now=True)
+        self.manager.announce_ready(self)
 
     # -- closing --------------------------------------------------------------
     def _close(self):

@@ -71,6 +71,7 @@ class PeerNetworkService(service.Service):
         self._direction_counts = Counter()
         self._inbound_per_ip = Counter()
         self._handlers = defaultdict(list)
+        self._ready_listeners = []
         self._seed_services = {}
         self._stopping = False
 
@@ -196,6 +197,12 @@ class PeerNetworkService(service.Service):
             self.addresses.add([(address, self.reactor.seconds())])
         return True
 
+    def announce_ready(self, peer):
+        """Tell the ready-listeners about a peer that completed its handshake."""
+        summary = PeerSummary(peer.peer_id, peer.pubkey, peer.label, peer.direction)
+        for callback in list(self._ready_listeners):
+            callback(summary)
+
     def peer_misbehaved(self, peer, reason):
         if peer.ip is not None:
             self.bans.ban(peer.ip, reason)
@@ -251,6 +258,10 @@ class PeerNetworkService(service.Service):
                 "outbound": self._direction_counts["outbound"]}
 
     # -- for other components (Snowball, blocks) ----------------------------------
+    def add_ready_listener(self, callback):
+        """Call ``callback(PeerSummary)`` each time a peer completes its handshake."""
+        self._ready_listeners.append(callback)
+
     def register_handler(self, kind, callback):
         """Call ``callback(peer_id, message)`` for every message of ``kind`` from a ready peer."""
         self._handlers[kind].append(callback)
