@@ -2,9 +2,10 @@
 
 import json
 import os
+import re
 import sqlite3
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import Factory
 from twisted.trial import unittest
 
@@ -149,3 +150,60 @@ class DurabilityTests(unittest.TestCase):
         code = yield again.ended
         self.assertEqual(code, 0, again.output.decode())
         self.assertIn(b"node stopped", again.output)
+
+
+class PeeringTests(unittest.TestCase):
+    """Two daemons started with --peer find each other and relay transactions."""
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_two_daemons_peer_and_relay(self):
+        masternode_dir, joiner_dir = make_datadir(self), make_datadir(self)
+        masternode = start_daemon(reactor, masternode_dir)
+        self.addCleanup(masternode.kill)
+        url_a = yield masternode.api_url
+        rpc_a = RpcClient(url_a, read_cookie(masternode_dir), reactor=reactor)
+        self.addCleanup(rpc_a.close)
+        info = yield rpc_a.call("getinfo")
+        p2p_port = _p2p_port(masternode)
+        joiner = start_daemon(reactor, joiner_dir, "--peer", f"127.0.0.1:{p2p_port}")
+        self.addCleanup(joiner.kill)
+        url_b = yield joiner.api_url
+        rpc_b = RpcClient(url_b, read_cookie(joiner_dir), reactor=reactor)
+        self.addCleanup(rpc_b.close)
+        peers_b = yield _wait_for_peers(rpc_b)
+        peers_a = yield _wait_for_peers(rpc_a)
+        self.assertEqual(peers_b[0]["direction"], "outbound")
+        self.assertEqual(peers_a[0]["direction"], "inbound")
+        self.assertLessEqual({"id", "address", "direction", "version", "ping_ms", "banscore"},
+                             set(peers_b[0]))
+        info_b = yield rpc_b.call("getinfo")
+        self.assertEqual(info_b["best_block_hash"], info["best_block_hash"])
+        self.assertEqual(info_b["masternodes_active"], 1)
+        # sent to the plain node: relayed to the masternode, finalized on both
+        key, op, amount = devnet_funding(3)
+        tx = transfer(key, [op], [(COIN, key.key_hash)], total=amount)
+        txid = yield rpc_b.call("sendrawtransaction", tx.hex())
+        for rpc in (rpc_b, rpc_a):
+            status = yield rpc.call("waitfortransaction", txid, 20)
+            self.assertEqual(status["status"], "finalized")
+        hashes = yield defer.gatherResults([r.call("gettxoutsetinfo") for r in (rpc_a, rpc_b)])
+        self.assertEqual(hashes[0], hashes[1])
+
+
+@defer.inlineCallbacks
+def _wait_for_peers(rpc, timeout=30):
+    """getpeerinfo once it lists a peer (asked every 50 ms on reactor timers)."""
+    deadline = reactor.seconds() + timeout
+    while True:
+        peers = yield rpc.call("getpeerinfo")
+        if peers or reactor.seconds() > deadline:
+            return peers
+        yield task.deferLater(reactor, 0.05, lambda: None)
+
+
+def _p2p_port(daemon):
+    """The daemon's P2P port, from its log line."""
+    match = re.search(rb"peer network listening on .*?port=(\d+)", daemon.output)
+    return int(match.group(1))

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from timecoin.muhash import MuHash
+from timecoin.muhash import PRIME, MuHash, _mulmod
 
 
 class MuHashTests(unittest.TestCase):
@@ -64,3 +64,14 @@ class MuHashTests(unittest.TestCase):
             (left if i % 2 else right).add(x)
         left.combine(right)
         self.assertEqual(left.hexdigest(), whole.hexdigest())
+
+
+class ReductionTests(unittest.TestCase):
+    @settings(max_examples=300, deadline=None)
+    @given(st.integers(0, PRIME - 1), st.integers(0, PRIME - 1))
+    def test_folded_reduction_equals_modulo(self, a, b):
+        self.assertEqual(_mulmod(a, b), a * b % PRIME)
+
+    def test_edges(self):
+        for a, b in ((PRIME - 1, PRIME - 1), (0, PRIME - 1), (1, 1), (2**3071, 2**3071)):
+            self.assertEqual(_mulmod(a, b), a * b % PRIME)

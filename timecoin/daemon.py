@@ -85,7 +85,8 @@ def prepare(options):
     config = configuration.resolve(network.name, options.config_file, datadir, overrides)
     node_cfg = config["node"]
     genesis = make_genesis(network, node_cfg["devnet_masternodes"])
-    identity = _identity(network, datadir, node_cfg.get("masternode_key"))
+    identity = _identity(network, datadir, node_cfg.get("masternode_key"),
+                         joins_others=bool(node_cfg.get("peers")))
     is_masternode = identity.pubkey in genesis.masternodes
     p2p = node_cfg.get("p2p") or _default_p2p(network, datadir)
     api = node_cfg.get("api") or f"tcp:{network.api_port}:interface=127.0.0.1"
@@ -93,14 +94,15 @@ def prepare(options):
                     list(node_cfg.get("peers", [])))
 
 
-def _identity(network, datadir, key_file):
-    """The masternode key if given; on devnet, dev key 0; else the node's own key."""
+def _identity(network, datadir, key_file, joins_others):
+    """The masternode key if given; a devnet node started alone is the lone
+    masternode (dev key 0); otherwise the node's own key from the datadir."""
     if key_file:
         try:
             return PrivateKey.load(key_file)
         except KeyFileError as e:
             raise StartupError(str(e)) from None
-    if network is DEVNET:
+    if network is DEVNET and not joins_others:
         return PrivateKey.devnet(0)
     path = os.path.join(datadir, "node.key")
     if not os.path.exists(path):
@@ -210,13 +212,15 @@ def build_node(reactor, prepared, storage, meta, stop=None):
     peers.setServiceParent(node)
     node.peer_network = peers
     node.events.attach(peers)
+    if isinstance(finality, LocalFinality):
+        finality.attach(peers, node.finalized_recently)
     if isinstance(finality, SnowballFinality):
         finality.set_known_check(node.settled)
         finality.attach(peers)
-        sync = FinalitySync(reactor, node, prepared.genesis.masternodes,
-                            prepared.identity.pubkey)
-        sync.attach(peers)
-        sync.setServiceParent(node)
-        node.finality_sync = sync
+    # Every node serves its journal; nodes with other masternodes also pull.
+    sync = FinalitySync(reactor, node, prepared.genesis.masternodes, prepared.identity.pubkey)
+    sync.attach(peers)
+    sync.setServiceParent(node)
+    node.finality_sync = sync
     node.cookie_cleanup = lambda: remove_cookie(prepared.datadir)
     return node

@@ -4,11 +4,17 @@ A devnet with one masternode has a sample of size zero and a quorum of itself,
 so every transaction that passed validation and holds its locks is accepted.
 Decisions are batched: everything started during one reactor turn is decided
 together on the next, through the injected clock.
+
+Other nodes of that network (plain nodes, which poll the masternode) still
+ask it; :meth:`LocalFinality.attach` answers their Snowball queries: yes for
+a transaction it finalized or is about to, no otherwise.
 """
 
 from zope.interface import implementer
 
+from timecoin.finality_messages import SnowballVotes
 from timecoin.interfaces import IFinality
+from timecoin.p2p import messages as m
 
 
 @implementer(IFinality)
@@ -20,6 +26,16 @@ class LocalFinality:
         self._queue = {}
         self._listeners = []
         self._call = None
+
+    def attach(self, network, is_finalized):
+        """Answer Snowball queries on ``network``; ``is_finalized(txid)`` from the node."""
+        self._network = network
+        self._is_finalized = is_finalized
+        network.register_handler(m.SNOWBALL_QUERY, self._on_query)
+
+    def _on_query(self, peer_id, query):
+        votes = tuple(t in self._queue or self._is_finalized(t) for t in query.txids)
+        self._network.send(peer_id, SnowballVotes(query.poll_id, votes))
 
     def add_listener(self, callback):
         self._listeners.append(callback)

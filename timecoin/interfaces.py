@@ -131,8 +131,12 @@ class IStorage(Interface):
     def append_journal(records):
         """Commit finality records atomically; fire once they are durable."""
 
-    def apply_journal(up_to_seq):
-        """Fold journal entries up to ``up_to_seq`` into the UTXO tables atomically."""
+    def apply_journal(up_to_seq, summary=None):
+        """Fold journal entries up to ``up_to_seq`` into the UTXO tables atomically.
+
+        ``summary`` (MuHash, count, total as of ``up_to_seq``, from the state
+        machine) spares recomputing the set hash when it agrees with the entries.
+        """
 
     def get_transaction(txid):
         """Fire with the stored record of a finalized transaction, or None."""

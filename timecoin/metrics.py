@@ -98,11 +98,12 @@ class NodeMetrics:
                                registry=r)
         self._flush = Histogram("timecoin_utxo_flush_seconds",
                                 "Duration of UTXO table flushes", registry=r)
+        self._accepted = self._received.labels("accepted")
         r.register(_NodeGauges(node))
         ProcessCollector(namespace="timecoin", registry=r)
 
     def accepted(self):
-        self._received.labels("accepted").inc()
+        self._accepted.inc()
 
     def rejected_on_entry(self, code):
         self._received.labels(code).inc()

@@ -12,6 +12,17 @@ import hashlib
 
 PRIME = 2**3072 - 1103717
 _SIZE = 384
+_C = 2**3072 - PRIME
+_MASK = 2**3072 - 1
+
+
+def _mulmod(a, b):
+    """``a * b % PRIME`` for ``a, b < PRIME``: the prime is ``2**3072 - c`` with a
+    small ``c``, so two folds of the high half (times ``c``) reduce the product."""
+    x = a * b
+    x = (x >> 3072) * _C + (x & _MASK)
+    x = (x >> 3072) * _C + (x & _MASK)
+    return x - PRIME if x >= PRIME else x
 
 
 def _to_num(element):
@@ -29,10 +40,10 @@ class MuHash:
         self.denominator = denominator
 
     def add(self, element):
-        self.numerator = (self.numerator * _to_num(element)) % PRIME
+        self.numerator = _mulmod(self.numerator, _to_num(element))
 
     def remove(self, element):
-        self.denominator = (self.denominator * _to_num(element)) % PRIME
+        self.denominator = _mulmod(self.denominator, _to_num(element))
 
     def combine(self, other):
         self.numerator = (self.numerator * other.numerator) % PRIME

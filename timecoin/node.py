@@ -390,7 +390,7 @@ class Node(MultiService):
             self._flushing = None
             return result
 
-        self._flushing = self.storage.apply_journal(target)
+        self._flushing = self.storage.apply_journal(target, self.state.summary_at(target))
         self._flushing.addCallbacks(done, failed).addBoth(finished)
         return self._flushing
 

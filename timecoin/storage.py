@@ -34,7 +34,7 @@ from zope.interface import implementer
 
 from timecoin.interfaces import IStorage
 from timecoin.muhash import MuHash
-from timecoin.tx import OutPoint, decode_tx
+from timecoin.tx import OutPoint, ledger_changes
 from timecoin.utxo import utxo_element
 
 _UNDO = struct.Struct("<Q20s")
@@ -73,6 +73,16 @@ class JournalRecord:
 
 def encode_undo(entries):
     return b"".join(_UNDO.pack(e.amount, e.key_hash) for e in entries)
+
+
+def _fold_muhash(muhash, changes):
+    """``muhash`` with the spends and new outputs of journal ``changes`` folded in."""
+    for txid, prevouts, undo, outputs in changes:
+        for (prev_txid, vout), (amount, key_hash) in zip(prevouts, undo, strict=True):
+            muhash.remove(utxo_element(OutPoint(prev_txid, vout), amount, key_hash))
+        for vout, (amount, key_hash) in enumerate(outputs):
+            muhash.add(utxo_element(OutPoint(txid, vout), amount, key_hash))
+    return muhash
 
 
 def schema_files():
@@ -255,11 +265,19 @@ class Storage:
             raise
         return len(records)
 
-    def apply_journal(self, up_to_seq):
-        return self._run(self.apply_journal_now, up_to_seq)
+    def apply_journal(self, up_to_seq, summary=None):
+        return self._run(self.apply_journal_now, up_to_seq, summary)
 
-    def apply_journal_now(self, up_to_seq):
-        """Fold journal entries ``(applied_seq, up_to_seq]`` into the UTXO tables."""
+    def apply_journal_now(self, up_to_seq, summary=None):
+        """Fold journal entries ``(applied_seq, up_to_seq]`` into the UTXO tables.
+
+        ``summary`` is the set's ``(MuHash, count, total)`` after entry
+        ``up_to_seq`` as the state machine computed it when it finalized that
+        entry; with it the fold skips recomputing the set hash element by
+        element. It is used only if the count and total it gives equal the
+        ones the entries add up to; otherwise (and without it, as when
+        replaying at start-up) the hash is recomputed from the entries.
+        """
         c = self._conn
         meta = self._read_meta()
         if up_to_seq <= meta.applied_seq:
@@ -268,29 +286,34 @@ class Storage:
             "SELECT seq, raw, spent FROM transactions WHERE seq > ? AND seq <= ? ORDER BY seq",
             (meta.applied_seq, up_to_seq),
         ).fetchall()
-        muhash, count, total = meta.muhash, meta.count, meta.total_amount
-        created, deleted = {}, []
+        count, total = meta.count, meta.total_amount
+        created, deleted, changes = {}, [], []
         for _, raw, spent in rows:
-            tx = decode_tx(raw)
-            for txin, (amount, key_hash) in zip(tx.inputs, _UNDO.iter_unpack(spent), strict=True):
-                op = txin.prevout
-                muhash.remove(utxo_element(op, amount, key_hash))
+            txid, prevouts, outputs = ledger_changes(raw)
+            undo = list(_UNDO.iter_unpack(spent))
+            if len(undo) != len(prevouts):
+                raise ValueError(f"journal entry {txid.hex()} has undo data of the wrong size")
+            for key, (amount, _) in zip(prevouts, undo, strict=True):
                 count -= 1
                 total -= amount
-                if created.pop(op, None) is None:
-                    deleted.append((op.txid, op.vout))
-            for op, out in zip(tx.outpoints(), tx.outputs, strict=True):
-                muhash.add(utxo_element(op, out.amount, out.key_hash))
+                if created.pop(key, None) is None:
+                    deleted.append(key)
+            for vout, (amount, key_hash) in enumerate(outputs):
                 count += 1
-                total += out.amount
-                created[op] = out
+                total += amount
+                created[(txid, vout)] = (txid, vout, amount, key_hash)
+            changes.append((txid, prevouts, undo, outputs))
         last = rows[-1][0] if rows else up_to_seq
+        if summary is not None and summary[1:] == (count, total) and last == up_to_seq:
+            muhash = summary[0]
+        else:
+            muhash = _fold_muhash(meta.muhash, changes)
         c.execute("BEGIN IMMEDIATE")
         try:
             c.executemany("DELETE FROM utxos WHERE txid = ? AND vout = ?", deleted)
             c.executemany(
                 "INSERT INTO utxos (txid, vout, amount, key_hash) VALUES (?, ?, ?, ?)",
-                [(op.txid, op.vout, o.amount, o.key_hash) for op, o in created.items()],
+                created.values(),
             )
             c.executemany("UPDATE meta SET value = ? WHERE key = ?", [
                 (last, "applied_seq"), (muhash.serialize(), "muhash"),
@@ -331,6 +354,15 @@ class Storage:
         if row is None:
             return None
         return JournalRecord(row[0], bytes(row[1]), bytes(row[2]), bytes(row[3]), *row[4:])
+
+    def journal_page(self, after_seq, limit, up_to_seq):
+        """``[(seq, raw)]`` of journal entries in ``(after_seq, up_to_seq]``, at most ``limit``."""
+        return self._run(self._journal_page_now, after_seq, limit, up_to_seq)
+
+    def _journal_page_now(self, after_seq, limit, up_to_seq):
+        return [(seq, bytes(raw)) for seq, raw in self._conn.execute(
+            "SELECT seq, raw FROM transactions WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (after_seq, up_to_seq, limit))]
 
     def utxos_for(self, key_hash):
         return self._run(self._utxos_for_now, key_hash)

@@ -17,10 +17,14 @@ includes the network id and the kind.
 """
 
 import hashlib
+import struct
 from dataclasses import dataclass, field
 
+import nacl.exceptions
+from nacl.bindings import crypto_sign_open
+
 from timecoin.encoding import DecodeError, Reader, Writer
-from timecoin.keys import ADDRESS_HASH_SIZE, PUBKEY_SIZE, SIGNATURE_SIZE, pubkey_hash, verify
+from timecoin.keys import ADDRESS_HASH_SIZE, PUBKEY_SIZE, SIGNATURE_SIZE, pubkey_hash
 from timecoin.networks import MAX_SUPPLY
 
 TX_VERSION = 1
@@ -42,6 +46,16 @@ MAX_TX_SIZE = 100_000
 MIN_FEE_RATE = 1
 
 ZERO_SIG = bytes(SIGNATURE_SIZE)
+SIGHASH_TAG = b"timecoin-sighash"
+
+_HEAD = struct.Struct("<BBBI")
+_INPUT = struct.Struct(f"<32sI{PUBKEY_SIZE}s{SIGNATURE_SIZE}s")
+_OUTPUT = struct.Struct(f"<Q{ADDRESS_HASH_SIZE}s")
+_U32 = struct.Struct("<I")
+_PREVOUT = struct.Struct(f"<32sI{PUBKEY_SIZE + SIGNATURE_SIZE}x")
+#: Offset of the signature inside an encoded input.
+_SIG_AT = 32 + 4 + PUBKEY_SIZE
+_BAD_SIGNATURE = (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError)
 
 
 class TxRejected(Exception):
@@ -115,10 +129,13 @@ class Transaction:
         return [OutPoint(self.txid, i) for i in range(len(self.outputs))]
 
     def sighash(self):
-        """The message every input signs."""
-        return hashlib.blake2b(
-            b"timecoin-sighash" + _encode(self, sigs=False), digest_size=32
-        ).digest()
+        """The message every input signs (computed once, from ``raw``)."""
+        cached = self.__dict__.get("_sighash")
+        if cached is None:
+            cached = hashlib.blake2b(SIGHASH_TAG + _unsigned(self.raw, len(self.inputs)),
+                                     digest_size=32).digest()
+            object.__setattr__(self, "_sighash", cached)
+        return cached
 
     def hex(self):
         return self.raw.hex()
@@ -137,10 +154,61 @@ def _encode(tx, sigs):
     return w.getvalue()
 
 
+def _unsigned(raw, n_inputs):
+    """``raw`` with every signature zeroed: the canonical encoding is fixed-width,
+    so each signature sits at a known offset."""
+    parts, pos = [raw[:7]], 7
+    for _ in range(n_inputs):
+        parts.append(raw[pos:pos + _SIG_AT])
+        parts.append(ZERO_SIG)
+        pos += _INPUT.size
+    parts.append(raw[pos:])
+    return b"".join(parts)
+
+
+def _new(cls, fields):
+    # Frozen dataclasses assign through object.__setattr__ one field at a time;
+    # decoding fills the instance dict at once (same fields, same object).
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
+
+
+def _decode_fast(data):
+    """The transaction in well-formed ``data``, or None (the checked decoder
+    then says what is wrong)."""
+    size = len(data)
+    if size < _HEAD.size:
+        return None
+    version, kind, network_id, n_in = _HEAD.unpack_from(data)
+    pos = _HEAD.size + n_in * _INPUT.size
+    if n_in > MAX_INPUTS or pos + 4 > size:
+        return None
+    inputs = tuple(
+        _new(TxIn, {"prevout": _new(OutPoint, {"txid": t, "vout": v}), "pubkey": pk,
+                    "signature": sig})
+        for t, v, pk, sig in _INPUT.iter_unpack(data[_HEAD.size:pos])
+    )
+    (n_out,) = _U32.unpack_from(data, pos)
+    start, pos = pos + 4, pos + 4 + n_out * _OUTPUT.size
+    if n_out > MAX_OUTPUTS or pos + 4 > size:
+        return None
+    outputs = tuple(_new(TxOut, {"amount": a, "key_hash": h})
+                    for a, h in _OUTPUT.iter_unpack(data[start:pos]))
+    (n_payload,) = _U32.unpack_from(data, pos)
+    if n_payload > MAX_PAYLOAD or pos + 4 + n_payload != size:
+        return None
+    return Transaction(inputs, outputs, network_id, kind, data[pos + 4:], version, raw=data)
+
+
 def decode_tx(data):
     """Decode ``data`` as exactly one transaction, or raise :class:`TxRejected`."""
     if len(data) > MAX_TX_SIZE:
         raise TxRejected("too-large", f"{len(data)} bytes exceeds {MAX_TX_SIZE}")
+    if type(data) is bytes:
+        tx = _decode_fast(data)
+        if tx is not None:
+            return tx
     try:
         r = Reader(data)
         version, kind, network_id = r.u8(), r.u8(), r.u8()
@@ -159,6 +227,18 @@ def decode_tx(data):
     data = bytes(data)
     return Transaction(tuple(inputs), tuple(outputs), network_id, kind, payload, version,
                        raw=data)
+
+
+def ledger_changes(raw):
+    """``(txid, prevouts, outputs)`` of the encoding of a transaction decoded
+    before (a journal entry's): ``(txid, vout)`` and ``(amount, key_hash)`` tuples,
+    what the UTXO tables need, without building the transaction."""
+    (n_in,) = _U32.unpack_from(raw, 3)
+    pos = _HEAD.size + n_in * _INPUT.size
+    prevouts = list(_PREVOUT.iter_unpack(raw[_HEAD.size:pos]))
+    (n_out,) = _U32.unpack_from(raw, pos)
+    outputs = list(_OUTPUT.iter_unpack(raw[pos + 4:pos + 4 + n_out * _OUTPUT.size]))
+    return hashlib.blake2b(raw, digest_size=32).digest(), prevouts, outputs
 
 
 def decode_hex(text):
@@ -209,8 +289,10 @@ def check_stateless(tx, network_id):
         raise TxRejected("outputs-overflow", "outputs add up to more than the supply")
     message = tx.sighash()
     for n, i in enumerate(tx.inputs):
-        if not verify(i.pubkey, message, i.signature):
-            raise TxRejected("bad-signature", f"input {n} signature does not verify")
+        try:
+            crypto_sign_open(i.signature + message, i.pubkey)
+        except _BAD_SIGNATURE:
+            raise TxRejected("bad-signature", f"input {n} signature does not verify") from None
 
 
 def sign_transfer(key_for_input, prevouts, outputs, network_id, kind=KIND_TRANSFER,

@@ -86,6 +86,7 @@ class UtxoSet:
         self._locks = {}  # txid -> tuple of outpoints
         self._expiry = []  # heap of (expiry, txid)
         self._unapplied = {}  # seq -> list of outpoints touched by that journal entry
+        self._summaries = {}  # seq -> (MuHash, count, total) right after that entry
 
     # -- loading -------------------------------------------------------------
 
@@ -211,6 +212,12 @@ class UtxoSet:
             self.total_amount += out.amount
             touched.append(op)
         self._unapplied[seq] = touched
+        self._summaries[seq] = (self._muhash.copy(), self.count, self.total_amount)
+
+    def summary_at(self, seq):
+        """``(MuHash, count, total)`` of the set right after journal entry ``seq``
+        was finalized, while storage has not applied it; else None."""
+        return self._summaries.get(seq)
 
     def confirm(self, outpoints):
         for op in outpoints:
@@ -220,6 +227,8 @@ class UtxoSet:
 
     def applied(self, seq):
         """Storage holds every journal entry up to ``seq``; unpin what they touched."""
+        for s in [k for k in self._summaries if k <= seq]:
+            del self._summaries[s]
         for s in sorted(k for k in self._unapplied if k <= seq):
             for op in self._unapplied.pop(s):
                 entry = self._entries.get(op)

@@ -41,7 +41,7 @@ __all__ = ["COMMANDS", "EXTRA_COMMANDS", "Command", "CommandError", "Context", "
 
 #: ``"module:ATTRIBUTE"`` strings naming further :class:`Command` objects
 #: (for instance ``"timecoin.devnet:COMMAND"``), loaded by :func:`build_parser`.
-EXTRA_COMMANDS = ("timecoin.devnet:COMMAND",)
+EXTRA_COMMANDS = ("timecoin.devnet:COMMAND", "timecoin.bench:COMMAND")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
