@@ -215,7 +215,7 @@ def build_node(reactor, prepared, storage, meta, stop=None):
     if isinstance(finality, LocalFinality):
         finality.attach(peers, node.finalized_recently)
     if isinstance(finality, SnowballFinality):
-        finality.set_known_check(node.settled)
+        finality.set_known_check(node.settled, node.have_tx)
         finality.attach(peers)
     # Every node serves its journal; nodes with other masternodes also pull.
     sync = FinalitySync(reactor, node, prepared.genesis.masternodes, prepared.identity.pubkey)

@@ -32,14 +32,15 @@ IDLE_RETRY_S = 0.25
 
 
 class _WaitingReply:
-    """A query held until its unknown transactions are fetched (or time runs out)."""
+    """A query held until its unknown transactions are settled (or time runs out)."""
 
-    __slots__ = ("peer_id", "query", "deadline")
+    __slots__ = ("peer_id", "query", "deadline", "missing")
 
-    def __init__(self, peer_id, query, deadline):
+    def __init__(self, peer_id, query, deadline, missing):
         self.peer_id = peer_id
         self.query = query
         self.deadline = deadline
+        self.missing = set(missing)
 
 
 @implementer(IFinality)
@@ -61,10 +62,12 @@ class SnowballFinality:
         self.self_pubkey = self_pubkey
         self.fetch_timeout = min(query_timeout_ms / 2000.0, 1.0)
         self._is_known = is_known  # txid -> True once the node decided on it at entry
+        self._has_tx = lambda txid: False  # txid -> True if the node has or is validating it
         self._listeners = []
         self._network = None
         self._peer_of = {}  # validator pubkey -> peer id
         self._waiting = []
+        self._waiting_for = {}  # txid -> [_WaitingReply]
         self._started_at = {}
         self._timer = None
         self._timer_at = None
@@ -91,7 +94,7 @@ class SnowballFinality:
     def start(self, tx):
         self._started_at[tx.txid] = self._clock.seconds()
         self._report(self.engine.add(tx.txid, [i.prevout for i in tx.inputs]))
-        self._answer_waiting()
+        self._resolve(tx.txid)
         self._pump()
 
     def cancel(self, txid):
@@ -102,8 +105,8 @@ class SnowballFinality:
         return len(self.engine)
 
     def tx_settled(self, txid):
-        """The node decided on ``txid`` without the engine (refused it at entry)."""
-        self._answer_waiting()
+        """The node refused ``txid`` at entry: queries waiting for it get a "no"."""
+        self._resolve(txid)
 
     # -- polling -------------------------------------------------------------
 
@@ -129,13 +132,16 @@ class SnowballFinality:
                     self._network.send(peer_id, SnowballQuery(query.poll_id, query.txids))
         self._schedule()
 
-    def set_known_check(self, is_known):
-        """``is_known(txid)``: the node settled ``txid`` itself (e.g. refused it)."""
+    def set_known_check(self, is_known, has_tx=None):
+        """``is_known(txid)``: the node settled ``txid`` itself (e.g. refused it);
+        ``has_tx(txid)``: the node has it or is validating it (no need to fetch)."""
         self._is_known = is_known
+        if has_tx is not None:
+            self._has_tx = has_tx
 
     def _schedule(self):
         deadlines = [d for d in (self.polls.next_deadline(),) if d is not None]
-        deadlines.extend(w.deadline for w in self._waiting)
+        deadlines.extend(w.deadline for w in self._waiting if w.deadline is not None)
         if len(self.engine) and not self.polls.polls_in_flight:
             # Transactions wait for validators to connect: look again soon.
             deadlines.append(self._clock.seconds() + IDLE_RETRY_S)
@@ -164,14 +170,19 @@ class SnowballFinality:
     # -- answering -----------------------------------------------------------
 
     def _on_query(self, peer_id, message):
-        unknown = tuple(t for t in message.txids
-                        if self.engine.status(t) is None and not self._is_known(t))
+        engine_status, is_known = self.engine.status, self._is_known
+        unknown = [t for t in message.txids if engine_status(t) is None and not is_known(t)]
         if not unknown:
             self._reply(peer_id, message)
             return
-        self._network.send(peer_id, m.GetData(unknown[:m.MAX_INV]))
-        deadline = self._clock.seconds() + self.fetch_timeout
-        self._waiting.append(_WaitingReply(peer_id, message, deadline))
+        fetch = tuple(t for t in unknown if not self._has_tx(t))
+        if fetch:
+            self._network.send(peer_id, m.GetData(fetch[:m.MAX_INV]))
+        waiting = _WaitingReply(peer_id, message, self._clock.seconds() + self.fetch_timeout,
+                                unknown)
+        self._waiting.append(waiting)
+        for txid in waiting.missing:
+            self._waiting_for.setdefault(txid, []).append(waiting)
         self._schedule()
 
     def _reply(self, peer_id, query):
@@ -179,16 +190,31 @@ class SnowballFinality:
         self._network.send(peer_id, SnowballVotes(query.poll_id,
                                                   tuple(self.engine.votes(query.txids))))
 
+    def _resolve(self, txid):
+        """``txid`` is settled here: answer the held queries that waited only for it."""
+        for waiting in self._waiting_for.pop(txid, ()):
+            waiting.missing.discard(txid)
+            if not waiting.missing and waiting.deadline is not None:
+                waiting.deadline = None
+                self._reply(waiting.peer_id, waiting.query)
+
     def _answer_waiting(self):
+        """Answer held queries whose deadline passed (missing transactions: "no")."""
         if not self._waiting:
             return
         now = self._clock.seconds()
         still = []
         for waiting in self._waiting:
-            ready = waiting.deadline <= now or all(
-                self.engine.status(t) is not None or self._is_known(t)
-                for t in waiting.query.txids)
-            if ready:
+            if waiting.deadline is None:
+                continue  # answered by _resolve
+            if waiting.deadline <= now:
+                waiting.deadline = None
+                for txid in waiting.missing:
+                    held = self._waiting_for.get(txid)
+                    if held is not None:
+                        held.remove(waiting)
+                        if not held:
+                            del self._waiting_for[txid]
                 self._reply(waiting.peer_id, waiting.query)
             else:
                 still.append(waiting)

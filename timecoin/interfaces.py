@@ -151,8 +151,9 @@ class IStorage(Interface):
 class IPeerNetwork(Interface):
     """The peer-to-peer network: connections, relay and bans."""
 
-    def broadcast_tx(tx):
-        """Announce ``tx`` to every connected peer that may not have it."""
+    def broadcast_tx(tx, push=False):
+        """Announce ``tx`` to every connected peer that may not have it
+        (``push``: send it whole rather than by txid)."""
 
     def peer_info():
         """A list of dicts as ``getpeerinfo`` returns."""

@@ -89,6 +89,7 @@ class Node(MultiService):
         self._waiters = {}  # txid -> [Deferred]
         self._incoming = {}  # key_hash -> {txid: amount} of pending outputs
         self._contenders = set()  # pending double spends holding no locks
+        self._validating = set()  # txids whose inputs are being loaded
         self._flushing = None
         self._flush_error = None
         self._timers = []
@@ -135,26 +136,32 @@ class Node(MultiService):
 
     # -- the validation pipeline ---------------------------------------------
 
-    def submit_raw(self, raw):
+    def submit_raw(self, raw, from_peer=False):
         try:
             tx = decode_tx(raw)
         except TxRejected as e:
             return defer.fail(e)
-        return self.submit(tx)
+        return self.submit(tx, from_peer)
 
-    def submit(self, tx):
+    def submit(self, tx, from_peer=False):
         """Validate, lock and start deciding ``tx``; fire with its txid or fail
-        with :class:`~timecoin.tx.TxRejected`."""
+        with :class:`~timecoin.tx.TxRejected`.
+
+        A transaction submitted here (not relayed by a peer) is pushed whole
+        to the peers, so the masternodes have it before they are polled.
+        """
         try:
             self._precheck(tx)
         except TxRejected as e:
             return self._refuse(tx, e)
         missing = self.state.missing([i.prevout for i in tx.inputs])
         if not missing:
-            return self._admit_or_fail(tx)
+            return self._admit_or_fail(tx, not from_peer)
+        self._validating.add(tx.txid)
         d = self.storage.load_utxos(missing)
         d.addCallback(self.state.load)
-        d.addCallback(lambda _: self._admit_or_fail(tx))
+        d.addBoth(lambda result: (self._validating.discard(tx.txid), result)[1])
+        d.addCallback(lambda _: self._admit_or_fail(tx, not from_peer))
         return d
 
     def _refuse(self, tx, error):
@@ -162,23 +169,24 @@ class Node(MultiService):
         if error.code in PERMANENT_REJECTIONS:
             self.mempool.reject(tx.txid, str(error))
         settled = getattr(self.finality, "tx_settled", None)
-        if settled is not None:
+        if settled is not None and error.code not in ("already-known", "recently-rejected"):
             settled(tx.txid)
         return defer.fail(error)
 
     def _precheck(self, tx):
         txid = tx.txid
-        if txid in self.mempool or txid in self._committing or txid in self._recent:
+        if (txid in self.mempool or txid in self._committing or txid in self._recent
+                or txid in self._validating):
             raise TxRejected("already-known", "transaction is already known")
         reason = self.mempool.rejection(txid)
         if reason is not None:
             raise TxRejected("recently-rejected", f"rejected within the hour: {reason}")
         check_stateless(tx, self.network.network_id)
 
-    def _admit_or_fail(self, tx):
+    def _admit_or_fail(self, tx, push):
         try:
             self._precheck_again(tx)
-            return defer.succeed(self._admit(tx))
+            return defer.succeed(self._admit(tx, push))
         except TxRejected as e:
             if e.code == "missing-input":
                 return self._explain_missing(tx, e)
@@ -190,7 +198,7 @@ class Node(MultiService):
         if tx.txid in self.mempool or tx.txid in self._committing or tx.txid in self._recent:
             raise TxRejected("already-known", "transaction is already known")
 
-    def _admit(self, tx):
+    def _admit(self, tx, push=False):
         contender = False
         try:
             input_total = self.state.check_inputs(tx)
@@ -220,7 +228,7 @@ class Node(MultiService):
         self.metrics.accepted()
         self.finality.start(tx)
         if self.peer_network is not None:
-            self.peer_network.broadcast_tx(tx)
+            self.peer_network.broadcast_tx(tx, push=push)
         return tx.txid
 
     @defer.inlineCallbacks
@@ -501,7 +509,7 @@ class Node(MultiService):
         return self.chain.height()
 
     def receive_tx(self, raw, peer_address=None):
-        return self.submit_raw(raw)
+        return self.submit_raw(raw, from_peer=True)
 
     def finalized_recently(self, txid):
         """True if ``txid`` finalized here lately (older ones are in storage)."""
@@ -514,7 +522,7 @@ class Node(MultiService):
 
     def have_tx(self, txid):
         return (txid in self.mempool or txid in self._committing or txid in self._recent
-                or self.mempool.rejection(txid) is not None)
+                or txid in self._validating or self.mempool.rejection(txid) is not None)
 
     def get_tx_raw(self, txid):
         entry = self.mempool.get(txid)

@@ -79,14 +79,28 @@ class RpcMethods:
         args, kwargs = (params, {}) if isinstance(params, list) else ((), params)
         if not isinstance(params, list | dict):
             return defer.fail(RpcError(INVALID_PARAMS, "params must be an array or object"))
-        signature = self._signatures.get(fn)
-        if signature is None:
-            signature = self._signatures[fn] = inspect.signature(fn)
+        problem = self._check_params(method, fn, args, kwargs)
+        if problem is not None:
+            return defer.fail(RpcError(INVALID_PARAMS, f"{method}: {problem}"))
+        return defer.maybeDeferred(fn, *args, **kwargs).addErrback(_translate)
+
+    def _check_params(self, method, fn, args, kwargs):
+        """Why ``args``/``kwargs`` do not fit ``fn``, or None (arity cached per method)."""
+        shape = self._signatures.get(method)
+        if shape is None:
+            signature = inspect.signature(fn)
+            required = sum(1 for p in signature.parameters.values() if p.default is p.empty)
+            shape = self._signatures[method] = (signature, required, len(signature.parameters))
+        signature, required, allowed = shape
+        if not kwargs:
+            if required <= len(args) <= allowed:
+                return None
+            return f"takes {required} to {allowed} parameters, {len(args)} given"
         try:
             signature.bind(*args, **kwargs)
         except TypeError as e:
-            return defer.fail(RpcError(INVALID_PARAMS, f"{method}: {e}"))
-        return defer.maybeDeferred(fn, *args, **kwargs).addErrback(_translate)
+            return str(e)
+        return None
 
     # -- methods -------------------------------------------------------------
 

@@ -320,7 +320,8 @@ class SnowballEngine:
                 self.stats.preference_flips += 1
 
     def _accept(self, tx):
-        losers = sorted(self.conflicts(tx.txid), key=list(self._pending).index)
+        conflicts = self.conflicts(tx.txid)
+        losers = [t for t in self._pending if t in conflicts] if conflicts else []
         self._drop(tx)
         self._remember_decision(tx.txid, True)
         for op in tx.outpoints:

@@ -19,6 +19,7 @@ includes the network id and the kind.
 import hashlib
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import nacl.exceptions
 from nacl.bindings import crypto_sign_open
@@ -70,9 +71,9 @@ class TxRejected(Exception):
         return f"{self.code}: {self.message}" if self.message != self.code else self.code
 
 
-@dataclass(frozen=True, order=True)
-class OutPoint:
-    """A reference to output ``vout`` of transaction ``txid``."""
+class OutPoint(NamedTuple):
+    """A reference to output ``vout`` of transaction ``txid`` (hashed and compared
+    as a plain tuple: it keys every UTXO map)."""
 
     txid: bytes
     vout: int
@@ -185,7 +186,7 @@ def _decode_fast(data):
     if n_in > MAX_INPUTS or pos + 4 > size:
         return None
     inputs = tuple(
-        _new(TxIn, {"prevout": _new(OutPoint, {"txid": t, "vout": v}), "pubkey": pk,
+        _new(TxIn, {"prevout": OutPoint(t, v), "pubkey": pk,
                     "signature": sig})
         for t, v, pk, sig in _INPUT.iter_unpack(data[_HEAD.size:pos])
     )

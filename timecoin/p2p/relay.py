@@ -20,6 +20,8 @@ from timecoin.tx import TxRejected
 #: Rejection codes that mean the sender relayed something no honest node would.
 MISBEHAVIOUR_CODES = frozenset({"malformed", "too-large", "bad-signature", "wrong-network"})
 MAX_IN_FLIGHT = 100_000
+#: Transactions up to this size are pushed whole by the node that received them.
+PUSH_MAX_BYTES = 4096
 
 
 def txid_of(raw):
@@ -41,8 +43,13 @@ class TxRelay:
         self.cache = BoundedDict(config.relay_cache_size)
         self._in_flight = {}  # txid -> deadline
 
-    def broadcast(self, tx, peers):
-        """Announce ``tx`` to each of ``peers`` not known to have it; how many."""
+    def broadcast(self, tx, peers, push=False):
+        """Announce ``tx`` to each of ``peers`` not known to have it; how many.
+
+        With ``push`` (the node's own submissions), a transaction of at most
+        ``PUSH_MAX_BYTES`` is sent whole: it reaches the masternodes in one
+        hop, ahead of the finality queries about it on the same connections.
+        """
         txid = tx.txid
         self.cache[txid] = tx.raw
         announced = 0
@@ -52,7 +59,9 @@ class TxRelay:
                 continue
             peer.known_inventory.add(txid)
             if frame is None:
-                frame = encode_frame(m.Inv((txid,)), self._compress_threshold)
+                message = (m.TxMessage(tx.raw) if push and len(tx.raw) <= PUSH_MAX_BYTES
+                           else m.Inv((txid,)))
+                frame = encode_frame(message, self._compress_threshold)
             if peer.send_frame(frame):
                 announced += 1
         return announced

@@ -242,9 +242,10 @@ class PeerNetworkService(service.Service):
         self.addresses.add(learned)
 
     # -- IPeerNetwork -----------------------------------------------------------
-    def broadcast_tx(self, tx):
-        """Announce ``tx`` (a Transaction) to every ready peer not known to have it."""
-        return self.relay.broadcast(tx, list(self._ready.values()))
+    def broadcast_tx(self, tx, push=False):
+        """Announce ``tx`` (a Transaction) to every ready peer not known to have it;
+        with ``push``, send small transactions whole instead of by txid."""
+        return self.relay.broadcast(tx, list(self._ready.values()), push)
 
     def peer_info(self):
         return [peer.info() for peer in self._ready.values()]
