@@ -20,6 +20,7 @@ from twisted.internet import defer, task
 from timecoin.bench_plan import FIRST_KEY, MAX_TXS, total_txs
 from timecoin.bench_report import build_report, format_report, write_png
 from timecoin.bench_run import LoadRun, make_clients, prepare
+from timecoin.bench_watch import FinalityWatcher
 from timecoin.cli.registry import Command, CommandError, UsageError
 from timecoin.networks import DEVNET
 from timecoin.rpcclient import RpcClient, read_credentials
@@ -138,10 +139,15 @@ def wait_connected(reactor, clients, timeout=60.0):
 @defer.inlineCallbacks
 def run_bench(reactor, targets, *, rate, duration, warmup=0.0, senders=4, poll=0.02,
               tick=0.01, drain=30.0, max_txs=MAX_TXS, first_key=FIRST_KEY, note=None,
-              progress=None):
-    """Prepare, run and report one load run on the nodes ``[(url, auth)]``."""
+              progress=None, p2p_addresses=None):
+    """Prepare, run and report one load run on the nodes ``[(url, auth)]``.
+
+    With ``p2p_addresses`` (one per node), finality is watched through the
+    nodes' finality events instead of RPC polling.
+    """
     clients = make_clients(reactor, targets)
     extra = []
+    watcher = None
 
     def make_client(node):
         url, auth = targets[node]
@@ -156,9 +162,18 @@ def run_bench(reactor, targets, *, rate, duration, warmup=0.0, senders=4, poll=0
         run = LoadRun(reactor, clients, [url for url, _ in targets], txs, rate,
                       senders=senders, make_client=make_client, warmup=warmup,
                       duration=duration, tick=tick, poll=poll, drain=drain, progress=progress)
+        if p2p_addresses:
+            genesis = yield clients[0].call("getblock", 0)
+            watcher = FinalityWatcher(reactor, DEVNET, bytes.fromhex(genesis["hash"]),
+                                      p2p_addresses, run.finality_event)
+            yield watcher.start()
+            run.watching = True
+            note and note("watching finality events over the peer protocol")
         yield run.start()
         progress and progress("\n")
     finally:
+        if watcher is not None:
+            yield watcher.stop()
         yield defer.gatherResults([c.close() for c in clients + extra], consumeErrors=True)
     return build_report(run, {"nodes": len(targets), "rate": rate, "duration": duration,
                               "warmup": warmup, "senders": senders, "poll_ms": poll * 1000,
@@ -189,13 +204,16 @@ def _run(ctx):
             network = yield start_network(ctx.reactor, args.nodes, directory, base)
             trigger = ctx.reactor.addSystemEventTrigger("before", "shutdown", network.stop)
             targets = [(n.api_url, read_credentials(n.datadir)) for n in network.nodes]
+            p2p = [f"127.0.0.1:{n.p2p_port}" for n in network.nodes]
         else:
             targets = resolve_targets(args)
+            p2p = ([f"127.0.0.1:{args.base_port + 2 * i}" for i in range(len(targets))]
+                   if args.devnet_dir and not args.rpc_urls else None)
         report = yield run_bench(
             ctx.reactor, targets, rate=args.rate, duration=args.duration, warmup=args.warmup,
             senders=args.senders, poll=args.poll_ms / 1000.0, drain=args.drain,
             max_txs=args.max_txs, first_key=max(FIRST_KEY, len(targets)), note=note,
-            progress=progress)
+            progress=progress, p2p_addresses=p2p)
     finally:
         if network is not None:
             note("stopping the nodes")

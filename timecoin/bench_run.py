@@ -6,8 +6,12 @@ Every load transaction is signed before the clock starts. Sending: every
 round-robin on the senders; a sender posts its queue as one JSON-RPC batch of
 ``sendrawtransaction`` calls, with one batch in flight at a time (a node that
 cannot keep up therefore slows the offered load instead of piling up
-requests). Watching: every ``poll`` seconds, for each node, one batch of
-``gettransaction`` for the transactions sent to it that are not yet final.
+requests). Watching: with a :class:`~timecoin.bench_watch.FinalityWatcher`,
+the finality events each node pushes for the transactions sent to it; polling
+(``gettransaction`` in batches every ``poll`` seconds) then only covers
+transactions that have waited longer than ``POLL_AFTER_S`` (an event could be
+lost with a connection). Without a watcher, every outstanding transaction is
+polled.
 """
 
 import collections
@@ -36,6 +40,8 @@ SEND_BATCH = 500
 CPU = "timecoin_process_cpu_seconds_total"
 RSS = "timecoin_process_peak_rss_bytes"
 FINAL = ("finalized", "confirmed")
+#: With finality events, poll only transactions outstanding this long.
+POLL_AFTER_S = 2.0
 
 
 def client_cpu_seconds():
@@ -139,7 +145,7 @@ class Sender:
         for i, r in zip(batch, results, strict=True):
             if isinstance(r, Exception):
                 self.run.reject(i, f"refused: {r.message}")
-            else:
+            elif self.run.status[i] is None:  # its finality event may have come first
                 outstanding[i] = None
 
     def _failed(self, failure, batch):
@@ -185,6 +191,9 @@ class LoadRun:
         self._finishing = False
         self.t0 = None
         self.finished_at = None
+        self.index = {txid: i for i, txid in enumerate(self.txids)}
+        self.target = [self.senders[i % len(self.senders)].node for i in range(n)]
+        self.watching = False
 
     # -- outcomes ----------------------------------------------------------------
 
@@ -195,6 +204,20 @@ class LoadRun:
     def fail(self, i, reason):
         self.status[i] = "error"
         self.errors[reason] += 1
+
+    def finality_event(self, node, txid, accepted, reason, finality_ms):
+        """A node pushed its decision on ``txid`` (see FinalityWatcher)."""
+        i = self.index.get(txid)
+        if i is None or self.target[i] != node or self.final_at[i] is not None:
+            return
+        if self.status[i] not in (None, "pending"):
+            return
+        self.outstanding[node].pop(i, None)
+        if accepted:
+            self.final_at[i], self.node_ms[i], self.status[i] = (
+                self.reactor.seconds(), finality_ms, "finalized")
+        else:
+            self.reject(i, "rejected after admission")
 
     def counts(self):
         sent = sum(1 for t in self.sent_at if t is not None)
@@ -247,10 +270,16 @@ class LoadRun:
             sender.pump()
 
     def _poll_tick(self):
+        old = self.reactor.seconds() - POLL_AFTER_S
         for node, waiting in enumerate(self.outstanding):
             if self.polling[node] or not waiting:
                 continue
-            batch = list(_first(waiting, MAX_BATCH))
+            if self.watching:
+                batch = [i for i in _first(waiting, MAX_BATCH) if self.sent_at[i] < old]
+                if not batch:
+                    continue
+            else:
+                batch = list(_first(waiting, MAX_BATCH))
             self.polling[node] = True
             d = self.clients[node].batch([("gettransaction", [self.txids[i]]) for i in batch])
             d.addCallbacks(self._polled, self._poll_failed, (node, batch), None, (node,))

@@ -51,7 +51,7 @@ class SnowballFinality:
     accepts_conflicts = True
 
     def __init__(self, clock, params, masternodes, self_pubkey, query_timeout_ms,
-                 rng=None, max_polls=2, is_known=lambda txid: False):
+                 rng=None, max_polls=4, is_known=lambda txid: False):
         self._clock = clock
         self.engine = SnowballEngine(params, remember=REMEMBER_DECISIONS)
         self.reputation = Reputation(clock.seconds)

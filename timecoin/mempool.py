@@ -153,6 +153,10 @@ class Mempool:
             return None
         return reason
 
+    def forget_rejection(self, txid):
+        """Drop ``txid`` from the rejected cache (the network finalized it after all)."""
+        self._rejected.pop(txid, None)
+
     def expire_rejections(self):
         now = self._clock.seconds()
         while self._rejected:

@@ -39,6 +39,11 @@ from timecoin.utxo import UtxoSet, UtxoStatus
 CACHE_ENTRY_BYTES = 400
 RECENT_FINALIZED = 20_000
 MAINTENANCE_INTERVAL = 1.0
+#: Back-pressure: transactions submitted here (not relayed) are refused with
+#: ``busy`` while this many are being decided, so an overload slows the
+#: senders instead of timing every decision out. One poll carries up to 1,024
+#: txids, so at this bound every pending transaction is in every poll.
+MAX_DECIDING = 1024
 
 _STATUS_NAMES = {UtxoStatus.UNSPENT: "unspent", UtxoStatus.LOCKED: "locked",
                  UtxoStatus.SPENT_PENDING: "pending"}
@@ -152,6 +157,9 @@ class Node(MultiService):
         """
         try:
             self._precheck(tx)
+            if not from_peer and self.finality.in_flight() >= MAX_DECIDING:
+                raise TxRejected("busy", f"{MAX_DECIDING} transactions are being decided; "
+                                         "send again shortly")
         except TxRejected as e:
             return self._refuse(tx, e)
         missing = self.state.missing([i.prevout for i in tx.inputs])
@@ -226,9 +234,10 @@ class Node(MultiService):
         for n, out in enumerate(tx.outputs):
             self._incoming.setdefault(out.key_hash, {})[(tx.txid, n)] = out.amount
         self.metrics.accepted()
-        self.finality.start(tx)
         if self.peer_network is not None:
+            # Before polling: on each connection the push precedes the query.
             self.peer_network.broadcast_tx(tx, push=push)
+        self.finality.start(tx)
         return tx.txid
 
     @defer.inlineCallbacks
@@ -310,6 +319,7 @@ class Node(MultiService):
             if holder is not None and holder != txid:
                 self._drop(holder, "rejected", f"conflict: the network finalized {txid.hex()}")
         self.state.lock(tx)
+        self.mempool.forget_rejection(txid)
         self._finalize(tx, self.reactor.seconds())
         self.metrics.synced()
         return True
