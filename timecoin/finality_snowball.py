@@ -49,6 +49,11 @@ class SnowballFinality:
 
     log = Logger()
     accepts_conflicts = True
+    #: Back-pressure: while this many transactions are being decided, the node
+    #: refuses its own new submissions with ``busy`` (relayed ones still enter),
+    #: so an overload slows the senders instead of timing decisions out. A poll
+    #: carries up to 1,024 txids: at this bound every pending one is in every poll.
+    max_in_flight = 1024
 
     def __init__(self, clock, params, masternodes, self_pubkey, query_timeout_ms,
                  rng=None, max_polls=4, is_known=lambda txid: False):

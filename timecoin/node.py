@@ -39,11 +39,6 @@ from timecoin.utxo import UtxoSet, UtxoStatus
 CACHE_ENTRY_BYTES = 400
 RECENT_FINALIZED = 20_000
 MAINTENANCE_INTERVAL = 1.0
-#: Back-pressure: transactions submitted here (not relayed) are refused with
-#: ``busy`` while this many are being decided, so an overload slows the
-#: senders instead of timing every decision out. One poll carries up to 1,024
-#: txids, so at this bound every pending transaction is in every poll.
-MAX_DECIDING = 1024
 
 _STATUS_NAMES = {UtxoStatus.UNSPENT: "unspent", UtxoStatus.LOCKED: "locked",
                  UtxoStatus.SPENT_PENDING: "pending"}
@@ -157,8 +152,9 @@ class Node(MultiService):
         """
         try:
             self._precheck(tx)
-            if not from_peer and self.finality.in_flight() >= MAX_DECIDING:
-                raise TxRejected("busy", f"{MAX_DECIDING} transactions are being decided; "
+            bound = getattr(self.finality, "max_in_flight", None)
+            if not from_peer and bound is not None and self.finality.in_flight() >= bound:
+                raise TxRejected("busy", f"{bound} transactions are being decided; "
                                          "send again shortly")
         except TxRejected as e:
             return self._refuse(tx, e)
