@@ -82,8 +82,7 @@ class OutPoint(NamedTuple):
         return f"{self.txid.hex()}:{self.vout}"
 
 
-@dataclass(frozen=True)
-class TxIn:
+class TxIn(NamedTuple):
     """An input: the outpoint it spends, the spender's public key and signature."""
 
     prevout: OutPoint
@@ -91,8 +90,7 @@ class TxIn:
     signature: bytes = ZERO_SIG
 
 
-@dataclass(frozen=True)
-class TxOut:
+class TxOut(NamedTuple):
     """An output: an amount in units locked to a public-key hash."""
 
     amount: int
@@ -167,14 +165,6 @@ def _unsigned(raw, n_inputs):
     return b"".join(parts)
 
 
-def _new(cls, fields):
-    # Frozen dataclasses assign through object.__setattr__ one field at a time;
-    # decoding fills the instance dict at once (same fields, same object).
-    obj = object.__new__(cls)
-    obj.__dict__.update(fields)
-    return obj
-
-
 def _decode_fast(data):
     """The transaction in well-formed ``data``, or None (the checked decoder
     then says what is wrong)."""
@@ -185,17 +175,13 @@ def _decode_fast(data):
     pos = _HEAD.size + n_in * _INPUT.size
     if n_in > MAX_INPUTS or pos + 4 > size:
         return None
-    inputs = tuple(
-        _new(TxIn, {"prevout": OutPoint(t, v), "pubkey": pk,
-                    "signature": sig})
-        for t, v, pk, sig in _INPUT.iter_unpack(data[_HEAD.size:pos])
-    )
+    inputs = tuple(TxIn(OutPoint(t, v), pk, sig)
+                   for t, v, pk, sig in _INPUT.iter_unpack(data[_HEAD.size:pos]))
     (n_out,) = _U32.unpack_from(data, pos)
     start, pos = pos + 4, pos + 4 + n_out * _OUTPUT.size
     if n_out > MAX_OUTPUTS or pos + 4 > size:
         return None
-    outputs = tuple(_new(TxOut, {"amount": a, "key_hash": h})
-                    for a, h in _OUTPUT.iter_unpack(data[start:pos]))
+    outputs = tuple(map(TxOut._make, _OUTPUT.iter_unpack(data[start:pos])))
     (n_payload,) = _U32.unpack_from(data, pos)
     if n_payload > MAX_PAYLOAD or pos + 4 + n_payload != size:
         return None
