@@ -149,9 +149,17 @@ class EngineTests(unittest.TestCase):
         self.assertTrue(self.engine.is_preferred("b"))
         self.assertFalse(self.engine.is_preferred("a"))
         self.assertEqual(self.engine.stats.preference_flips, 1)
-        self.engine.record_poll({"a": (3, 4), "b": (1, 4)})  # tie in strength: no flip
-        self.assertTrue(self.engine.is_preferred("b"))
-        self.assertEqual(self.engine.stats.preference_flips, 1)
+        self.engine.record_poll({"a": (3, 4), "b": (1, 4)})  # a tie goes to the smaller txid
+        self.assertTrue(self.engine.is_preferred("a"))
+        self.assertEqual(self.engine.stats.preference_flips, 2)
+
+    def test_tie_never_moves_preference_to_the_larger_txid(self):
+        self.engine.add("a", ["o1"])
+        self.engine.add("b", ["o1"])
+        self.engine.record_poll({"a": (3, 4), "b": (1, 4)})
+        self.engine.record_poll({"a": (1, 4), "b": (3, 4)})  # tie: "a" stays preferred
+        self.assertTrue(self.engine.is_preferred("a"))
+        self.assertEqual(self.engine.stats.preference_flips, 0)
 
     def test_multi_input_tx_preferred_only_in_every_set(self):
         self.engine.add("a", ["o1", "o2"])

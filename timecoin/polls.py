@@ -37,6 +37,7 @@ class _Poll:
     txids: tuple
     validators: frozenset
     deadline: float
+    contested: bool = False
     replies: dict = field(default_factory=dict)
 
 
@@ -71,6 +72,7 @@ class PollManager:
         max_polls=2,
         batch_limit=DEFAULT_BATCH_LIMIT,
         validators=None,
+        max_contested_polls=1,
     ):
         if query_timeout_ms <= 0 or max_polls < 1 or batch_limit < 1:
             raise ValueError("query_timeout_ms, max_polls and batch_limit must be positive")
@@ -81,6 +83,10 @@ class PollManager:
         self.query_timeout_s = query_timeout_ms / 1000.0
         self.max_polls = max_polls
         self.batch_limit = batch_limit
+        #: Polls in flight that may carry contested transactions (the others
+        #: carry only uncontested ones): a conflict set is polled in sequence,
+        #: each round seeing the preferences the previous one produced.
+        self.max_contested_polls = min(max_contested_polls, max_polls)
         self.stats = PollStats()
         self._validators = dict(validators or {})
         self._polls = {}  # poll_id -> _Poll, oldest first
@@ -108,14 +114,21 @@ class PollManager:
         """Start a poll if possible; return the :class:`Query` list to send (maybe empty)."""
         if len(self._polls) >= self.max_polls:
             return []
-        txids = tuple(self.engine.in_flight(self.batch_limit))
+        txids = self.engine.in_flight(self.batch_limit)
+        is_contested = self.engine.is_contested
+        busy = sum(1 for p in self._polls.values() if p.contested)
+        if busy >= self.max_contested_polls:
+            # Contested sets learn from each round's outcome: fewer, fresher polls.
+            txids = [t for t in txids if not is_contested(t)]
+        txids = tuple(txids)
         if not txids:
             return []
         weights = self.reputation.adjusted(self._validators)
         sample = weighted_sample(weights, self.engine.params.k, self.rng, exclude=(self.self_id,))
         if not sample:
             return []
-        poll = _Poll(self._next_id, txids, frozenset(sample), now + self.query_timeout_s)
+        poll = _Poll(self._next_id, txids, frozenset(sample), now + self.query_timeout_s,
+                     contested=any(map(is_contested, txids)))
         self._next_id += 1
         self._polls[poll.poll_id] = poll
         self.stats.started += 1

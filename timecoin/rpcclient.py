@@ -218,7 +218,7 @@ def _make_client(reactor, pool):
     from twisted.web.client import Agent, HTTPConnectionPool
 
     if reactor is None:
-        from twisted.internet import reactor
+        raise TypeError("RpcClient needs the reactor (or a treq_client) passed in")
     own = None
     if pool is None:
         pool = own = HTTPConnectionPool(reactor, persistent=True)

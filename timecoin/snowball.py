@@ -314,7 +314,10 @@ class SnowballEngine:
         for op in tx.outpoints:
             members = self._sets[op]
             preferred = self._pending[members[0]]
-            if preferred is not tx and tx.strength > preferred.strength:
+            # Ties go to the smaller txid: nodes split evenly, and flipping in
+            # step, then converge instead of swapping preferences forever.
+            if preferred is not tx and (tx.strength, preferred.txid) > (
+                    preferred.strength, tx.txid):
                 members.remove(tx.txid)
                 members.insert(0, tx.txid)
                 self.stats.preference_flips += 1
@@ -349,7 +352,7 @@ class SnowballEngine:
             if not members:
                 del self._sets[op]
             elif was_preferred:
-                best = max(members, key=lambda t: self._pending[t].strength)
+                best = min(members, key=lambda t: (-self._pending[t].strength, t))
                 members.remove(best)
                 members.insert(0, best)
 
