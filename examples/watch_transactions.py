@@ -16,47 +16,12 @@ import argparse
 import sys
 
 from twisted.internet import defer, task
-from zope.interface import implementer
 
 import timecoin.finality_messages  # noqa: F401 - registers subscribe/finality_event
 from timecoin import __version__
-from timecoin.keys import PrivateKey
 from timecoin.networks import get_network
-from timecoin.p2p import (
-    IPeerHost,
-    P2PConfig,
-    PeerNetworkService,
-    SynchronousDatabase,
-    client_tls_options,
-)
+from timecoin.p2p import ObserverHost, P2PConfig, PeerNetworkService, client_tls_options
 from timecoin.p2p import messages as m
-
-
-@implementer(IPeerHost)
-class WatcherHost:
-    """The smallest IPeerHost: knows every transaction, stores nothing."""
-
-    def __init__(self, network, genesis_hash):
-        self.network = network
-        self.genesis_hash = genesis_hash
-        self.identity = PrivateKey.generate()
-        self.version = f"{__version__}-watcher"
-        self._db = SynchronousDatabase()
-
-    def best_height(self):
-        return 0
-
-    def receive_tx(self, raw_bytes, peer_address):
-        return defer.succeed(None)
-
-    def have_tx(self, txid):
-        return True
-
-    def get_tx_raw(self, txid):
-        return None
-
-    def run_db(self, fn):
-        return self._db.run_db(fn)
 
 
 def parse_args(argv):
@@ -75,7 +40,8 @@ def main(reactor, argv=None, out=None):
     """Run the watcher; a Deferred firing after ``--count`` txids."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     out = out or sys.stdout
-    host = WatcherHost(get_network(args.network), bytes.fromhex(args.genesis))
+    host = ObserverHost(get_network(args.network), bytes.fromhex(args.genesis),
+                        f"{__version__}-watcher")
     network = PeerNetworkService(reactor, host, listen=None, seeds=[args.connect],
                                  config=P2PConfig(user_agent="timecoin-watcher"),
                                  client_tls=client_tls_options() if args.tls else None)

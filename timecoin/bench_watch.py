@@ -7,40 +7,11 @@ subscribes to its finality events and records each decision as it is pushed.
 """
 
 from twisted.internet import defer, task
-from zope.interface import implementer
 
 import timecoin
 from timecoin.finality_messages import Subscribe
-from timecoin.keys import PrivateKey
-from timecoin.p2p import IPeerHost, P2PConfig, PeerNetworkService, SynchronousDatabase
+from timecoin.p2p import ObserverHost, P2PConfig, PeerNetworkService
 from timecoin.p2p import messages as m
-
-
-@implementer(IPeerHost)
-class WatcherHost:
-    """A peer that stores nothing and wants no transaction."""
-
-    def __init__(self, network, genesis_hash):
-        self.network = network
-        self.genesis_hash = genesis_hash
-        self.identity = PrivateKey.generate()
-        self.version = f"{timecoin.__version__}-bench"
-        self._db = SynchronousDatabase()
-
-    def best_height(self):
-        return 0
-
-    def receive_tx(self, raw, peer_address):
-        return defer.succeed(None)
-
-    def have_tx(self, txid):
-        return True
-
-    def get_tx_raw(self, txid):
-        return None
-
-    def run_db(self, fn):
-        return self._db.run_db(fn)
 
 
 class FinalityWatcher:
@@ -56,7 +27,8 @@ class FinalityWatcher:
         self._on_event = on_event
         self._subscribed = set()
         config = P2PConfig(user_agent="timecoin-bench", rate_limit_tx=1_000_000)
-        self.service = PeerNetworkService(reactor, WatcherHost(network, genesis_hash),
+        self.service = PeerNetworkService(reactor, ObserverHost(network, genesis_hash,
+                                                               f"{timecoin.__version__}-bench"),
                                           listen=None, seeds=self.addresses, config=config)
         self.service.register_handler(m.FINALITY_EVENT, self._event)
         self.service.add_ready_listener(self._subscribe)

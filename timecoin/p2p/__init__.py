@@ -12,14 +12,15 @@ See ``doc/wire-protocol.md``.
 """
 
 from timecoin.p2p.config import P2PConfig
-from timecoin.p2p.host import IPeerHost, SynchronousDatabase
+from timecoin.p2p.host import IPeerHost, ObserverHost, SynchronousDatabase
 from timecoin.p2p.messages import PROTOCOL_VERSION, register_message
 from timecoin.p2p.protocol import PeerProtocol
 from timecoin.p2p.service import PeerNetworkService, PeerSummary
 from timecoin.p2p.tls import client_tls_options, ensure_tls_certificate, tls_server_description
 
 __all__ = [
-    "IPeerHost", "P2PConfig", "PROTOCOL_VERSION", "PeerNetworkService", "PeerProtocol",
+    "IPeerHost", "ObserverHost", "P2PConfig", "PROTOCOL_VERSION", "PeerNetworkService",
+    "PeerProtocol",
     "PeerSummary", "SynchronousDatabase", "client_tls_options", "ensure_tls_certificate",
     "register_message", "tls_server_description",
 ]

@@ -3,7 +3,9 @@
 import sqlite3
 
 from twisted.internet import defer
-from zope.interface import Attribute, Interface
+from zope.interface import Attribute, Interface, implementer
+
+from timecoin.keys import PrivateKey
 
 PEER_TABLES = """
 CREATE TABLE IF NOT EXISTS peers (
@@ -67,3 +69,32 @@ class SynchronousDatabase:
 
     def close(self):
         self.conn.close()
+
+
+@implementer(IPeerHost)
+class ObserverHost:
+    """An ``IPeerHost`` for programs that only listen to a network: it has a
+    fresh identity, stores nothing, and claims every transaction so that only
+    announcements (and subscribed events) arrive, never the transactions."""
+
+    def __init__(self, network, genesis_hash, version):
+        self.network = network
+        self.genesis_hash = genesis_hash
+        self.identity = PrivateKey.generate()
+        self.version = version
+        self._db = SynchronousDatabase()
+
+    def best_height(self):
+        return 0
+
+    def receive_tx(self, raw, peer_address):
+        return defer.succeed(None)
+
+    def have_tx(self, txid):
+        return True
+
+    def get_tx_raw(self, txid):
+        return None
+
+    def run_db(self, fn):
+        return self._db.run_db(fn)

@@ -272,36 +272,35 @@ def _decode_txids(r):
     return tuple([r.fixed(HASH_SIZE, "txid") for _ in range(n)])
 
 
+class _TxidList:
+    """The codec of a message whose body is a bounded list of txids."""
+
+    __slots__ = ()
+
+    def encode(self, w):
+        _encode_txids(w, self.txids)
+
+    @classmethod
+    def decode(cls, r):
+        return cls(_decode_txids(r))
+
+
 @register_message
 @dataclass(frozen=True, slots=True)
-class Inv:
+class Inv(_TxidList):
     """Announce transactions by txid."""
 
     KIND = INV
     txids: tuple
 
-    def encode(self, w):
-        _encode_txids(w, self.txids)
-
-    @classmethod
-    def decode(cls, r):
-        return cls(_decode_txids(r))
-
 
 @register_message
 @dataclass(frozen=True, slots=True)
-class GetData:
+class GetData(_TxidList):
     """Request the transactions with these txids."""
 
     KIND = GETDATA
     txids: tuple
-
-    def encode(self, w):
-        _encode_txids(w, self.txids)
-
-    @classmethod
-    def decode(cls, r):
-        return cls(_decode_txids(r))
 
 
 @register_message
