@@ -32,9 +32,13 @@ class JournalWriter:
         self.last_error = None
         self.batches = 0
 
-    def append(self, record):
-        """Queue ``record``; the Deferred fires with it once it is durable."""
-        d = Deferred()
+    def append(self, record, notify=True):
+        """Queue ``record``; the Deferred fires with it once it is durable.
+
+        With ``notify=False`` no Deferred is made (the ``on_commit`` callback
+        reports the batch): the node's hot path.
+        """
+        d = Deferred() if notify else None
         self._queue.append((record, d))
         self._kick()
         return d
@@ -61,7 +65,8 @@ class JournalWriter:
         if self._on_commit is not None:
             self._on_commit([record for record, _ in batch])
         for record, d in batch:
-            d.callback(record)
+            if d is not None:
+                d.callback(record)
         self._kick()
         if not self._busy and not self._queue:
             drainers, self._drainers = self._drainers, []

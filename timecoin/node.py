@@ -283,7 +283,7 @@ class Node(MultiService):
         record = JournalRecord(seq, tx.txid, tx.raw, undo, time.time(),
                                round((now - arrived_at) * 1000.0, 3))
         self._committing[tx.txid] = record
-        self.journal.append(record)
+        self.journal.append(record, notify=False)
 
     @defer.inlineCallbacks
     def apply_finalized(self, tx):
@@ -434,25 +434,28 @@ class Node(MultiService):
         d = defer.succeed(record) if record is not None else self.storage.get_transaction(txid)
         return d.addCallback(lambda r: None if r is None else _record_status(r))
 
-    @defer.inlineCallbacks
     def wait_for_transaction(self, txid, timeout_s):
         """Fire with the status once final (finalized/rejected) or at the timeout."""
-        status = yield self.transaction_status(txid)
+        return self.transaction_status(txid).addCallback(self._wait_if_pending, txid,
+                                                         timeout_s)
+
+    def _wait_if_pending(self, status, txid, timeout_s):
         if status is not None and status["status"] != "pending":
             return status
         waiter = defer.Deferred()
         waiters = self._waiters.setdefault(txid, [])
         waiters.append(waiter)
         timer = self.reactor.callLater(timeout_s, waiter.callback, None)
-        yield waiter
-        if timer.active():
-            timer.cancel()
-        elif waiter in waiters:
-            waiters.remove(waiter)
-            if not waiters:
-                self._waiters.pop(txid, None)
-        status = yield self.transaction_status(txid)
-        return status
+
+        def woken(_):
+            if timer.active():
+                timer.cancel()
+            elif waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters and self._waiters.get(txid) is waiters:
+                    del self._waiters[txid]
+            return self.transaction_status(txid)
+        return waiter.addCallback(woken)
 
     def unspent(self, address):
         """Fire with ``[(outpoint, amount, status_name)]`` of ``address``."""
