@@ -7,6 +7,7 @@ decisions into durable journal records. Stopping is written out in order:
 stop listening, close peers, stop consensus, flush storage, stop the DB thread.
 """
 
+import heapq
 import time
 from collections import OrderedDict
 
@@ -87,6 +88,8 @@ class Node(MultiService):
         self._committing = {}  # txid -> JournalRecord decided, not yet durable
         self._recent = OrderedDict()  # txid -> JournalRecord, recently finalized
         self._waiters = {}  # txid -> [Deferred]
+        self._wait_deadlines = []  # heap of (deadline, id, txid, Deferred)
+        self._wait_timer = None
         self._incoming = {}  # key_hash -> {txid: amount} of pending outputs
         self._contenders = set()  # pending double spends holding no locks
         self._validating = set()  # txids whose inputs are being loaded
@@ -126,6 +129,8 @@ class Node(MultiService):
             if loop.running:
                 loop.stop()
         self._timers = []
+        if self._wait_timer is not None and self._wait_timer.active():
+            self._wait_timer.cancel()
         yield self.journal.drain()
         self.journal.stop()
         if self._flushing is not None:
@@ -443,19 +448,33 @@ class Node(MultiService):
         if status is not None and status["status"] != "pending":
             return status
         waiter = defer.Deferred()
-        waiters = self._waiters.setdefault(txid, [])
-        waiters.append(waiter)
-        timer = self.reactor.callLater(timeout_s, waiter.callback, None)
+        self._waiters.setdefault(txid, []).append(waiter)
+        deadline = self.reactor.seconds() + timeout_s
+        heapq.heappush(self._wait_deadlines, (deadline, id(waiter), txid, waiter))
+        if self._wait_timer is None or self._wait_timer.getTime() > deadline:
+            if self._wait_timer is not None and self._wait_timer.active():
+                self._wait_timer.cancel()
+            self._wait_timer = self.reactor.callLater(timeout_s, self._wait_timeouts)
+        return waiter.addCallback(lambda _: self.transaction_status(txid))
 
-        def woken(_):
-            if timer.active():
-                timer.cancel()
-            elif waiter in waiters:
+    def _wait_timeouts(self):
+        """Wake the waiters whose timeout passed (one timer for all of them)."""
+        self._wait_timer = None
+        now = self.reactor.seconds()
+        heap = self._wait_deadlines
+        while heap and (heap[0][0] <= now or heap[0][3].called):
+            _, _, txid, waiter = heapq.heappop(heap)
+            if waiter.called:
+                continue
+            waiters = self._waiters.get(txid)
+            if waiters is not None and waiter in waiters:
                 waiters.remove(waiter)
-                if not waiters and self._waiters.get(txid) is waiters:
+                if not waiters:
                     del self._waiters[txid]
-            return self.transaction_status(txid)
-        return waiter.addCallback(woken)
+            waiter.callback(None)
+        if heap:
+            self._wait_timer = self.reactor.callLater(max(0.0, heap[0][0] - now),
+                                                      self._wait_timeouts)
 
     def unspent(self, address):
         """Fire with ``[(outpoint, amount, status_name)]`` of ``address``."""
