@@ -1,0 +1,50 @@
+"""``timecoin devnet``: real twistd processes on 127.0.0.1, started and stopped."""
+
+import json
+import os
+
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
+
+from tests.processes import run_cli
+from tests.support import make_datadir
+from timecoin.bench import free_base_port
+from timecoin.devnet import start_network
+from timecoin.keys import PrivateKey
+from timecoin.rpcclient import RpcClient, read_cookie
+
+
+class LauncherTests(unittest.TestCase):
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_two_masternodes_finalize_a_cli_send_and_stop_cleanly(self):
+        directory = make_datadir(self)
+        base = free_base_port(2)
+        network = yield start_network(reactor, 2, directory, base)
+        self.addCleanup(lambda: network.stopping or network.stop())
+        info = network.describe()
+        self.assertEqual([n["api_url"] for n in info["nodes"]],
+                         [f"http://127.0.0.1:{base + 1}", f"http://127.0.0.1:{base + 3}"])
+        self.assertTrue(all(os.path.exists(k["key_file"]) for k in info["keys"]))
+        node0, node1 = network.nodes
+        dest = PrivateKey.devnet(60).address()
+        out, err, code = yield run_cli(
+            reactor, "send", "--key", info["keys"][5]["key_file"], "--to", dest,
+            "--amount", "3", "--wait", "--json", "--rpc", node0.api_url,
+            "--datadir", node0.datadir)
+        self.assertEqual(code, 0, err)
+        result = json.loads(out)
+        self.assertEqual(result["status"], "finalized")
+        rpc = RpcClient(node1.api_url, read_cookie(node1.datadir), reactor=reactor)
+        status = yield rpc.call("waitfortransaction", result["txid"], 20)
+        self.assertEqual(status["status"], "finalized")
+        masternodes = yield rpc.call("getmasternodes")
+        self.assertEqual(len(masternodes), 2)
+        self.assertTrue(all(m["active"] for m in masternodes))
+        yield rpc.close()
+        codes = yield network.stop()
+        self.assertTrue(all(c in (0, -15) for c in codes), codes)
+        for node in network.nodes:
+            with open(os.path.join(node.datadir, "node.log")) as f:
+                self.assertIn("journal and UTXO tables flushed", f.read())
