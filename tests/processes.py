@@ -27,9 +27,25 @@ class DaemonProcess(protocol.ProcessProtocol):
         self.api_url = defer.Deferred()
         self.ended = defer.Deferred()
         self.exit_code = None
+        self._expecting = []  # (compiled pattern, Deferred)
+
+    def expect(self, pattern):
+        """Fire with the match once ``pattern`` (bytes regex) appears in the output."""
+        d = defer.Deferred()
+        self._expecting.append((re.compile(pattern), d))
+        self._check_expected()
+        return d
+
+    def _check_expected(self):
+        for item in list(self._expecting):
+            match = item[0].search(self.output)
+            if match:
+                self._expecting.remove(item)
+                item[1].callback(match)
 
     def outReceived(self, data):
         self.output += data
+        self._check_expected()
         if not self.api_url.called:
             match = API_LINE.search(self.output)
             if match:
@@ -44,6 +60,9 @@ class DaemonProcess(protocol.ProcessProtocol):
         if not self.api_url.called:
             self.api_url.errback(RuntimeError(
                 "daemon exited before listening:\n" + self.output.decode(errors="replace")))
+        for _, d in self._expecting:
+            d.errback(RuntimeError("daemon exited:\n" + self.output.decode(errors="replace")))
+        self._expecting = []
         self.ended.callback(self.exit_code)
 
     def kill(self, sig=signal.SIGKILL):

@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import sqlite3
 
 from twisted.internet import defer, reactor, task
@@ -166,7 +165,8 @@ class PeeringTests(unittest.TestCase):
         rpc_a = RpcClient(url_a, read_cookie(masternode_dir), reactor=reactor)
         self.addCleanup(rpc_a.close)
         info = yield rpc_a.call("getinfo")
-        p2p_port = _p2p_port(masternode)
+        match = yield masternode.expect(rb"peer network listening on .*?port=(\d+)")
+        p2p_port = int(match.group(1))
         joiner = start_daemon(reactor, joiner_dir, "--peer", f"127.0.0.1:{p2p_port}")
         self.addCleanup(joiner.kill)
         url_b = yield joiner.api_url
@@ -201,9 +201,3 @@ def _wait_for_peers(rpc, timeout=30):
         if peers or reactor.seconds() > deadline:
             return peers
         yield task.deferLater(reactor, 0.05, lambda: None)
-
-
-def _p2p_port(daemon):
-    """The daemon's P2P port, from its log line."""
-    match = re.search(rb"peer network listening on .*?port=(\d+)", daemon.output)
-    return int(match.group(1))
