@@ -224,3 +224,43 @@ class FinalitySyncTests(unittest.TestCase):
         sync.attach(stranger)
         stranger.deliver(1, Finalized(((1, self.txs[0].raw),), False))
         self.assertEqual(sync._claims, {})
+
+
+class LoneMasternodeAnswerTests(unittest.TestCase):
+    """A lone masternode (LocalFinality) answers the polls of plain nodes."""
+
+    def setUp(self):
+        self.clock = Clock()
+        self.finality = LocalFinality(self.clock)
+        self.network = FakeNetwork(KEYS[1:2])
+        self.validating, self.known, self.final = set(), set(), set()
+        self.finality.attach(self.network, self.final.__contains__,
+                             self.validating.__contains__, self.known.__contains__)
+
+    def test_known_finalized_yes_unknown_fetched_and_held(self):
+        done, fresh = b"\x01" * 32, b"\x02" * 32
+        self.known.add(done)
+        self.final.add(done)
+        self.network.deliver(1, SnowballQuery(3, (done,)))
+        (_, votes), = self.network.take(m.SNOWBALL_VOTES)
+        self.assertEqual(votes.votes, (True,))
+        self.network.deliver(1, SnowballQuery(4, (fresh,)))
+        (_, getdata), = self.network.take(m.GETDATA)
+        self.assertEqual(getdata.txids, (fresh,))
+        self.clock.advance(0.005)
+        self.assertEqual(self.network.take(m.SNOWBALL_VOTES), [])  # held while arriving
+        self.known.add(fresh)
+        self.validating.add(fresh)
+        self.clock.advance(0.005)
+        self.assertEqual(self.network.take(m.SNOWBALL_VOTES), [])  # held while validating
+        self.validating.discard(fresh)
+        self.final.add(fresh)
+        self.clock.advance(0.005)
+        (_, votes), = self.network.take(m.SNOWBALL_VOTES)
+        self.assertEqual(votes.votes, (True,))
+
+    def test_never_arriving_is_a_no_at_the_deadline(self):
+        self.network.deliver(1, SnowballQuery(5, (b"\x03" * 32,)))
+        self.clock.pump([0.005] * 250)
+        (_, votes), = self.network.take(m.SNOWBALL_VOTES)
+        self.assertEqual(votes.votes, (False,))

@@ -213,7 +213,7 @@ def build_node(reactor, prepared, storage, meta, stop=None):
     node.peer_network = peers
     node.events.attach(peers)
     if isinstance(finality, LocalFinality):
-        finality.attach(peers, node.finalized_recently)
+        finality.attach(peers, node.finalized_recently, node.is_validating, node.have_tx)
     if isinstance(finality, SnowballFinality):
         finality.set_known_check(node.settled, node.have_tx)
         finality.attach(peers)

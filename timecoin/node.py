@@ -539,6 +539,10 @@ class Node(MultiService):
     def receive_tx(self, raw, peer_address=None):
         return self.submit_raw(raw, from_peer=True)
 
+    def is_validating(self, txid):
+        """True while ``txid``'s inputs are being loaded for validation."""
+        return txid in self._validating
+
     def finalized_recently(self, txid):
         """True if ``txid`` finalized here lately (older ones are in storage)."""
         return txid in self._committing or txid in self._recent
