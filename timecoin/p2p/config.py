@@ -42,3 +42,7 @@ class P2PConfig:
     reconnect_initial: float = 1.0
     reconnect_max: float = 300.0
     user_agent: str = "timecoin"
+    #: Outbound connections the node tries to keep, dialling learned addresses.
+    target_outbound: int = 8
+    #: Seconds between attempts to fill outbound slots (0 < interval).
+    discovery_interval: float = 30.0

@@ -14,6 +14,7 @@ from timecoin.interfaces import IPeerNetwork
 from timecoin.p2p import messages as m
 from timecoin.p2p.bans import BanList
 from timecoin.p2p.config import P2PConfig
+from timecoin.p2p.discovery import Discovery
 from timecoin.p2p.peerstore import PeerStore, join_host_port, split_host_port
 from timecoin.p2p.protocol import PeerProtocol
 from timecoin.p2p.relay import TxRelay
@@ -73,6 +74,7 @@ class PeerNetworkService(service.Service):
         self._handlers = defaultdict(list)
         self._ready_listeners = []
         self._seed_services = {}
+        self.discovery = Discovery(self, lambda address: PeerFactory(self, "outbound", address))
         self._stopping = False
 
     # -- service life -----------------------------------------------------------
@@ -102,7 +104,18 @@ class PeerNetworkService(service.Service):
     def _start_seeds(self, port):
         for seed in self.seeds:
             self.connect(seed)
+        if not self._stopping and self.config.target_outbound > 0:
+            self.discovery.start(self.config.discovery_interval)
         return port
+
+    @property
+    def stopping(self):
+        return self._stopping
+
+    def connected_addresses(self):
+        """``HOST:PORT`` of the peers connected or kept up (seeds), as dialled."""
+        labels = {p.seed for p in self._connections.values() if p.seed}
+        return labels | set(self._seed_services)
 
     def connect(self, address):
         """Keep an outbound connection to ``HOST:PORT`` (reconnecting with backoff)."""
@@ -122,6 +135,7 @@ class PeerNetworkService(service.Service):
     def stopService(self):
         service.Service.stopService(self)
         self._stopping = True
+        self.discovery.stop()
         waits = [client.stopService() for client in self._seed_services.values()]
         self._seed_services.clear()
         if self.listening_port is not None:
@@ -208,6 +222,8 @@ class PeerNetworkService(service.Service):
             self.bans.ban(peer.ip, reason)
 
     def peer_refused(self, peer, code):
+        if code == "self-connection" and peer.seed:
+            self.discovery.self_addresses.add(peer.seed)
         if code == "self-connection" and peer.seed in self._seed_services:
             self.log.info("{seed} is this node itself: not connecting again", seed=peer.seed)
             self._seed_services.pop(peer.seed).stopService()

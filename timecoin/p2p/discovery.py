@@ -1,0 +1,70 @@
+"""Dialling addresses learned from peers, to keep enough outbound connections.
+
+Every ``discovery_interval`` seconds, while the node has fewer than
+``target_outbound`` outbound connections, it tries one-shot connections to
+addresses from its peer table (most recently seen first) that it is not
+connected or connecting to, that are not banned, and that have not turned out
+to be this node itself. A failed attempt is recorded in the peer table. Seeds
+(``--peer``) are kept up separately, with reconnection and backoff.
+"""
+
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from timecoin.p2p.peerstore import join_host_port, split_host_port
+
+
+class Discovery:
+    """Fills the outbound slots of a :class:`PeerNetworkService` from its peer table."""
+
+    log = Logger()
+
+    def __init__(self, network, factory_for):
+        self._network = network
+        self._factory_for = factory_for  # address -> a Factory of outbound peers
+        self._dialing = set()
+        self.self_addresses = set()
+        self._loop = None
+        self.attempts = 0
+
+    def start(self, interval):
+        self._loop = LoopingCall(self.tick)
+        self._loop.clock = self._network.reactor
+        self._loop.start(interval, now=False)
+
+    def stop(self):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def tick(self):
+        net = self._network
+        config = net.config
+        need = config.target_outbound - net.connection_counts()["outbound"] - len(self._dialing)
+        if need <= 0 or net.stopping:
+            return
+        busy = net.connected_addresses() | self._dialing | self.self_addresses
+        for entry in net.addresses.sample(need * 4, exclude=busy):
+            if need <= 0:
+                break
+            if net.bans.is_banned(entry.host):
+                continue
+            self._dial(join_host_port(entry.host, entry.port))
+            need -= 1
+
+    def _dial(self, address):
+        net = self._network
+        host, port = split_host_port(address)
+        endpoint = HostnameEndpoint(net.reactor, host, port, timeout=10)
+        if net.client_tls is not None:
+            endpoint = wrapClientTLS(net.client_tls, endpoint)
+        self._dialing.add(address)
+        self.attempts += 1
+        d = endpoint.connect(self._factory_for(address))
+
+        def failed(failure):
+            net.addresses.failed(address)
+            self.log.debug("could not reach {address}: {error}", address=address,
+                           error=failure.getErrorMessage())
+        d.addCallbacks(lambda _: None, failed)
+        d.addBoth(lambda _: self._dialing.discard(address))
