@@ -15,6 +15,7 @@ import secrets
 from prometheus_client.twisted import MetricsResource
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from timecoin.rpc import (
@@ -104,19 +105,36 @@ class RpcResource(resource.Resource):
             if not payload or len(payload) > MAX_BATCH:
                 return _json(request, 200, _error(
                     None, INVALID_REQUEST, f"a batch holds 1 to {MAX_BATCH} calls"))
-            d = defer.gatherResults([self._one(call) for call in payload])
+            responses = [self._one(call) for call in payload]
+            waiting = [r for r in responses if isinstance(r, defer.Deferred)]
+            if not waiting:
+                return _json(request, 200, responses)  # every call answered at once
+            d = defer.gatherResults([r if isinstance(r, defer.Deferred) else defer.succeed(r)
+                                     for r in responses])
         else:
-            d = self._one(payload)
+            response = self._one(payload)
+            if not isinstance(response, defer.Deferred):
+                return _json(request, 200, response)
+            d = response
         d.addCallback(lambda response: self._finish(request, response))
         d.addErrback(self._crashed, request)
         return server.NOT_DONE_YET
 
     def _one(self, call):
+        """The response to one call: a dict, or a Deferred of one if it must wait."""
         if not isinstance(call, dict) or call.get("jsonrpc") != "2.0" or "method" not in call:
-            return defer.succeed(_error(call.get("id") if isinstance(call, dict) else None,
-                                        INVALID_REQUEST, "invalid JSON-RPC 2.0 request"))
+            return _error(call.get("id") if isinstance(call, dict) else None,
+                          INVALID_REQUEST, "invalid JSON-RPC 2.0 request")
         call_id = call.get("id")
         d = self._methods.call(call["method"], call.get("params", []))
+        if d.called:
+            # Answered already (most calls): build the response without a chain.
+            box = []
+            d.addBoth(box.append)
+            result = box[0]
+            if isinstance(result, Failure):
+                return self._failed(result, call_id, call["method"])
+            return {"jsonrpc": "2.0", "id": call_id, "result": result}
         d.addCallbacks(lambda result: {"jsonrpc": "2.0", "id": call_id, "result": result},
                        lambda f: self._failed(f, call_id, call["method"]))
         return d

@@ -37,11 +37,13 @@ class NodeQueries:
 
     def wait_for_transaction(self, txid, timeout_s):
         """Fire with the status once final (finalized/rejected) or at the timeout."""
+        if txid in self.mempool or txid in self._committing:
+            return self._wait_if_pending(None, txid, timeout_s, pending=True)
         return self.transaction_status(txid).addCallback(self._wait_if_pending, txid,
                                                          timeout_s)
 
-    def _wait_if_pending(self, status, txid, timeout_s):
-        if status is not None and status["status"] != "pending":
+    def _wait_if_pending(self, status, txid, timeout_s, pending=False):
+        if not pending and status is not None and status["status"] != "pending":
             return status
         waiter = defer.Deferred()
         self._waiters.setdefault(txid, []).append(waiter)
