@@ -71,9 +71,16 @@ class DaemonProcess(protocol.ProcessProtocol):
         return self.ended
 
 
-def start_daemon(reactor, datadir, *extra):
+TWIST = [sys.executable, "-c", "from twisted.application.twist._twist import Twist; "
+          "Twist.main()"]
+
+
+def start_daemon(reactor, datadir, *extra, runner="twistd"):
+    """``twistd -n timecoin`` (or ``twist timecoin``) on a devnet datadir."""
     proc = DaemonProcess()
-    args = TWISTD + ["-n", "--pidfile=", "timecoin", "--network", "devnet",
+    head = (TWISTD + ["-n", "--pidfile="] if runner == "twistd"
+            else TWIST + ["--log-format=text"])
+    args = head + ["timecoin", "--network", "devnet",
                      "--datadir", datadir, "--api", "tcp:0:interface=127.0.0.1",
                      "--p2p", "tcp:0:interface=127.0.0.1", *extra]
     reactor.spawnProcess(proc, sys.executable, args, env=child_env())

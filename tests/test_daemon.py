@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import sqlite3
 
 from twisted.internet import defer, reactor, task
@@ -201,3 +202,24 @@ def _wait_for_peers(rpc, timeout=30):
         if peers or reactor.seconds() > deadline:
             return peers
         yield task.deferLater(reactor, 0.05, lambda: None)
+
+
+class TwistTests(unittest.TestCase):
+    """``twist timecoin`` runs the same service as ``twistd -n timecoin``."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_twist_serves_and_stops_on_sigterm(self):
+        datadir = make_datadir(self)
+        daemon = start_daemon(reactor, datadir, runner="twist")
+        self.addCleanup(daemon.kill)
+        url = yield daemon.api_url
+        rpc = RpcClient(url, read_cookie(datadir), reactor=reactor)
+        info = yield rpc.call("getinfo")
+        self.assertEqual(info["network"], "devnet")
+        yield rpc.close()
+        code = yield daemon.kill(signal.SIGTERM)
+        self.assertIn(code, (0, -signal.SIGTERM))
+        self.assertNotIn(b"Traceback", daemon.output)
+        self.assertIn(b"node stopped", daemon.output)

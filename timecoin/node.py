@@ -80,6 +80,7 @@ class Node(NodeQueries, MultiService):
         self.metrics = NodeMetrics(self)
         self._next_seq = meta.last_seq + 1
         self._applied_seq = meta.applied_seq
+        self._applied_replayed = meta.replayed
         self._committing = {}  # txid -> JournalRecord decided, not yet durable
         self._recent = OrderedDict()  # txid -> JournalRecord, recently finalized
         self._waiters = {}  # txid -> [Deferred]
@@ -96,6 +97,11 @@ class Node(NodeQueries, MultiService):
     # -- lifecycle -----------------------------------------------------------
 
     def startService(self):
+        for note in getattr(self.storage, "notes", ()):
+            self.log.info("{note}", note=note)
+        if self._applied_replayed:
+            self.log.info("replayed {n} finality journal entries into the UTXO tables",
+                          n=self._applied_replayed)
         flush_s = self.config["storage"]["flush_interval_ms"] / 1000.0
         for interval, fn in ((flush_s, self.flush), (MAINTENANCE_INTERVAL, self._maintain)):
             loop = LoopingCall(fn)

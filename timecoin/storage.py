@@ -107,6 +107,8 @@ class Storage:
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="timecoin-db")
         self._conn = None
         self._running = False
+        #: What opening the database did, for the node to log at start.
+        self.notes = []
 
     # -- thread plumbing -----------------------------------------------------
 
@@ -190,7 +192,7 @@ class Storage:
                 f"({meta.genesis_hash.hex()[:16]}…, expected {genesis.hash.hex()[:16]}…)"
             )
         if meta.last_seq > meta.applied_seq:
-            meta.replayed = meta.last_seq - meta.applied_seq
+            meta.replayed = 0 if fresh else meta.last_seq - meta.applied_seq
             self.apply_journal_now(meta.last_seq)
             meta = self._read_meta(replayed=meta.replayed)
         return meta
@@ -217,7 +219,8 @@ class Storage:
                     f"BEGIN IMMEDIATE;\n{sql}\n"
                     f"INSERT OR REPLACE INTO meta VALUES ('schema_version', {number});\nCOMMIT;"
                 )
-                self.log.info("database schema migrated to version {v}", v=number)
+                # Reported by the node once logging runs (this may run before).
+                self.notes.append(f"database schema migrated to version {number}")
         return latest
 
     def _write_genesis(self, genesis):

@@ -70,8 +70,12 @@ class DaemonService(MultiService):
         node.setServiceParent(self)
 
     def startService(self):
-        if self.log_level:
-            _apply_log_level(self.log_level)
+        if self.log_level and self.log_level != "info":
+            # Logging begins after startService under twist (before it under
+            # twistd): filter once the reactor runs, when it has begun in both.
+            from twisted.internet import reactor
+
+            reactor.callWhenRunning(_apply_log_level, self.log_level)
         super().startService()
         for child in self.node:
             failure = getattr(child, "failure", None)
