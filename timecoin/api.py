@@ -106,11 +106,10 @@ class RpcResource(resource.Resource):
                 return _json(request, 200, _error(
                     None, INVALID_REQUEST, f"a batch holds 1 to {MAX_BATCH} calls"))
             responses = [self._one(call) for call in payload]
-            waiting = [r for r in responses if isinstance(r, defer.Deferred)]
+            waiting = [i for i, r in enumerate(responses) if isinstance(r, defer.Deferred)]
             if not waiting:
                 return _json(request, 200, responses)  # every call answered at once
-            d = defer.gatherResults([r if isinstance(r, defer.Deferred) else defer.succeed(r)
-                                     for r in responses])
+            d = _gather(responses, waiting)
         else:
             response = self._one(payload)
             if not isinstance(response, defer.Deferred):
@@ -156,6 +155,24 @@ class RpcResource(resource.Resource):
         if not request._disconnected:
             request.write(_json(request, 500, {"error": "internal error"}))
             request.finish()
+
+
+def _gather(responses, waiting):
+    """Fire with ``responses`` once the Deferreds at the ``waiting`` indexes have
+    fired, each replaced by its result (a lighter ``gatherResults``: the
+    per-call Deferreds never fail, ``_one`` turns failures into responses)."""
+    done = defer.Deferred()
+    left = [len(waiting)]
+
+    def settle(result, index):
+        responses[index] = result
+        left[0] -= 1
+        if not left[0]:
+            done.callback(responses)
+
+    for index in waiting:
+        responses[index].addCallback(settle, index)
+    return done
 
 
 def _error(call_id, code, message):
