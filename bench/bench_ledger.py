@@ -231,6 +231,48 @@ def saturation(client, txs, batch, depth):
 
 
 @defer.inlineCallbacks
+def finalized_count(reactor, url):
+    """The node's ``timecoin_tx_finalized_total`` from /metrics."""
+    import treq
+
+    response = yield treq.get(url + "/metrics", persistent=False, reactor=reactor)
+    text = yield response.text()
+    for line in text.splitlines():
+        if line.startswith("timecoin_tx_finalized_total "):
+            return int(float(line.split()[1]))
+    raise RuntimeError("no timecoin_tx_finalized_total in /metrics")
+
+
+@defer.inlineCallbacks
+def saturation_fire(reactor, client, url, txs, batch, depth):
+    """Senders that do not wait per transaction: batches of ``sendrawtransaction``
+    only, ``depth`` in flight; finality counted by the node's finalized counter
+    (polled every 20 ms), then every transaction checked finalized (untimed)."""
+    start_count = yield finalized_count(reactor, url)
+    chunks = [txs[i:i + batch] for i in range(0, len(txs), batch)]
+
+    @defer.inlineCallbacks
+    def worker():
+        while chunks:
+            chunk = chunks.pop(0)
+            yield client.batch([("sendrawtransaction", [tx.hex()]) for tx in chunk]
+                               ).addCallback(rpc_ok)
+
+    t0 = time.perf_counter()
+    yield defer.gatherResults([worker() for _ in range(depth)], consumeErrors=True)
+    while (yield finalized_count(reactor, url)) - start_count < len(txs):
+        yield task.deferLater(reactor, 0.02, lambda: None)
+    elapsed = time.perf_counter() - t0
+    for i in range(0, len(txs), 1000):
+        statuses = yield client.batch([("gettransaction", [tx.txid.hex()])
+                                       for tx in txs[i:i + 1000]]).addCallback(rpc_ok)
+        bad = [st for st in statuses if st["status"] != "finalized"]
+        if bad:
+            raise RuntimeError(f"{len(bad)} transactions not finalized: {bad[0]}")
+    return rate(len(txs), elapsed)
+
+
+@defer.inlineCallbacks
 def steady(reactor, client, txs, offered, interval):
     """Offer ``offered`` tx/s in batches every ``interval`` s; per-tx latencies."""
     queue = list(txs)
@@ -277,9 +319,15 @@ def bench_daemon(reactor, funds, n_sat, n_lat, args):
         print(f"[3] devnet daemon: {len(fanouts)} fan-outs finalized in "
               f"{time.perf_counter() - t0:.1f} s")
         spends = funds.spends[: n_sat + n_lat]
-        sat = yield saturation(daemon.client, spends[:n_sat], args.batch, args.depth)
-        print(f"    saturation      {sat:10,.0f} finalized tx/s  ({n_sat} txs, batches of "
+        half = n_sat // 2
+        sat = yield saturation(daemon.client, spends[:half], args.batch, args.depth)
+        print(f"    saturation      {sat:10,.0f} finalized tx/s  ({half} txs, batches of "
               f"{args.batch} sends + {args.batch} waits, {args.depth} in flight; goal >= 3,000)")
+        fire = yield saturation_fire(reactor, daemon.client, daemon.url, spends[half:n_sat],
+                                     args.batch, args.depth)
+        print(f"    saturation      {fire:10,.0f} finalized tx/s  ({n_sat - half} txs, batches "
+              f"of {args.batch} sends, {args.depth} in flight, finality counted by the node's "
+              "metrics; goal >= 3,000)")
         achieved, client_ms, node_ms = yield steady(reactor, daemon.client, spends[n_sat:],
                                                     args.rate, 0.01)
         print(f"    steady load     {achieved:10,.0f} tx/s achieved of {args.rate} offered "

@@ -69,6 +69,7 @@ class Daemon:
 
         self.proc = start_daemon(self.reactor, self.datadir)
         url = yield self.proc.api_url
+        self.url = url
         self.pool = HTTPConnectionPool(self.reactor, persistent=True)
         self.pool.maxPersistentPerHost = 32
         self.client = RpcClient(url, read_cookie(self.datadir), reactor=self.reactor,

@@ -74,6 +74,8 @@ class Node(NodeQueries, MultiService):
         self.journal.committed_seq = meta.last_seq
         self.chain = GenesisChain(genesis, self._masternode_active)
         self.finality = finality if finality is not None else LocalFinality(reactor)
+        #: Back-pressure bound of the finality component (None: no bound).
+        self._max_deciding = getattr(self.finality, "max_in_flight", None)
         self.finality.add_listener(self._decided)
         self.peer_network = None
         self.events = FinalityEventPublisher()
@@ -158,7 +160,7 @@ class Node(NodeQueries, MultiService):
         """
         try:
             self._precheck(tx)
-            bound = getattr(self.finality, "max_in_flight", None)
+            bound = self._max_deciding
             if not from_peer and bound is not None and self.finality.in_flight() >= bound:
                 raise TxRejected("busy", f"{bound} transactions are being decided; "
                                          "send again shortly")
@@ -166,7 +168,7 @@ class Node(NodeQueries, MultiService):
             return self._refuse(tx, e)
         missing = self.state.missing([i.prevout for i in tx.inputs])
         if not missing:
-            return self._admit_or_fail(tx, not from_peer)
+            return self._admit_or_fail(tx, not from_peer, recheck=False)
         self._validating.add(tx.txid)
         d = self.storage.load_utxos(missing)
         d.addCallback(self.state.load)
@@ -193,9 +195,10 @@ class Node(NodeQueries, MultiService):
             raise TxRejected("recently-rejected", f"rejected within the hour: {reason}")
         check_stateless(tx, self.network.network_id)
 
-    def _admit_or_fail(self, tx, push):
+    def _admit_or_fail(self, tx, push, recheck=True):
         try:
-            self._precheck_again(tx)
+            if recheck:
+                self._precheck_again(tx)
             return defer.succeed(self._admit(tx, push))
         except TxRejected as e:
             if e.code == "missing-input":
@@ -218,10 +221,11 @@ class Node(NodeQueries, MultiService):
             # A double spend of a pending transaction: finality decides between them.
             input_total = self.state.check_inputs(tx, allow_locked=True)
             contender = True
-        fee = input_total - tx.output_total
+        output_total = tx.output_total
+        fee = input_total - output_total
         if fee < 0:
             raise TxRejected("outputs-exceed-inputs",
-                             f"outputs {tx.output_total} exceed inputs {input_total}")
+                             f"outputs {output_total} exceed inputs {input_total}")
         if fee < MIN_FEE_RATE * tx.size:
             raise TxRejected("fee-too-low",
                              f"fee {fee} is below {MIN_FEE_RATE} unit/byte x {tx.size} bytes")

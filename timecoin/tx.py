@@ -18,7 +18,6 @@ includes the network id and the kind.
 
 import hashlib
 import struct
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import nacl.exceptions
@@ -97,24 +96,44 @@ class TxOut(NamedTuple):
     key_hash: bytes
 
 
-@dataclass(frozen=True)
 class Transaction:
-    """A decoded transaction; ``raw``, ``txid`` and ``size`` are computed once."""
+    """A decoded transaction; ``raw``, ``txid`` and ``size`` are computed once.
 
-    inputs: tuple
-    outputs: tuple
-    network_id: int
-    kind: int = KIND_TRANSFER
-    payload: bytes = b""
-    version: int = TX_VERSION
-    raw: bytes = field(default=b"", compare=False, repr=False)
-    txid: bytes = field(default=b"", compare=False, repr=False)
+    Immutable by convention (a plain class with slots: building one is on the
+    validation hot path). Equality compares the fields, not the cached bytes.
+    """
 
-    def __post_init__(self):
-        if not self.raw:
-            object.__setattr__(self, "raw", _encode(self, sigs=True))
-        if not self.txid:
-            object.__setattr__(self, "txid", hashlib.blake2b(self.raw, digest_size=32).digest())
+    __slots__ = ("inputs", "outputs", "network_id", "kind", "payload", "version", "raw",
+                 "txid", "_sighash")
+
+    def __init__(self, inputs, outputs, network_id, kind=KIND_TRANSFER, payload=b"",
+                 version=TX_VERSION, raw=b"", txid=b""):
+        self.inputs = inputs
+        self.outputs = outputs
+        self.network_id = network_id
+        self.kind = kind
+        self.payload = payload
+        self.version = version
+        self._sighash = None
+        self.raw = raw or _encode(self, sigs=True)
+        self.txid = txid or hashlib.blake2b(self.raw, digest_size=32).digest()
+
+    def _fields(self):
+        return (self.inputs, self.outputs, self.network_id, self.kind, self.payload,
+                self.version)
+
+    def __eq__(self, other):
+        if not isinstance(other, Transaction):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self):
+        return hash(self._fields())
+
+    def __repr__(self):
+        return (f"Transaction(txid={self.txid.hex()}, inputs={len(self.inputs)}, "
+                f"outputs={len(self.outputs)}, network_id={self.network_id}, "
+                f"kind={self.kind})")
 
     @property
     def size(self):
@@ -129,12 +148,10 @@ class Transaction:
 
     def sighash(self):
         """The message every input signs (computed once, from ``raw``)."""
-        cached = self.__dict__.get("_sighash")
-        if cached is None:
-            cached = hashlib.blake2b(SIGHASH_TAG + _unsigned(self.raw, len(self.inputs)),
-                                     digest_size=32).digest()
-            object.__setattr__(self, "_sighash", cached)
-        return cached
+        if self._sighash is None:
+            self._sighash = hashlib.blake2b(
+                SIGHASH_TAG + _unsigned(self.raw, len(self.inputs)), digest_size=32).digest()
+        return self._sighash
 
     def hex(self):
         return self.raw.hex()
