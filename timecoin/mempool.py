@@ -81,18 +81,21 @@ class Mempool:
         return lowest[0] if lowest else 0.0
 
     def add(self, tx, fee):
-        if tx.txid in self._entries:
+        txid, size = tx.txid, len(tx.raw)
+        if txid in self._entries:
             raise TxRejected("already-known", "transaction is already pending")
-        if tx.size > self.max_bytes:
+        if size > self.max_bytes:
             raise TxRejected("mempool-full", "transaction is larger than the mempool")
-        rate = fee / tx.size
-        victims = self._choose_victims(tx.size, rate)
-        for txid in victims:
-            self.remove(txid)
-        self._entries[tx.txid] = MempoolEntry(tx, fee, rate, self._clock.seconds())
-        heapq.heappush(self._heap, (rate, next(self._tiebreak), tx.txid))
+        rate = fee / size
+        victims = []
+        if self.size + 1 > self.max_count or self.bytes + size > self.max_bytes:
+            victims = self._choose_victims(size, rate)
+            for victim in victims:
+                self.remove(victim)
+        self._entries[txid] = MempoolEntry(tx, fee, rate, self._clock.seconds())
+        heapq.heappush(self._heap, (rate, next(self._tiebreak), txid))
         self.size += 1
-        self.bytes += tx.size
+        self.bytes += size
         return victims
 
     def _choose_victims(self, tx_size, rate):

@@ -233,8 +233,7 @@ class Node(NodeQueries, MultiService):
         if contender:
             self._contenders.add(tx.txid)
         else:
-            self.state.lock(tx)
-            self.state.mark_pending(tx.txid)
+            self.state.lock(tx, pending=True)  # Locked, and at once SpentPending
         for txid in evicted:
             self._drop(txid, "evicted", "evicted by a higher fee rate")
         for n, out in enumerate(tx.outputs):

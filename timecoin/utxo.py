@@ -129,18 +129,20 @@ class UtxoSet:
             total += entry.amount
         return total
 
-    def lock(self, tx):
+    def lock(self, tx, pending=False):
+        """Lock every input for ``tx`` (``pending``: straight to SpentPending,
+        when finality starts at once)."""
         if tx.txid in self._locks:
             raise ValueError("transaction already holds locks")
         expiry = self._clock.seconds() + self.lock_timeout
         ops = tuple(i.prevout for i in tx.inputs)
-        for op in ops:
-            entry = self._entries[op]
+        entries = [self._entries[op] for op in ops]
+        for op, entry in zip(ops, entries, strict=True):
             if entry.status is not UtxoStatus.UNSPENT:
                 raise ValueError(f"{op} is not unspent")
-        for op in ops:
-            entry = self._entries[op]
-            entry.status = UtxoStatus.LOCKED
+        status = UtxoStatus.SPENT_PENDING if pending else UtxoStatus.LOCKED
+        for entry in entries:
+            entry.status = status
             entry.lock_txid = tx.txid
             entry.lock_expiry = expiry
         self._locks[tx.txid] = ops
