@@ -226,6 +226,11 @@ class FinalitySyncTests(unittest.TestCase):
         self.assertEqual(sync._claims, {})
 
 
+class FakeTx:
+    def __init__(self, txid):
+        self.txid = txid
+
+
 class LoneMasternodeAnswerTests(unittest.TestCase):
     """A lone masternode (LocalFinality) answers the polls of plain nodes."""
 
@@ -254,10 +259,20 @@ class LoneMasternodeAnswerTests(unittest.TestCase):
         self.clock.advance(0.005)
         self.assertEqual(self.network.take(m.SNOWBALL_VOTES), [])  # held while validating
         self.validating.discard(fresh)
-        self.final.add(fresh)
-        self.clock.advance(0.005)
+        self.finality.start(FakeTx(fresh))  # admitted: the held query is answered
         (_, votes), = self.network.take(m.SNOWBALL_VOTES)
         self.assertEqual(votes.votes, (True,))
+
+    def test_refused_transaction_is_a_no_at_once(self):
+        bad = b"\x04" * 32
+        self.validating.add(bad)
+        self.known.add(bad)
+        self.network.deliver(1, SnowballQuery(6, (bad,)))
+        self.assertEqual(self.network.take(m.SNOWBALL_VOTES), [])
+        self.validating.discard(bad)
+        self.finality.tx_settled(bad)
+        (_, votes), = self.network.take(m.SNOWBALL_VOTES)
+        self.assertEqual(votes.votes, (False,))
 
     def test_never_arriving_is_a_no_at_the_deadline(self):
         self.network.deliver(1, SnowballQuery(5, (b"\x03" * 32,)))

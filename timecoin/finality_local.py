@@ -13,13 +13,12 @@ a transaction it finalized or is about to, no otherwise.
 from zope.interface import implementer
 
 from timecoin.finality_messages import SnowballVotes
+from timecoin.held_queries import HeldQueries
 from timecoin.interfaces import IFinality
 from timecoin.p2p import messages as m
 
-#: How long a query may wait for transactions being validated, and how often
-#: it looks again.
+#: How long a query may wait for transactions still arriving or validating.
 HOLD_S = 1.0
-RECHECK_S = 0.005
 
 
 @implementer(IFinality)
@@ -31,6 +30,7 @@ class LocalFinality:
         self._queue = {}
         self._listeners = []
         self._call = None
+        self._held = HeldQueries(clock, self._answer)
 
     def attach(self, network, is_finalized, is_validating=lambda txid: False,
                has_tx=lambda txid: True):
@@ -42,28 +42,32 @@ class LocalFinality:
         self._has_tx = has_tx
         network.register_handler(m.SNOWBALL_QUERY, self._on_query)
 
-    def _on_query(self, peer_id, query, deadline=None):
-        now = self._clock.seconds()
-        if deadline is None:
-            deadline = now + HOLD_S
-            unknown = tuple(t for t in query.txids if not self._has_tx(t))
-            if unknown:
-                self._network.send(peer_id, m.GetData(unknown[:m.MAX_INV]))
-        if now < deadline and any(self._is_validating(t) or not self._has_tx(t)
-                                  for t in query.txids):
-            # A queried transaction is still arriving or being validated: a
-            # "no" now would only make the poller burn a round. Answer once
-            # it is decided (or refused), or at the deadline.
-            self._clock.callLater(RECHECK_S, self._on_query, peer_id, query, deadline)
+    def _on_query(self, peer_id, query):
+        # A transaction still arriving or being validated is waited for (see
+        # timecoin.held_queries); one not here at all is fetched from the asker.
+        waiting = [t for t in query.txids if self._is_validating(t) or not self._has_tx(t)]
+        if not waiting:
+            self._answer(peer_id, query)
             return
+        fetch = tuple(t for t in waiting if not self._has_tx(t))
+        if fetch:
+            self._network.send(peer_id, m.GetData(fetch[:m.MAX_INV]))
+        self._held.hold(peer_id, query, waiting, HOLD_S)
+
+    def _answer(self, peer_id, query):
         votes = tuple(t in self._queue or self._is_finalized(t) for t in query.txids)
         self._network.send(peer_id, SnowballVotes(query.poll_id, votes))
+
+    def tx_settled(self, txid):
+        """The node refused ``txid`` at entry: queries waiting for it get a "no"."""
+        self._held.resolve(txid)
 
     def add_listener(self, callback):
         self._listeners.append(callback)
 
     def start(self, tx):
         self._queue[tx.txid] = tx
+        self._held.resolve(tx.txid)
         if self._call is None:
             self._call = self._clock.callLater(0, self._decide)
 
@@ -74,6 +78,7 @@ class LocalFinality:
         return len(self._queue)
 
     def stop(self):
+        self._held.stop()
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from timecoin.finality_messages import SnowballQuery, SnowballVotes
+from timecoin.held_queries import HeldQueries
 from timecoin.interfaces import IFinality
 from timecoin.p2p import messages as m
 from timecoin.polls import PollManager
@@ -29,18 +30,6 @@ from timecoin.snowball import SnowballEngine
 REMEMBER_DECISIONS = 200_000
 #: With transactions pending and no poll possible, try again after this long.
 IDLE_RETRY_S = 0.25
-
-
-class _WaitingReply:
-    """A query held until its unknown transactions are settled (or time runs out)."""
-
-    __slots__ = ("peer_id", "query", "deadline", "missing")
-
-    def __init__(self, peer_id, query, deadline, missing):
-        self.peer_id = peer_id
-        self.query = query
-        self.deadline = deadline
-        self.missing = set(missing)
 
 
 @implementer(IFinality)
@@ -71,8 +60,7 @@ class SnowballFinality:
         self._listeners = []
         self._network = None
         self._peer_of = {}  # validator pubkey -> peer id
-        self._waiting = []
-        self._waiting_for = {}  # txid -> [_WaitingReply]
+        self._held = HeldQueries(clock, self._reply)
         self._started_at = {}
         self._timer = None
         self._timer_at = None
@@ -90,6 +78,7 @@ class SnowballFinality:
         self._listeners.append(callback)
 
     def stop(self):
+        self._held.stop()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -99,7 +88,7 @@ class SnowballFinality:
     def start(self, tx):
         self._started_at[tx.txid] = self._clock.seconds()
         self._report(self.engine.add(tx.txid, [i.prevout for i in tx.inputs]))
-        self._resolve(tx.txid)
+        self._held.resolve(tx.txid)
         self._pump()
 
     def cancel(self, txid):
@@ -111,7 +100,7 @@ class SnowballFinality:
 
     def tx_settled(self, txid):
         """The node refused ``txid`` at entry: queries waiting for it get a "no"."""
-        self._resolve(txid)
+        self._held.resolve(txid)
 
     # -- polling -------------------------------------------------------------
 
@@ -146,7 +135,6 @@ class SnowballFinality:
 
     def _schedule(self):
         deadlines = [d for d in (self.polls.next_deadline(),) if d is not None]
-        deadlines.extend(w.deadline for w in self._waiting if w.deadline is not None)
         if len(self.engine) and not self.polls.polls_in_flight:
             # Transactions wait for validators to connect: look again soon.
             deadlines.append(self._clock.seconds() + IDLE_RETRY_S)
@@ -163,7 +151,6 @@ class SnowballFinality:
     def _tick(self):
         self._timer = None
         self._report(self.polls.on_tick(self._clock.seconds()))
-        self._answer_waiting()
         self._pump()
 
     def _on_votes(self, peer_id, message):
@@ -183,47 +170,12 @@ class SnowballFinality:
         fetch = tuple(t for t in unknown if not self._has_tx(t))
         if fetch:
             self._network.send(peer_id, m.GetData(fetch[:m.MAX_INV]))
-        waiting = _WaitingReply(peer_id, message, self._clock.seconds() + self.fetch_timeout,
-                                unknown)
-        self._waiting.append(waiting)
-        for txid in waiting.missing:
-            self._waiting_for.setdefault(txid, []).append(waiting)
-        self._schedule()
+        self._held.hold(peer_id, message, unknown, self.fetch_timeout)
 
     def _reply(self, peer_id, query):
         self.queries_answered += 1
         self._network.send(peer_id, SnowballVotes(query.poll_id,
                                                   tuple(self.engine.votes(query.txids))))
-
-    def _resolve(self, txid):
-        """``txid`` is settled here: answer the held queries that waited only for it."""
-        for waiting in self._waiting_for.pop(txid, ()):
-            waiting.missing.discard(txid)
-            if not waiting.missing and waiting.deadline is not None:
-                waiting.deadline = None
-                self._reply(waiting.peer_id, waiting.query)
-
-    def _answer_waiting(self):
-        """Answer held queries whose deadline passed (missing transactions: "no")."""
-        if not self._waiting:
-            return
-        now = self._clock.seconds()
-        still = []
-        for waiting in self._waiting:
-            if waiting.deadline is None:
-                continue  # answered by _resolve
-            if waiting.deadline <= now:
-                waiting.deadline = None
-                for txid in waiting.missing:
-                    held = self._waiting_for.get(txid)
-                    if held is not None:
-                        held.remove(waiting)
-                        if not held:
-                            del self._waiting_for[txid]
-                self._reply(waiting.peer_id, waiting.query)
-            else:
-                still.append(waiting)
-        self._waiting = still
 
     # -- decisions -----------------------------------------------------------
 
