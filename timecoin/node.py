@@ -185,10 +185,13 @@ class Node(NodeQueries, MultiService):
             settled(tx.txid)
         return defer.fail(error)
 
+    def _pending_or_final(self, txid):
+        """True if ``txid`` is pending here or finalized lately."""
+        return txid in self.mempool or self.finalized_recently(txid)
+
     def _precheck(self, tx):
         txid = tx.txid
-        if (txid in self.mempool or txid in self._committing or txid in self._recent
-                or txid in self._validating):
+        if self._pending_or_final(txid) or txid in self._validating:
             raise TxRejected("already-known", "transaction is already known")
         reason = self.mempool.rejection(txid)
         if reason is not None:
@@ -208,7 +211,7 @@ class Node(NodeQueries, MultiService):
     def _precheck_again(self, tx):
         # Another submission of the same transaction may have won the race
         # while its inputs were loading.
-        if tx.txid in self.mempool or tx.txid in self._committing or tx.txid in self._recent:
+        if self._pending_or_final(tx.txid):
             raise TxRejected("already-known", "transaction is already known")
 
     def _admit(self, tx, push=False):
@@ -304,7 +307,7 @@ class Node(NodeQueries, MultiService):
         if it cannot be applied (yet).
         """
         txid = tx.txid
-        if txid in self._committing or txid in self._recent:
+        if self.finalized_recently(txid):
             return False
         if (yield self.storage.get_transaction(txid)) is not None:
             return False
@@ -316,7 +319,7 @@ class Node(NodeQueries, MultiService):
         missing = self.state.missing([i.prevout for i in tx.inputs])
         if missing:
             self.state.load((yield self.storage.load_utxos(missing)))
-        if txid in self._committing or txid in self._recent:
+        if self.finalized_recently(txid):
             return False
         self.state.check_inputs(tx, allow_locked=True)
         for txin in tx.inputs:
@@ -444,12 +447,11 @@ class Node(NodeQueries, MultiService):
 
     def settled(self, txid):
         """True if this node decided ``txid`` itself (refused, finalized, rejected)."""
-        return (txid in self._committing or txid in self._recent
-                or self.mempool.rejection(txid) is not None)
+        return self.finalized_recently(txid) or self.mempool.rejection(txid) is not None
 
     def have_tx(self, txid):
-        return (txid in self.mempool or txid in self._committing or txid in self._recent
-                or txid in self._validating or self.mempool.rejection(txid) is not None)
+        return (self._pending_or_final(txid) or txid in self._validating
+                or self.mempool.rejection(txid) is not None)
 
     def get_tx_raw(self, txid):
         entry = self.mempool.get(txid)
