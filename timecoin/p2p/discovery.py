@@ -8,6 +8,7 @@ to be this node itself. A failed attempt is recorded in the peer table. Seeds
 (``--peer``) are kept up separately, with reconnection and backoff.
 """
 
+from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -23,7 +24,7 @@ class Discovery:
     def __init__(self, network, factory_for):
         self._network = network
         self._factory_for = factory_for  # address -> a Factory of outbound peers
-        self._dialing = set()
+        self._dialing = {}  # address -> Deferred of the connection attempt
         self.self_addresses = set()
         self._loop = None
         self.attempts = 0
@@ -34,8 +35,11 @@ class Discovery:
         self._loop.start(interval, now=False)
 
     def stop(self):
+        """Stop dialling and cancel the attempts under way."""
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        for attempt in list(self._dialing.values()):
+            attempt.cancel()
 
     def tick(self):
         net = self._network
@@ -43,7 +47,7 @@ class Discovery:
         need = config.target_outbound - net.connection_counts()["outbound"] - len(self._dialing)
         if need <= 0 or net.stopping:
             return
-        busy = net.connected_addresses() | self._dialing | self.self_addresses
+        busy = net.connected_addresses() | set(self._dialing) | self.self_addresses
         for entry in net.addresses.sample(need * 4, exclude=busy):
             if need <= 0:
                 break
@@ -58,13 +62,15 @@ class Discovery:
         endpoint = HostnameEndpoint(net.reactor, host, port, timeout=10)
         if net.client_tls is not None:
             endpoint = wrapClientTLS(net.client_tls, endpoint)
-        self._dialing.add(address)
         self.attempts += 1
         d = endpoint.connect(self._factory_for(address))
+        self._dialing[address] = d
 
         def failed(failure):
+            if failure.check(defer.CancelledError):
+                return
             net.addresses.failed(address)
             self.log.debug("could not reach {address}: {error}", address=address,
                            error=failure.getErrorMessage())
         d.addCallbacks(lambda _: None, failed)
-        d.addBoth(lambda _: self._dialing.discard(address))
+        d.addBoth(lambda _: self._dialing.pop(address, None))
