@@ -35,6 +35,7 @@ from loadgen import Daemon, Funds, rpc_ok, submit_and_wait  # noqa: E402
 from tests.support import ManualFinality, SyncStorage  # noqa: E402
 from timecoin.daemon import NodeOptions, prepare  # noqa: E402
 from timecoin.node import Node  # noqa: E402
+from timecoin.verify import ProcessVerifier  # noqa: E402
 
 SCHEMA = """
 CREATE TABLE utxos (txid BLOB NOT NULL, vout INTEGER NOT NULL, amount INTEGER NOT NULL,
@@ -70,49 +71,77 @@ def in_process_node(datadir):
 
 
 def submit_all(node, raws):
-    """Submit as if relayed by a peer: the node's back-pressure bound on its own
-    submissions (nothing is decided while timing) does not apply to those."""
+    """Submit as if relayed by a peer (the node's back-pressure bound on its own
+    submissions does not apply: nothing is decided while timing); fire once
+    every transaction is admitted."""
     failures = []
-    for raw in raws:
-        node.submit_raw(raw, from_peer=True).addErrback(failures.append)
-    if failures:
-        raise RuntimeError(f"{len(failures)} rejected, first: {failures[0].value}")
+    ds = [node.submit_raw(raw, from_peer=True).addErrback(failures.append) for raw in raws]
+
+    def check(_):
+        if failures:
+            raise RuntimeError(f"{len(failures)} rejected, first: {failures[0].value}")
+    return defer.gatherResults(ds).addCallback(check)
 
 
-def bench_pipeline(node, finality, funds, n):
-    fanouts = funds.fanouts[: -(-n // 500)]
-    submit_all(node, [f.raw for f in fanouts])
-    for f in fanouts:
-        finality.decide(f.txid, True)
-    node.flush()
-    spends = funds.spends[:n]
+@defer.inlineCallbacks
+def compare_with_pynacl(node, spends):
+    """Submit ``spends`` in alternating rounds with as many raw PyNaCl verifies.
+
+    Both sides see the same machine, whose speed drifts over seconds: each
+    round gives one ratio, and the median of them is reported.
+    """
+    n = len(spends)
     raws = [tx.raw for tx in spends]
     items = [(nacl.signing.VerifyKey(tx.inputs[0].pubkey), tx.sighash(),
               tx.inputs[0].signature) for tx in spends]
     pipeline = raw_verify = 0.0
     ratios = []
-    step = PIPELINE_ROUND
-    for start in range(0, n, step):
-        # Alternate the two sides in short rounds, so that both see the same
-        # machine: its speed drifts over seconds. Each round gives one ratio.
+    for start in range(0, n, PIPELINE_ROUND):
         gc.collect()
         t0 = time.perf_counter()
-        for vk, message, signature in items[start:start + step]:
+        for vk, message, signature in items[start:start + PIPELINE_ROUND]:
             vk.verify(message, signature)
         t1 = time.perf_counter()
-        submit_all(node, raws[start:start + step])
+        yield submit_all(node, raws[start:start + PIPELINE_ROUND])
         t2 = time.perf_counter()
         pipeline += t2 - t1
         raw_verify += t1 - t0
         ratios.append((t1 - t0) / (t2 - t1))
-    assert node.mempool.size == n, node.mempool.size
-    p, v = rate(n, pipeline), rate(n, raw_verify)
-    print(f"[1] pipeline: {n} txs (1 input, 1 output each) through Node.submit_raw")
-    print(f"    pipeline        {p:10,.0f} tx/s")
-    print(f"    raw PyNaCl      {v:10,.0f} verifies/s (VerifyKey built before timing)")
-    print(f"    ratio           {statistics.median(ratios):10.2f}   (goal >= 0.7; median of "
-          f"{len(ratios)} alternating rounds of {step}; totals give {p / v:.2f})")
-    return spends
+    return rate(n, pipeline), rate(n, raw_verify), statistics.median(ratios), len(ratios)
+
+
+@defer.inlineCallbacks
+def bench_pipeline(reactor, node, finality, funds, n, workers):
+    """The pipeline with signatures verified inline, then on ``workers``
+    worker processes as a daemon does (the same node, its verifier swapped)."""
+    fanouts = funds.fanouts[: -(-2 * n // 500)]
+    yield submit_all(node, [f.raw for f in fanouts])
+    for f in fanouts:
+        finality.decide(f.txid, True)
+    node.flush()
+    inline, threaded = funds.spends[:n], funds.spends[n:2 * n]
+    print(f"[1] pipeline: {n} txs (1 input, 1 output each) through Node.submit_raw, "
+          f"against raw PyNaCl")
+    print(f"    (alternating rounds of {PIPELINE_ROUND}; ratio = median of the rounds')")
+    results = [(yield compare_with_pynacl(node, inline))]
+    node.verifier = ProcessVerifier(reactor, workers)
+    node.verifier.start()
+    yield node.verifier.ready()
+    try:
+        results.append((yield compare_with_pynacl(node, threaded)))
+    finally:
+        yield node.verifier.stop()
+    assert node.mempool.size == 2 * n, node.mempool.size
+    labels = ("verified inline (one thread)",
+              f"verified by {workers} worker processes (signature_workers = {workers}, "
+              "the default)")
+    for label, (p, v, ratio, rounds) in zip(labels, results, strict=True):
+        print(f"    {label}:")
+        print(f"      pipeline      {p:10,.0f} tx/s   raw PyNaCl {v:10,.0f} verifies/s "
+              f"(VerifyKey built before timing)")
+        print(f"      ratio         {ratio:10.2f}   (goal >= 0.7; over {rounds} rounds; "
+              f"totals give {p / v:.2f})")
+    return inline + threaded
 
 
 # -- 2. the store's batched UTXO writes ----------------------------------------------
@@ -319,7 +348,9 @@ def pct(values, p):
 
 @defer.inlineCallbacks
 def bench_daemon(reactor, funds, n_sat, n_lat, args):
-    daemon = yield Daemon(reactor).start()
+    config = ("" if args.daemon_workers is None
+              else f"[validation]\nsignature_workers = {args.daemon_workers}\n")
+    daemon = yield Daemon(reactor, config).start()
     try:
         t0 = time.perf_counter()
         fanouts = funds.fanouts[: -(-(n_sat + n_lat) // 500)]
@@ -349,25 +380,25 @@ def bench_daemon(reactor, funds, n_sat, n_lat, args):
     print(f"    daemon stopped (exit status {daemon.proc.exit_code})")
 
 
+@defer.inlineCallbacks
 def main(reactor, args):
-    n_pipe = 4_000 if args.quick else 20_000
+    n_pipe = 2_000 if args.quick else 10_000
     n_sat = 6_000 if args.quick else 30_000
     n_lat = args.rate * (3 if args.quick else 10)
     t0 = time.perf_counter()
-    funds = Funds(max(n_pipe, n_sat + n_lat))
+    funds = Funds(max(2 * n_pipe, n_sat + n_lat))
     print(f"signed {len(funds.fanouts)} fan-outs and {len(funds.spends)} spends in "
           f"{time.perf_counter() - t0:.1f} s (not timed below)")
     tmp = tempfile.mkdtemp(prefix="timecoin-bench-")
     try:
         node, finality, storage = in_process_node(tmp)
-        spends = bench_pipeline(node, finality, funds, n_pipe)
+        spends = yield bench_pipeline(reactor, node, finality, funds, n_pipe, args.workers)
         bench_store(node, finality, storage, spends, tmp)
         storage._close_now()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if args.skip_daemon:
-        return defer.succeed(None)
-    return bench_daemon(reactor, funds, n_sat, n_lat, args)
+    if not args.skip_daemon:
+        yield bench_daemon(reactor, funds, n_sat, n_lat, args)
 
 
 def parse(argv):
@@ -376,6 +407,10 @@ def parse(argv):
     p.add_argument("--batch", type=int, default=500, help="txs per batch at saturation")
     p.add_argument("--depth", type=int, default=4, help="batches in flight at saturation")
     p.add_argument("--rate", type=int, default=1000, help="tx/s offered for the finality figure")
+    p.add_argument("--workers", type=int, default=2,
+                   help="signature workers for the pipeline's second figure")
+    p.add_argument("--daemon-workers", type=int, default=None,
+                   help="the daemon's signature_workers (default: its preset)")
     p.add_argument("--skip-daemon", action="store_true", help="only the in-process parts")
     return p.parse_args(argv)
 

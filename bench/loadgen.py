@@ -56,9 +56,12 @@ class Funds:
 class Daemon:
     """``twistd -n timecoin --network devnet`` on 127.0.0.1 in a temporary datadir."""
 
-    def __init__(self, reactor):
+    def __init__(self, reactor, config_text=""):
         self.reactor = reactor
         self.datadir = tempfile.mkdtemp(prefix="timecoin-bench-")
+        if config_text:
+            with open(os.path.join(self.datadir, "timecoin.toml"), "w") as f:
+                f.write(config_text)
         self.proc = None
         self.client = None
         self.pool = None

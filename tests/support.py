@@ -7,6 +7,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from timecoin.daemon import NodeOptions, build_node, open_storage, prepare
+from timecoin.devnet import DEVNET_NODE_CONFIG
 from timecoin.genesis import make_genesis
 from timecoin.interfaces import IFinality
 from timecoin.keys import PrivateKey
@@ -150,14 +151,15 @@ def wait_until(reactor, predicate, timeout=30.0, interval=0.01):
 
 @defer.inlineCallbacks
 def start_devnet(testcase, reactor, count, config_text=""):
-    """``count`` masternodes of one devnet, fully connected on 127.0.0.1."""
+    """``count`` masternodes of one devnet, fully connected on 127.0.0.1, each
+    configured as ``timecoin devnet`` configures its nodes."""
     nodes = []
     for i in range(count):
         datadir = make_datadir(testcase)
         key_file = os.path.join(datadir, "masternode.key")
         PrivateKey.devnet(i).save(key_file)
         with open(os.path.join(datadir, "timecoin.toml"), "w") as f:
-            f.write(f"[node]\ndevnet_masternodes = {count}\n{config_text}")
+            f.write(DEVNET_NODE_CONFIG.format(count=count) + config_text)
         peers = [f"127.0.0.1:{n.peer_network.listen_port()}" for n in nodes]
         node = yield start_node(testcase, reactor, datadir, masternode_key=key_file, peers=peers)
         yield node.peer_network.started

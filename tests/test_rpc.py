@@ -7,7 +7,15 @@ import treq
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from tests.support import FEE, api_url, cookie, devnet_funding, start_node, transfer
+from tests.support import (
+    FEE,
+    api_url,
+    cookie,
+    devnet_funding,
+    make_datadir,
+    start_node,
+    transfer,
+)
 from timecoin.keys import PrivateKey
 from timecoin.networks import COIN, DEVNET, MAX_SUPPLY, TESTNET
 from timecoin.rpcclient import RpcAuthError, RpcClient, RpcError
@@ -94,9 +102,16 @@ def invalid_cases(spent_op, spent_key):
 
 
 class RpcTests(unittest.TestCase):
+    """Signatures verified by worker processes, as the preset has it."""
+
+    config_text = ""
+
     @defer.inlineCallbacks
     def setUp(self):
-        self.node = yield start_node(self, reactor)
+        datadir = make_datadir(self)
+        with open(os.path.join(datadir, "timecoin.toml"), "w") as f:
+            f.write(self.config_text)
+        self.node = yield start_node(self, reactor, datadir)
         self.url = api_url(self.node)
         self.rpc = RpcClient(self.url, cookie(self.node), reactor=reactor)
         self.addCleanup(self.rpc.close)
@@ -109,6 +124,7 @@ class RpcTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_send_and_finalize(self):
+        self.assertEqual(self.node.verifier.workers, 0 if self.config_text else 2)
         tx = transfer(KEY0, [OP0], [(5 * COIN, DEST.key_hash)], total=AMOUNT0)
         result = yield self.send(tx)
         self.assertEqual(result["status"], "finalized")
@@ -241,3 +257,13 @@ class RpcTests(unittest.TestCase):
         path = os.path.join(self.node.datadir, ".cookie")
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
         self.assertEqual(cookie(self.node)[0], "__cookie__")
+
+
+class InlineVerificationRpcTests(RpcTests):
+    """The same, with signatures verified on the reactor thread: a call may then
+    be answered at once, or wait on its inputs loading from storage."""
+
+    config_text = "[validation]\nsignature_workers = 0\n"
+
+    def test_the_verifier_is_the_configured_one(self):
+        self.assertEqual(self.node.verifier.workers, 0)

@@ -15,7 +15,6 @@ import secrets
 from prometheus_client.twisted import MetricsResource
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from timecoin.rpc import (
@@ -126,17 +125,13 @@ class RpcResource(resource.Resource):
                           INVALID_REQUEST, "invalid JSON-RPC 2.0 request")
         call_id = call.get("id")
         d = self._methods.call(call["method"], call.get("params", []))
-        if d.called:
-            # Answered already (most calls): build the response without a chain.
-            box = []
-            d.addBoth(box.append)
-            result = box[0]
-            if isinstance(result, Failure):
-                return self._failed(result, call_id, call["method"])
-            return {"jsonrpc": "2.0", "id": call_id, "result": result}
         d.addCallbacks(lambda result: {"jsonrpc": "2.0", "id": call_id, "result": result},
                        lambda f: self._failed(f, call_id, call["method"]))
-        return d
+        # Most calls are answered at once: then the response is returned as is.
+        # (A fired Deferred may still wait on one chained to it: ask, don't peek.)
+        answered = []
+        d.addCallback(lambda response: (answered.append(response), response)[1])
+        return answered[0] if answered else d
 
     def _failed(self, failure, call_id, method):
         if failure.check(RpcError):

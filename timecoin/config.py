@@ -68,6 +68,7 @@ SCHEMA = {
     },
     "mempool": {"max_bytes": _int(1_000_000), "max_count": _int(1)},
     "state": {"lock_timeout_s": _positive},
+    "validation": {"signature_workers": _int(0, 64)},
     "api": {"rpcuser": _text, "rpcpassword": _text},
     "node": {
         "p2p": _text, "api": _text, "peers": _text_list, "masternode_key": _text,
@@ -88,6 +89,7 @@ _TESTNET = {
     },
     "mempool": {"max_bytes": 300_000_000, "max_count": 500_000},
     "state": {"lock_timeout_s": 30.0},
+    "validation": {"signature_workers": 2},
     "api": {},
     "node": {"peers": [], "log_level": "info", "devnet_masternodes": 1},
 }

@@ -29,6 +29,7 @@ from timecoin.p2p.service import PeerNetworkService
 from timecoin.p2p.tls import TLS_PEM_NAME, client_tls_options, ensure_tls_certificate
 from timecoin.snowball import SnowballParams
 from timecoin.storage import Storage
+from timecoin.verify import InlineVerifier, ProcessVerifier
 
 
 class StartupError(Exception):
@@ -199,8 +200,10 @@ def build_finality(reactor, prepared):
 def build_node(reactor, prepared, storage, meta, stop=None):
     """The node service with its API listener, peer network and finality."""
     finality = build_finality(reactor, prepared)
+    workers = prepared.config["validation"]["signature_workers"]
+    verifier = ProcessVerifier(reactor, workers) if workers else InlineVerifier()
     node = Node(reactor, prepared.network, prepared.genesis, prepared.config, storage, meta,
-                prepared.identity, finality=finality)
+                prepared.identity, finality=finality, verifier=verifier)
     credentials = [write_cookie(prepared.datadir)]
     api_cfg = prepared.config["api"]
     if "rpcuser" in api_cfg and "rpcpassword" in api_cfg:

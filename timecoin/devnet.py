@@ -28,6 +28,16 @@ FUNDED_KEY_FILES = 10
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
+#: Each node's config. The nodes share this machine's cores, so each verifies
+#: signatures on its reactor thread rather than starting worker processes.
+DEVNET_NODE_CONFIG = """# written by timecoin devnet
+[node]
+devnet_masternodes = {count}
+
+[validation]
+signature_workers = 0
+"""
+
 
 class NodeProcess(protocol.ProcessProtocol):
     """One ``twistd -n timecoin`` child of the local network."""
@@ -116,7 +126,7 @@ def prepare_directory(directory, count):
         datadir = os.path.join(directory, f"node{i}")
         os.makedirs(datadir, mode=0o700, exist_ok=True)
         with open(os.path.join(datadir, "timecoin.toml"), "w") as f:
-            f.write(f"# written by timecoin devnet\n[node]\ndevnet_masternodes = {count}\n")
+            f.write(DEVNET_NODE_CONFIG.format(count=count))
     return key_files
 
 

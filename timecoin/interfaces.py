@@ -83,6 +83,26 @@ class IMempool(Interface):
         """The reason ``txid`` was rejected recently, or None."""
 
 
+class ISignatureVerifier(Interface):
+    """Checks the Ed25519 signatures of transactions, on the reactor thread or
+    on worker processes; results come back on the reactor thread."""
+
+    workers = Attribute("Number of worker processes (0: verifies on the calling thread).")
+
+    def start():
+        """Start the workers, if any, once the reactor runs."""
+
+    def verify(tx):
+        """Fire with None if every input's signature verifies; fail with
+        ``TxRejected("bad-signature")`` if one does not."""
+
+    def pending():
+        """Number of transactions handed in and not yet reported."""
+
+    def stop():
+        """Report what was handed in, then end the workers; fires when done."""
+
+
 class IFinality(Interface):
     """Decides each transaction: finalized or rejected.
 

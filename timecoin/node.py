@@ -30,9 +30,11 @@ from timecoin.tx import (
     MIN_FEE_RATE,
     TxRejected,
     check_stateless,
+    check_structure,
     decode_tx,
 )
 from timecoin.utxo import UtxoSet
+from timecoin.verify import InlineVerifier
 
 #: Approximate memory of one cached output, to turn cache_size_mb into entries.
 CACHE_ENTRY_BYTES = 400
@@ -55,7 +57,7 @@ class Node(NodeQueries, MultiService):
     log = Logger()
 
     def __init__(self, reactor, network, genesis, config, storage, meta, identity,
-                 finality=None):
+                 finality=None, verifier=None):
         super().__init__()
         self.reactor = reactor
         self.network = network
@@ -74,6 +76,7 @@ class Node(NodeQueries, MultiService):
         self.journal.committed_seq = meta.last_seq
         self.chain = GenesisChain(genesis, self._masternode_active)
         self.finality = finality if finality is not None else LocalFinality(reactor)
+        self.verifier = verifier if verifier is not None else InlineVerifier()
         #: Back-pressure bound of the finality component (None: no bound).
         self._max_deciding = getattr(self.finality, "max_in_flight", None)
         self.finality.add_listener(self._decided)
@@ -90,7 +93,7 @@ class Node(NodeQueries, MultiService):
         self._wait_timer = None
         self._incoming = {}  # key_hash -> {txid: amount} of pending outputs
         self._contenders = set()  # pending double spends holding no locks
-        self._validating = set()  # txids whose inputs are being loaded
+        self._validating = set()  # txids being verified or whose inputs are loading
         self._flushing = None
         self._flush_error = None
         self._timers = []
@@ -110,6 +113,7 @@ class Node(NodeQueries, MultiService):
             loop.clock = self.reactor
             loop.start(interval, now=False)
             self._timers.append(loop)
+        self.verifier.start()
         super().startService()
 
     @defer.inlineCallbacks
@@ -125,6 +129,8 @@ class Node(NodeQueries, MultiService):
         for service in self:
             if service not in listeners and service.running:
                 yield service.stopService()
+        # Transactions being verified are admitted (or refused) before consensus stops.
+        yield self.verifier.stop()
         stop_finality = getattr(self.finality, "stop", None)
         if stop_finality is not None:
             yield stop_finality()
@@ -155,25 +161,40 @@ class Node(NodeQueries, MultiService):
         """Validate, lock and start deciding ``tx``; fire with its txid or fail
         with :class:`~timecoin.tx.TxRejected`.
 
-        A transaction submitted here (not relayed by a peer) is pushed whole
-        to the peers, so the masternodes have it before they are polled.
+        The signatures are checked by the verifier (on worker processes in a
+        daemon); the UTXO checks, admission and locking follow on the reactor
+        thread. A transaction submitted here (not relayed by a peer) is pushed
+        whole to the peers, so the masternodes have it before they are polled.
         """
         try:
             self._precheck(tx)
             bound = self._max_deciding
-            if not from_peer and bound is not None and self.finality.in_flight() >= bound:
+            if (not from_peer and bound is not None
+                    and self.finality.in_flight() + len(self._validating) >= bound):
                 raise TxRejected("busy", f"{bound} transactions are being decided; "
                                          "send again shortly")
         except TxRejected as e:
             return self._refuse(tx, e)
+        self._validating.add(tx.txid)
+        d = self.verifier.verify(tx)
+        d.addCallbacks(self._verified, self._not_verified,
+                       callbackArgs=(tx, not from_peer), errbackArgs=(tx,))
+        return d
+
+    def _not_verified(self, failure, tx):
+        self._validating.discard(tx.txid)
+        failure.trap(TxRejected)
+        return self._refuse(tx, failure.value)
+
+    def _verified(self, _, tx, push):
         missing = self.state.missing([i.prevout for i in tx.inputs])
         if not missing:
-            return self._admit_or_fail(tx, not from_peer, recheck=False)
-        self._validating.add(tx.txid)
+            self._validating.discard(tx.txid)
+            return self._admit_or_fail(tx, push)
         d = self.storage.load_utxos(missing)
         d.addCallback(self.state.load)
         d.addBoth(lambda result: (self._validating.discard(tx.txid), result)[1])
-        d.addCallback(lambda _: self._admit_or_fail(tx, not from_peer))
+        d.addCallback(lambda _: self._admit_or_fail(tx, push))
         return d
 
     def _refuse(self, tx, error):
@@ -196,12 +217,11 @@ class Node(NodeQueries, MultiService):
         reason = self.mempool.rejection(txid)
         if reason is not None:
             raise TxRejected("recently-rejected", f"rejected within the hour: {reason}")
-        check_stateless(tx, self.network.network_id)
+        check_structure(tx, self.network.network_id)
 
-    def _admit_or_fail(self, tx, push, recheck=True):
+    def _admit_or_fail(self, tx, push):
         try:
-            if recheck:
-                self._precheck_again(tx)
+            self._precheck_again(tx)
             return defer.succeed(self._admit(tx, push))
         except TxRejected as e:
             if e.code == "missing-input":
@@ -210,7 +230,7 @@ class Node(NodeQueries, MultiService):
 
     def _precheck_again(self, tx):
         # Another submission of the same transaction may have won the race
-        # while its inputs were loading.
+        # while it was verified or its inputs were loading.
         if self._pending_or_final(tx.txid):
             raise TxRejected("already-known", "transaction is already known")
 

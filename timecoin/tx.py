@@ -264,6 +264,12 @@ def check_stateless(tx, network_id):
     The pubkey-to-address match needs the spent outputs and is checked with
     the state (:meth:`timecoin.utxo.UtxoSet.check_inputs`).
     """
+    check_structure(tx, network_id)
+    check_signatures(tx)
+
+
+def check_structure(tx, network_id):
+    """The stateless checks but the signatures: network, kind, inputs, amounts."""
     if tx.network_id != network_id:
         raise TxRejected("wrong-network", f"transaction is for network {tx.network_id}")
     if tx.version != TX_VERSION:
@@ -291,12 +297,24 @@ def check_stateless(tx, network_id):
         total += o.amount
     if total > MAX_SUPPLY:
         raise TxRejected("outputs-overflow", "outputs add up to more than the supply")
+
+
+def check_signatures(tx):
+    """Raise ``TxRejected("bad-signature")`` unless every input's signature verifies."""
+    n = first_bad_signature(tx)
+    if n is not None:
+        raise TxRejected("bad-signature", f"input {n} signature does not verify")
+
+
+def first_bad_signature(tx):
+    """The index of the first input whose signature does not verify, or None."""
     message = tx.sighash()
     for n, i in enumerate(tx.inputs):
         try:
             crypto_sign_open(i.signature + message, i.pubkey)
         except _BAD_SIGNATURE:
-            raise TxRejected("bad-signature", f"input {n} signature does not verify") from None
+            return n
+    return None
 
 
 def sign_transfer(key_for_input, prevouts, outputs, network_id, kind=KIND_TRANSFER,
