@@ -31,6 +31,10 @@ class _NodeGauges:
             "timecoin_finality_in_flight": ("Transactions being decided",
                                             node.finality.in_flight()),
             "timecoin_block_height": ("Best block height", node.chain.height()),
+            "timecoin_signatures_pending": ("Transactions awaiting signature verification",
+                                            node.verifier.pending()),
+            "timecoin_signature_worker_restarts": ("Signature workers replaced after dying",
+                                                   getattr(node.verifier, "restarts", 0)),
         }
         peak = _peak_rss_bytes()
         if peak is not None:
