@@ -87,6 +87,34 @@ def start_daemon(reactor, datadir, *extra, runner="twistd"):
     return proc
 
 
+def worker_pids(pid):
+    """The running signature-worker processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == pid and state != "Z" and b"timecoin.verify_worker" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def is_running(pid):
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def run_twistd(reactor, *args):
     """Run twistd to completion: fires with ``(stdout, stderr, exit code)``."""
     return getProcessOutputAndValue(sys.executable, TWISTD[1:] + ["-n", "--pidfile=",

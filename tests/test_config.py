@@ -73,6 +73,13 @@ class FileTests(unittest.TestCase):
         self.assertIn("consensus.avalanche.sample_size",
                       self.error("[consensus.avalanche]\nsample_size = true\n"))
         self.assertIn("node.log_level", self.error('[node]\nlog_level = "loud"\n'))
+        self.assertIn("validation.signature_workers must be an integer from 0 to 64",
+                      self.error("[validation]\nsignature_workers = 65\n"))
+
+    def test_signature_workers(self):
+        self.assertEqual(resolve("devnet")["validation"]["signature_workers"], 2)
+        values = load_file(self.write("[validation]\nsignature_workers = 0\n"))
+        self.assertEqual(values["validation"], {"signature_workers": 0})
 
     def test_missing_file(self):
         e = self.assertRaises(ConfigError, load_file, os.path.join(self.dir, "none.toml"))

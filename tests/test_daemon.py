@@ -9,8 +9,8 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import Factory
 from twisted.trial import unittest
 
-from tests.processes import run_cli, run_twistd, start_daemon
-from tests.support import devnet_funding, make_datadir, transfer
+from tests.processes import is_running, run_cli, run_twistd, start_daemon, worker_pids
+from tests.support import devnet_funding, make_datadir, transfer, wait_until
 from timecoin.keys import PrivateKey
 from timecoin.networks import COIN
 from timecoin.rpcclient import RpcClient, read_cookie
@@ -98,6 +98,9 @@ class DurabilityTests(unittest.TestCase):
         daemon = start_daemon(reactor, datadir)
         self.addCleanup(daemon.kill)
         url = yield daemon.api_url
+        # Signatures are verified by two worker processes (the preset).
+        yield wait_until(reactor, lambda: len(worker_pids(daemon.transport.pid)) == 2)
+        workers = worker_pids(daemon.transport.pid)
         key_file = os.path.join(datadir, "dev0.key")
         out, err, code = yield run_cli(reactor, "devnet-key", "0", "--out", key_file)
         self.assertEqual(code, 0, err)
@@ -125,6 +128,8 @@ class DurabilityTests(unittest.TestCase):
         yield rpc.close()
         code = yield daemon.kill()
         self.assertNotEqual(code, 0)
+        # Its workers see their input close and end too.
+        yield wait_until(reactor, lambda: not any(map(is_running, workers)))
         conn = sqlite3.connect(os.path.join(datadir, "chain.sqlite3"))
         unapplied = conn.execute(
             "SELECT COUNT(*) FROM transactions WHERE seq > "
@@ -135,6 +140,8 @@ class DurabilityTests(unittest.TestCase):
         again = start_daemon(reactor, datadir)
         self.addCleanup(again.kill)
         url = yield again.api_url
+        yield wait_until(reactor, lambda: len(worker_pids(again.transport.pid)) == 2)
+        workers = worker_pids(again.transport.pid)
         rpc = RpcClient(url, read_cookie(datadir), reactor=reactor)
         for txid in finalized:
             status = yield rpc.call("gettransaction", txid)
@@ -150,6 +157,8 @@ class DurabilityTests(unittest.TestCase):
         code = yield again.ended
         self.assertEqual(code, 0, again.output.decode())
         self.assertIn(b"node stopped", again.output)
+        # A graceful stop has already ended (and reaped) the workers.
+        self.assertFalse(any(map(is_running, workers)))
 
 
 class PeeringTests(unittest.TestCase):
