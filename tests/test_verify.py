@@ -3,16 +3,18 @@
 import io
 
 from twisted.internet import defer, reactor
+from twisted.internet.error import ProcessTerminated
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from tests.support import sync_node, transfer
+from tests.support import sync_node, transfer, wait_until
 from timecoin.interfaces import ISignatureVerifier
 from timecoin.keys import PrivateKey
 from timecoin.networks import DEVNET
 from timecoin.tx import OutPoint, Transaction, TxIn, TxRejected, sign_transfer
-from timecoin.verify import InlineVerifier, ProcessVerifier, verify_inline
+from timecoin.verify import STOP_GRACE_S, InlineVerifier, ProcessVerifier, verify_inline
 from timecoin.verify_worker import (
     MALFORMED,
     OK,
@@ -158,10 +160,73 @@ class ProcessVerifierTests(unittest.TestCase):
         failure = yield self.assertFailure(verifier.verify(signed(1)), TxRejected)
         self.assertEqual(failure.code, "shutting-down")
 
+    @defer.inlineCallbacks
+    def test_workers_that_cannot_start_leave_verification_inline(self):
+        verifier = ProcessVerifier(reactor, 2, executable="/bin/false")
+        verifier.start()
+        self.addCleanup(verifier.stop)
+        yield verifier.ready()
+        yield wait_until(reactor, lambda: not verifier._procs)
+        self.assertEqual(verifier.restarts, 2 + ProcessVerifier.MAX_RESTARTS)
+        self.assertIsNone((yield verifier.verify(signed(1))))
+        failure = yield self.assertFailure(verifier.verify(forged(signed(2), 0)), TxRejected)
+        self.assertEqual(failure.code, "bad-signature")
+        self.assertEqual(verifier.answered_by_workers, 0)
+        self.flushLoggedErrors()
+
+    def test_a_worker_that_never_answers_is_killed_at_stop(self):
+        clock, spawned = Clock(), []
+        verifier = ProcessVerifier(ReactorSpawning(clock, spawned), 1)
+        verifier.start()
+        (proc,) = spawned
+        d = verifier.verify(signed(1))
+        stopped = verifier.stop()
+        self.assertNoResult(stopped)
+        clock.advance(STOP_GRACE_S)
+        self.assertEqual(proc.transport.signals, ["KILL"])
+        proc.processEnded(Failure(ProcessTerminated(signal=9)))
+        self.assertIsNone(self.successResultOf(d))
+        self.successResultOf(stopped)
+        self.flushLoggedErrors()
+
     def test_without_workers_it_verifies_inline(self):
         results = verify_inline([signed(1), forged(signed(2), 0)])
         self.assertIsNone(results[0])
         self.assertEqual(results[1].code, "bad-signature")
+
+
+class FakeProcessTransport:
+    """What a worker's transport records: writes, signals, a closed stdin."""
+
+    def __init__(self):
+        self.written = []
+        self.signals = []
+        self.stdin_closed = False
+
+    def write(self, data):
+        self.written.append(data)
+
+    def signalProcess(self, sig):
+        self.signals.append(sig)
+
+    def closeStdin(self):
+        self.stdin_closed = True
+
+
+class ReactorSpawning:
+    """A Clock that 'spawns' a worker by connecting it to a fake transport."""
+
+    def __init__(self, clock, spawned):
+        self._clock = clock
+        self.spawned = spawned
+
+    def __getattr__(self, name):
+        return getattr(self._clock, name)
+
+    def spawnProcess(self, proto, executable, args, env=None):
+        proto.transport = FakeProcessTransport()
+        proto.connectionMade()
+        self.spawned.append(proto)
 
 
 class HeldVerifier(InlineVerifier):

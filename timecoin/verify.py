@@ -26,7 +26,7 @@ from timecoin.interfaces import ISignatureVerifier
 from timecoin.tx import TxRejected, first_bad_signature
 from timecoin.verify_worker import MALFORMED, OK, WORD, FrameError, decode_answer, encode_request
 
-#: Seconds a worker has to exit after its input closes before it is killed.
+#: Seconds a stopping worker has to answer, and then to exit, before it is killed.
 STOP_GRACE_S = 5.0
 
 
@@ -186,6 +186,7 @@ class ProcessVerifier:
     def start(self):
         """Start the workers. (A daemon that fails during start-up leaves none
         behind: each ends when its input closes with the node's process.)"""
+        self.log.info("verifying signatures on {n} worker processes", n=self.workers)
         while not self._stopping and len(self._procs) < self.workers:
             self._spawn()
 
@@ -249,13 +250,17 @@ class ProcessVerifier:
         proc.chunks.clear()
         if not self._stopping:
             self.restarts += 1
+            why = reason.getErrorMessage()
             if self.restarts <= self.MAX_RESTARTS:
-                self.log.error("signature worker ended ({why}); starting another",
-                               why=reason.getErrorMessage())
+                self.log.error("signature worker ended ({why}); starting another", why=why)
                 self._spawn()
-            elif not self._procs:
+            elif self._procs:
+                self.log.error("signature worker ended ({why}); not replaced after {n} "
+                               "restarts, {left} left", why=why, n=self.MAX_RESTARTS,
+                               left=len(self._procs))
+            else:
                 self.log.error("signature workers keep ending ({why}); verifying on the "
-                               "reactor thread from now on", why=reason.getErrorMessage())
+                               "reactor thread from now on", why=why)
         self.chunk_answered()
 
     def _maybe_idle(self):
@@ -280,11 +285,22 @@ class ProcessVerifier:
 
     def stop(self):
         """Report what was handed in, then end the workers. Later calls of
-        :meth:`verify` fail with ``shutting-down``."""
+        :meth:`verify` fail with ``shutting-down``.
+
+        A worker that has not answered within ``STOP_GRACE_S`` is killed; its
+        chunks are then verified on the reactor thread, so stopping always ends.
+        """
         self._stopping = True
         if self._waiting:
             self._dispatch()
         d = defer.Deferred()
         self._idle.append(d)
+        if self._in_order:
+            timer = self._reactor.callLater(STOP_GRACE_S, self._kill_all)
+            d.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
         self._maybe_idle()
         return d
+
+    def _kill_all(self):
+        for proc in list(self._procs):
+            self._kill(proc)
