@@ -1,6 +1,8 @@
 """Signature verification: inline, the worker's wire format, and worker processes."""
 
 import io
+import os
+import signal
 
 from twisted.internet import defer, reactor
 from twisted.internet.error import ProcessTerminated
@@ -149,6 +151,18 @@ class ProcessVerifierTests(unittest.TestCase):
         yield verifier.ready()
         self.assertEqual(len(verifier._procs), 1)
         self.assertIsNone((yield verifier.verify(signed(200))))
+
+    @defer.inlineCallbacks
+    def test_workers_ignore_sigint_and_sigterm(self):
+        # A service manager signals the node's whole process group: the node
+        # stops its workers itself, in order.
+        verifier = yield self.start(workers=1)
+        (worker,) = verifier._procs
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            os.kill(worker.transport.pid, sig)
+        self.assertIsNone((yield verifier.verify(signed(1))))
+        self.assertEqual(verifier.answered_by_workers, 1)
+        self.assertEqual(verifier.restarts, 0)
 
     @defer.inlineCallbacks
     def test_stop_reports_what_was_handed_in_then_refuses(self):

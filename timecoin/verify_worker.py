@@ -9,8 +9,9 @@ index of the first input whose signature does not verify. All lengths and
 words are big-endian unsigned 32-bit integers.
 
 The worker ends when its input closes (the node stopping, or dying). It
-ignores SIGINT, so a Ctrl-C in the node's terminal stops the node, which then
-closes the workers in order.
+ignores SIGINT and SIGTERM: a Ctrl-C in the node's terminal, or a service
+manager signalling the node's whole process group, stops the node, which then
+closes its workers in order.
 """
 
 import signal
@@ -100,6 +101,7 @@ def serve(stdin, stdout, stderr=None):
 
 def main():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return serve(sys.stdin.buffer, sys.stdout.buffer)
 
 
