@@ -203,6 +203,30 @@ class ProcessVerifierTests(unittest.TestCase):
         self.successResultOf(stopped)
         self.flushLoggedErrors()
 
+    def test_a_worker_breaking_the_protocol_is_killed_and_loses_nothing(self):
+        cases = {
+            "an answer before saying ready": (b"", WORD.pack(4) + WORD.pack(OK)),
+            "an answer nobody asked for": (WORD.pack(0), WORD.pack(4) + WORD.pack(OK)),
+            "too few words": (WORD.pack(0), WORD.pack(0)),
+            "an answer longer than any": (WORD.pack(0), WORD.pack(2**31)),
+        }
+        for name, (first, garbage) in cases.items():
+            clock, spawned = Clock(), []
+            verifier = ProcessVerifier(ReactorSpawning(clock, spawned), 1)
+            verifier.start()
+            (proc,) = spawned
+            proc.outReceived(first)
+            asked = name != "an answer nobody asked for"
+            d = verifier.verify(forged(signed(1), 0)) if asked else None
+            clock.advance(0)
+            proc.outReceived(garbage)
+            self.assertEqual(proc.transport.signals, ["KILL"], name)
+            proc.processEnded(Failure(ProcessTerminated(signal=9)))
+            if asked:  # verified on the reactor thread instead
+                self.assertEqual(self.failureResultOf(d, TxRejected).value.code,
+                                 "bad-signature", name)
+        self.flushLoggedErrors()
+
     def test_without_workers_it_verifies_inline(self):
         results = verify_inline([signed(1), forged(signed(2), 0)])
         self.assertIsNone(results[0])

@@ -24,8 +24,18 @@ from zope.interface import implementer
 
 from timecoin.interfaces import ISignatureVerifier
 from timecoin.tx import TxRejected, first_bad_signature
-from timecoin.verify_worker import MALFORMED, OK, WORD, FrameError, decode_answer, encode_request
+from timecoin.verify_worker import (
+    MALFORMED,
+    MAX_CHUNK_TXS,
+    OK,
+    WORD,
+    FrameError,
+    decode_answer,
+    encode_request,
+)
 
+#: The longest answer a worker can give: one word per transaction.
+MAX_ANSWER = 4 * MAX_CHUNK_TXS
 #: Seconds a stopping worker has to answer, and then to exit, before it is killed.
 STOP_GRACE_S = 5.0
 
@@ -114,6 +124,9 @@ class WorkerProtocol(protocol.ProcessProtocol):
         self._buffer += data
         while len(self._buffer) >= 4:
             (n,) = WORD.unpack_from(self._buffer)
+            if n > MAX_ANSWER:
+                self._broken(f"an answer of {n} bytes")
+                return
             if len(self._buffer) < 4 + n:
                 return
             body, self._buffer = self._buffer[4:4 + n], self._buffer[4 + n:]
