@@ -291,7 +291,8 @@ class NodeWithSlowVerifierTests(unittest.TestCase):
     """The node while a transaction's signatures are being verified."""
 
     def setUp(self):
-        self.node = sync_node(self, Clock())
+        self.clock = Clock()
+        self.node = sync_node(self, self.clock)
         self.node.verifier = HeldVerifier()
         self.key = PrivateKey.devnet(0)
         genesis = self.node.genesis.txs[0]
@@ -310,6 +311,37 @@ class NodeWithSlowVerifierTests(unittest.TestCase):
         self.node.verifier.release()
         self.assertEqual(self.successResultOf(first), tx.txid)
         self.assertFalse(self.node.is_validating(tx.txid))
+
+    def test_waiting_on_a_transaction_being_verified(self):
+        self.node.startService()
+        self.addCleanup(self.node.stopService)
+        lookups = []
+        real = self.node.storage.get_transaction
+        self.node.storage.get_transaction = lambda txid: (lookups.append(txid), real(txid))[1]
+        tx = self.spend(PrivateKey.devnet(1).key_hash)
+        self.node.submit(tx)
+        waiting = self.node.wait_for_transaction(tx.txid, 10)
+        self.assertEqual(lookups, [])  # known to be validating: no storage lookup
+        self.assertNoResult(waiting)
+        self.node.verifier.release()
+        self.clock.advance(0.2)  # the lone masternode decides; the journal commits
+        self.assertEqual(self.successResultOf(waiting)["status"], "finalized")
+
+    def test_a_transaction_refused_after_verifying_wakes_its_waiters(self):
+        tx = forged(self.spend(PrivateKey.devnet(1).key_hash), 0)
+        self.node.submit(tx).addErrback(lambda f: None)
+        waiting = self.node.wait_for_transaction(tx.txid, 10)
+        self.node.verifier.release()
+        status = self.successResultOf(waiting)
+        self.assertEqual((status["status"], status["reason"]),
+                         ("rejected", "bad-signature: input 0 signature does not verify"))
+
+    def test_a_second_copy_refused_does_not_wake_the_waiters(self):
+        tx = self.spend(PrivateKey.devnet(1).key_hash)
+        self.node.submit(tx)
+        waiting = self.node.wait_for_transaction(tx.txid, 10)
+        self.failureResultOf(self.node.submit(tx), TxRejected)
+        self.assertNoResult(waiting)
 
     def test_a_bad_signature_found_later_is_refused_and_remembered(self):
         tx = forged(self.spend(PrivateKey.devnet(1).key_hash), 0)

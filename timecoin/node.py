@@ -201,9 +201,12 @@ class Node(NodeQueries, MultiService):
         self.metrics.rejected_on_entry(error.code)
         if error.code in PERMANENT_REJECTIONS:
             self.mempool.reject(tx.txid, str(error))
-        settled = getattr(self.finality, "tx_settled", None)
-        if settled is not None and error.code not in ("already-known", "recently-rejected"):
-            settled(tx.txid)
+        if error.code not in ("already-known", "recently-rejected"):
+            # Refused itself (not a second copy): whoever waits on it learns now.
+            settled = getattr(self.finality, "tx_settled", None)
+            if settled is not None:
+                settled(tx.txid)
+            self._notify(tx.txid)
         return defer.fail(error)
 
     def _pending_or_final(self, txid):

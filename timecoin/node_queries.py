@@ -36,8 +36,11 @@ class NodeQueries:
         return d.addCallback(lambda r: None if r is None else _record_status(r))
 
     def wait_for_transaction(self, txid, timeout_s):
-        """Fire with the status once final (finalized/rejected) or at the timeout."""
-        if txid in self.mempool or txid in self._committing:
+        """Fire with the status once final (finalized/rejected) or at the timeout.
+
+        A transaction still being verified is waited for like a pending one
+        (the same JSON-RPC batch may carry its ``sendrawtransaction``)."""
+        if txid in self.mempool or txid in self._committing or txid in self._validating:
             return self._wait_if_pending(None, txid, timeout_s, pending=True)
         return self.transaction_status(txid).addCallback(self._wait_if_pending, txid,
                                                          timeout_s)
