@@ -1,12 +1,12 @@
 """Running the real daemon and CLI as child processes, driven by their output."""
 
+import atexit
 import os
 import re
 import signal
 import sys
 
 from twisted.internet import defer, protocol
-from twisted.internet.utils import getProcessOutputAndValue
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 CLI = [sys.executable, "-c", "from timecoin.cli import main; main()"]
@@ -27,6 +27,7 @@ class DaemonProcess(protocol.ProcessProtocol):
         self.api_url = defer.Deferred()
         self.ended = defer.Deferred()
         self.exit_code = None
+        self.pid = None
         self._expecting = []  # (compiled pattern, Deferred)
 
     def expect(self, pattern):
@@ -55,6 +56,7 @@ class DaemonProcess(protocol.ProcessProtocol):
     errReceived = outReceived
 
     def processEnded(self, reason):
+        _LIVE.discard(self.pid)
         code = reason.value.exitCode
         self.exit_code = code if code is not None else -(reason.value.signal or 0)
         if not self.api_url.called:
@@ -84,6 +86,8 @@ def start_daemon(reactor, datadir, *extra, runner="twistd"):
                      "--datadir", datadir, "--api", "tcp:0:interface=127.0.0.1",
                      "--p2p", "tcp:0:interface=127.0.0.1", *extra]
     reactor.spawnProcess(proc, sys.executable, args, env=child_env())
+    proc.pid = proc.transport.pid  # the transport forgets it once reaped
+    _LIVE.add(proc.pid)
     return proc
 
 
@@ -115,13 +119,54 @@ def is_running(pid):
         return False
 
 
+class _Collector(protocol.ProcessProtocol):
+    """Collects a child's output; fires ``(stdout, stderr, exit code)`` at its end."""
+
+    def __init__(self):
+        self.out, self.err = [], []
+        self.done = defer.Deferred()
+        self.pid = None
+
+    def outReceived(self, data):
+        self.out.append(data)
+
+    def errReceived(self, data):
+        self.err.append(data)
+
+    def processEnded(self, reason):
+        _LIVE.discard(self.pid)
+        code = reason.value.exitCode
+        code = code if code is not None else -(reason.value.signal or 0)
+        self.done.callback((b"".join(self.out), b"".join(self.err), code))
+
+
+#: Children still running; killed when the test process exits, so that a test
+#: that times out leaves none behind.
+_LIVE = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    for pid in list(_LIVE):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _run(reactor, argv):
+    collector = _Collector()
+    reactor.spawnProcess(collector, sys.executable, argv, env=child_env())
+    collector.pid = collector.transport.pid  # the transport forgets it once reaped
+    _LIVE.add(collector.pid)
+    return collector.done
+
+
 def run_twistd(reactor, *args):
     """Run twistd to completion: fires with ``(stdout, stderr, exit code)``."""
-    return getProcessOutputAndValue(sys.executable, TWISTD[1:] + ["-n", "--pidfile=",
-                                                                    "timecoin", *args],
-                                    env=child_env(), reactor=reactor)
+    return _run(reactor, TWISTD + ["-n", "--pidfile=", "timecoin", *args])
 
 
 def run_cli(reactor, *args):
-    return getProcessOutputAndValue(sys.executable, CLI[1:] + list(args), env=child_env(),
-                                    reactor=reactor)
+    """Run the ``timecoin`` command: fires with ``(stdout, stderr, exit code)``."""
+    return _run(reactor, CLI + list(args))
