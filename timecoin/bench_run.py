@@ -217,7 +217,7 @@ class LoadRun:
             self.final_at[i], self.node_ms[i], self.status[i] = (
                 self.reactor.seconds(), finality_ms, "finalized")
         else:
-            self.reject(i, "rejected after admission")
+            self.reject(i, f"rejected after admission: {reason or 'no reason given'}")
 
     def counts(self):
         sent = sum(1 for t in self.sent_at if t is not None)
@@ -300,7 +300,8 @@ class LoadRun:
                     "finalized"
                 del waiting[i]
             elif status == "rejected":
-                self.reject(i, "rejected after admission")
+                self.reject(i, "rejected after admission: "
+                               f"{r.get('reason') or 'no reason given'}")
                 del waiting[i]
 
     def _poll_failed(self, failure, node):
