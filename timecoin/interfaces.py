@@ -88,6 +88,7 @@ class ISignatureVerifier(Interface):
     on worker processes; results come back on the reactor thread."""
 
     workers = Attribute("Number of worker processes (0: verifies on the calling thread).")
+    restarts = Attribute("Times a worker ended unasked since start (each replaced, up to a limit).")
 
     def start():
         """Start the workers, if any, once the reactor runs."""

@@ -33,8 +33,8 @@ class _NodeGauges:
             "timecoin_block_height": ("Best block height", node.chain.height()),
             "timecoin_signatures_pending": ("Transactions awaiting signature verification",
                                             node.verifier.pending()),
-            "timecoin_signature_worker_restarts": ("Signature workers replaced after dying",
-                                                   getattr(node.verifier, "restarts", 0)),
+            "timecoin_signature_worker_restarts": ("Signature workers that ended unasked",
+                                                   node.verifier.restarts),
         }
         peak = _peak_rss_bytes()
         if peak is not None:

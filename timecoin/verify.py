@@ -58,6 +58,7 @@ class InlineVerifier:
     """Verifies on the calling thread (``signature_workers = 0``, tests, tools)."""
 
     workers = 0
+    restarts = 0
 
     def start(self):
         pass
