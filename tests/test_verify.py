@@ -227,6 +227,28 @@ class ProcessVerifierTests(unittest.TestCase):
                                  "bad-signature", name)
         self.flushLoggedErrors()
 
+    def test_workers_are_replaced_unless_they_keep_ending(self):
+        clock, spawned = Clock(), []
+        verifier = ProcessVerifier(ReactorSpawning(clock, spawned), 1)
+        verifier.start()
+
+        def end_newest():
+            spawned[-1].processEnded(Failure(ProcessTerminated(signal=9)))
+
+        for _ in range(3):  # now and then: always replaced
+            clock.advance(ProcessVerifier.RESTART_WINDOW_S)
+            end_newest()
+        self.assertEqual((len(spawned), verifier.restarts), (4, 3))
+        for _ in range(3):  # three more within the window: the third is not replaced
+            clock.advance(1)
+            end_newest()
+        self.assertEqual((len(spawned), verifier.restarts), (6, 6))
+        self.assertEqual(verifier._procs, [])
+        d = verifier.verify(forged(signed(1), 0))
+        clock.advance(0)
+        self.assertEqual(self.failureResultOf(d, TxRejected).value.code, "bad-signature")
+        self.flushLoggedErrors()
+
     def test_without_workers_it_verifies_inline(self):
         results = verify_inline([signed(1), forged(signed(2), 0)])
         self.assertIsNone(results[0])

@@ -10,8 +10,10 @@ travels together: one pipe write per chunk, not per transaction. Results are
 reported in arrival order, so "first seen" among conflicting transactions
 means first submitted, whichever worker answered first.
 
-A worker that dies has its chunks verified inline and is started again; after
-``MAX_RESTARTS`` deaths the node verifies inline and says so in its log.
+A worker that dies has its chunks verified inline and is started again; if
+more than ``MAX_RESTARTS`` end within ``RESTART_WINDOW_S``, they are not
+replaced, and once none is left the node verifies inline and says so in its
+log.
 """
 
 import os
@@ -179,7 +181,10 @@ class ProcessVerifier:
 
     MIN_CHUNK = 16
     MAX_CHUNK = 64
+    #: Workers that end unasked are replaced, unless more than MAX_RESTARTS
+    #: ended within RESTART_WINDOW_S (a worker that cannot run at all).
     MAX_RESTARTS = 3
+    RESTART_WINDOW_S = 60.0
     log = Logger()
 
     def __init__(self, reactor, workers, executable=None):
@@ -195,6 +200,7 @@ class ProcessVerifier:
         self._idle = []  # Deferreds of stop(), fired once nothing is left
         self._stopping = False
         self.restarts = 0
+        self._deaths = []  # when workers ended unasked, within the restart window
         self.answered_by_workers = 0  # transactions, since start
 
     def start(self):
@@ -265,13 +271,16 @@ class ProcessVerifier:
         if not self._stopping:
             self.restarts += 1
             why = reason.getErrorMessage()
-            if self.restarts <= self.MAX_RESTARTS:
+            now = self._reactor.seconds()
+            self._deaths = [t for t in self._deaths if t > now - self.RESTART_WINDOW_S]
+            self._deaths.append(now)
+            if len(self._deaths) <= self.MAX_RESTARTS:
                 self.log.error("signature worker ended ({why}); starting another", why=why)
                 self._spawn()
             elif self._procs:
-                self.log.error("signature worker ended ({why}); not replaced after {n} "
-                               "restarts, {left} left", why=why, n=self.MAX_RESTARTS,
-                               left=len(self._procs))
+                self.log.error("signature worker ended ({why}); not replaced: {n} ended "
+                               "within {s:.0f} s, {left} left", why=why, n=len(self._deaths),
+                               s=self.RESTART_WINDOW_S, left=len(self._procs))
             else:
                 self.log.error("signature workers keep ending ({why}); verifying on the "
                                "reactor thread from now on", why=why)
