@@ -10,6 +10,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
 from timecoin.encoding import DecodeError
+from timecoin.finality_messages import SnowballQuery
 from timecoin.p2p import messages as m
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.framing import (
@@ -141,6 +142,13 @@ class Compression(unittest.TestCase):
         self.assertEqual(payload[0], 1)
         self.assertLess(len(payload), 1000)
         self.assertEqual(decode_frame_payload(payload), message)
+
+    def test_lists_of_hashes_not_compressed(self):
+        txids = tuple(bytes([i % 256, i // 256]) * 16 for i in range(1000))
+        for message in (m.Inv(txids), m.GetData(txids), SnowballQuery(7, txids)):
+            payload = encode_frame_payload(message, compress_threshold=100)
+            self.assertEqual(payload[0], 0, type(message).__name__)
+            self.assertEqual(decode_frame_payload(payload), message)
 
     def test_small_messages_not_compressed(self):
         self.assertEqual(encode_frame_payload(m.Ping(1))[0], 0)

@@ -33,6 +33,7 @@ class SnowballQuery:
     """Ask for this node's preference on each of ``txids`` (poll ``poll_id``)."""
 
     KIND = SNOWBALL_QUERY
+    INCOMPRESSIBLE = True  # txids: a large query is sent as it is
     poll_id: int
     txids: tuple
 

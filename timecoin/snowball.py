@@ -241,13 +241,19 @@ class SnowballEngine:
 
         Accepted transactions are preferred; rejected and unknown ones are not.
         """
-        if txid in self._pending:
-            return all(self._sets[op][0] == txid for op in self._pending[txid].outpoints)
-        return self._decided.get(txid, False)
+        tx = self._pending.get(txid)
+        if tx is None:
+            return self._decided.get(txid, False)
+        sets = self._sets
+        for op in tx.outpoints:
+            if sets[op][0] != txid:
+                return False
+        return True
 
     def votes(self, txids):
         """The answer to a query: ``[is_preferred(t) for t in txids]``."""
-        return [self.is_preferred(t) for t in txids]
+        is_preferred = self.is_preferred
+        return [is_preferred(t) for t in txids]
 
     def in_flight(self, limit=None):
         """Up to ``limit`` pending txids, oldest first: the batch for the next poll."""

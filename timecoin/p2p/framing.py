@@ -15,7 +15,9 @@ from timecoin.encoding import DecodeError
 from timecoin.p2p.messages import decode_message, encode_body
 
 DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024
-#: Messages at least this long are sent compressed (when it makes them smaller).
+#: Messages at least this long are sent compressed (when it makes them smaller),
+#: but for kinds whose class says ``INCOMPRESSIBLE``: lists of hashes, which
+#: zlib only spends time on.
 COMPRESS_THRESHOLD = 4096
 
 FLAG_COMPRESSED = 0x01
@@ -27,7 +29,8 @@ def encode_frame(message, compress_threshold=COMPRESS_THRESHOLD):
     """A complete frame, header included, in one buffer."""
     parts = encode_body(message, [b"", b"\x00"])
     size = sum(map(len, parts)) - 1
-    if compress_threshold is not None and size >= compress_threshold:
+    if (compress_threshold is not None and size >= compress_threshold
+            and not getattr(message, "INCOMPRESSIBLE", False)):
         body = b"".join(parts[2:])
         packed = zlib.compress(body, 6)
         if len(packed) < len(body):

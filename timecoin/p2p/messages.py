@@ -276,6 +276,8 @@ class _TxidList:
     """The codec of a message whose body is a bounded list of txids."""
 
     __slots__ = ()
+    #: Hashes do not compress: large lists are sent as they are.
+    INCOMPRESSIBLE = True
 
     def encode(self, w):
         _encode_txids(w, self.txids)
