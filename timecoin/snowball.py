@@ -273,32 +273,39 @@ class SnowballEngine:
         with byzantine voters) the round counts as failed for both.
         """
         params = self.params
+        pending = self._pending
         self.stats.polls += 1
         polled = []
         winners = set()
         strong = set()
+        quorums = {}  # sample size -> (preference quorum, quorum)
         for txid, (yes, size) in results.items():
-            tx = self._pending.get(txid)
+            tx = pending.get(txid)
             if tx is None:
                 continue
             tx.rounds += 1
             polled.append(tx)
-            if yes >= params.preference_quorum(size):
+            needed = quorums.get(size)
+            if needed is None:
+                needed = quorums[size] = (params.preference_quorum(size), params.quorum(size))
+            if yes >= needed[0]:
                 strong.add(txid)
-                if yes >= params.quorum(size):
+                if yes >= needed[1]:
                     winners.add(txid)
-        ambiguous = {t for t in winners if self.conflicts(t) & winners}
+        # Only a contested transaction (one that has had a rival) has conflicts.
+        ambiguous = {t for t in winners if pending[t].contested and self.conflicts(t) & winners}
         self.stats.ambiguous_rounds += len(ambiguous)
         winners -= ambiguous
-        strong -= {t for t in strong if self.conflicts(t) & strong}
+        strong -= {t for t in strong if pending[t].contested and self.conflicts(t) & strong}
         for txid in strong:
-            self._strengthen(self._pending[txid])
+            self._strengthen(pending[txid])
         for tx in polled:
             if tx.txid in winners:
                 self.stats.successful_rounds += 1
                 tx.confidence += 1
-                for other in self.conflicts(tx.txid):
-                    self._pending[other].confidence = 0
+                if tx.contested:
+                    for other in self.conflicts(tx.txid):
+                        pending[other].confidence = 0
             else:
                 self.stats.failed_rounds += 1
                 tx.confidence = 0
