@@ -151,7 +151,7 @@ class PollManager:
             reason = "duplicate"
         elif not isinstance(votes, (list, tuple)) or len(votes) != len(poll.txids):
             reason = "bad-length"
-        elif not all(isinstance(v, bool) for v in votes):
+        elif not set(map(type, votes)) <= {bool}:  # bool has no subclasses
             reason = "bad-vote"
         if reason is not None:
             self.stats.ignored[reason] += 1
@@ -188,17 +188,21 @@ class PollManager:
     def _finish(self, poll):
         size = len(poll.validators)
         quorum = self.engine.params.quorum(size)
+        replies = poll.replies.items()
+        unanimous = len(poll.replies)
         results = {}
         dissenters = set()
         for index, txid in enumerate(poll.txids):
             yes = 0
             last = self._last_votes.setdefault(txid, {})
-            for validator, votes in poll.replies.items():
+            for validator, votes in replies:
                 vote = votes[index]
                 yes += vote
                 last[validator] = vote
             results[txid] = (yes, size)
-            if yes >= quorum and self.engine.status(txid) == PENDING and not (
+            # A successful round on an uncontested transaction: the validators
+            # that voted no dissent (none did if every reply said yes).
+            if quorum <= yes < unanimous and self.engine.status(txid) == PENDING and not (
                 self.engine.is_contested(txid)
             ):
                 dissenters.update(v for v, votes in poll.replies.items() if not votes[index])
