@@ -133,7 +133,7 @@ def bench_pipeline(reactor, node, finality, funds, n, workers):
     for f in fanouts:
         finality.decide(f.txid, True)
     node.flush()
-    inline, threaded = funds.spends[:n], funds.spends[n:2 * n]
+    inline, with_workers = funds.spends[:n], funds.spends[n:2 * n]
     print(f"[1] pipeline: {n} txs (1 input, 1 output each) through Node.submit_raw, "
           f"against raw PyNaCl")
     print(f"    (alternating rounds of {PIPELINE_ROUND}; ratio = median of the rounds)")
@@ -142,7 +142,7 @@ def bench_pipeline(reactor, node, finality, funds, n, workers):
     node.verifier.start()
     yield node.verifier.ready()
     try:
-        results.append((yield compare_with_pynacl(node, threaded)))
+        results.append((yield compare_with_pynacl(node, with_workers)))
     finally:
         yield node.verifier.stop()
     assert node.mempool.size == 2 * n, node.mempool.size
@@ -155,7 +155,7 @@ def bench_pipeline(reactor, node, finality, funds, n, workers):
               f"(VerifyKey built before timing)")
         print(f"      ratio         {ratio:10.2f}   (goal >= 0.7; over {rounds} rounds; "
               f"totals give {p / v:.2f})")
-    return inline + threaded
+    return inline + with_workers
 
 
 # -- 2. the store's batched UTXO writes ----------------------------------------------

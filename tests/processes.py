@@ -57,8 +57,7 @@ class DaemonProcess(protocol.ProcessProtocol):
 
     def processEnded(self, reason):
         _LIVE.discard(self.pid)
-        code = reason.value.exitCode
-        self.exit_code = code if code is not None else -(reason.value.signal or 0)
+        self.exit_code = _exit_code(reason)
         if not self.api_url.called:
             self.api_url.errback(RuntimeError(
                 "daemon exited before listening:\n" + self.output.decode(errors="replace")))
@@ -85,38 +84,39 @@ def start_daemon(reactor, datadir, *extra, runner="twistd"):
     args = head + ["timecoin", "--network", "devnet",
                      "--datadir", datadir, "--api", "tcp:0:interface=127.0.0.1",
                      "--p2p", "tcp:0:interface=127.0.0.1", *extra]
-    reactor.spawnProcess(proc, sys.executable, args, env=child_env())
-    proc.pid = proc.transport.pid  # the transport forgets it once reaped
-    _LIVE.add(proc.pid)
-    return proc
+    return _spawn(reactor, proc, args)
+
+
+def _stat(pid):
+    """``(state, parent pid)`` of a process (Linux /proc), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
 
 
 def worker_pids(pid):
-    """The running signature-worker processes whose parent is ``pid`` (Linux /proc)."""
+    """The running signature-worker processes whose parent is ``pid``."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        stat = _stat(entry)
+        if stat is None or stat[1] != pid or stat[0] == "Z":
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
+                if b"timecoin.verify_worker" in f.read():
+                    found.append(int(entry))
         except OSError:
             continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == pid and state != "Z" and b"timecoin.verify_worker" in cmdline:
-            found.append(int(entry))
     return found
 
 
 def is_running(pid):
     """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z"
 
 
 class _Collector(protocol.ProcessProtocol):
@@ -135,9 +135,7 @@ class _Collector(protocol.ProcessProtocol):
 
     def processEnded(self, reason):
         _LIVE.discard(self.pid)
-        code = reason.value.exitCode
-        code = code if code is not None else -(reason.value.signal or 0)
-        self.done.callback((b"".join(self.out), b"".join(self.err), code))
+        self.done.callback((b"".join(self.out), b"".join(self.err), _exit_code(reason)))
 
 
 #: Children still running; killed when the test process exits, so that a test
@@ -154,12 +152,22 @@ def _kill_leftovers():
             pass
 
 
+def _exit_code(reason):
+    """The exit status, or minus the signal that ended the process."""
+    code = reason.value.exitCode
+    return code if code is not None else -(reason.value.signal or 0)
+
+
+def _spawn(reactor, proto, argv):
+    """Start ``argv`` for ``proto`` (which has a ``pid``), remembered until it ends."""
+    reactor.spawnProcess(proto, sys.executable, argv, env=child_env())
+    proto.pid = proto.transport.pid  # the transport forgets it once reaped
+    _LIVE.add(proto.pid)
+    return proto
+
+
 def _run(reactor, argv):
-    collector = _Collector()
-    reactor.spawnProcess(collector, sys.executable, argv, env=child_env())
-    collector.pid = collector.transport.pid  # the transport forgets it once reaped
-    _LIVE.add(collector.pid)
-    return collector.done
+    return _spawn(reactor, _Collector(), argv).done
 
 
 def run_twistd(reactor, *args):

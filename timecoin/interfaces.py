@@ -91,7 +91,7 @@ class ISignatureVerifier(Interface):
     restarts = Attribute("Times a worker ended unasked since start (each replaced, up to a limit).")
 
     def start():
-        """Start the workers, if any, once the reactor runs."""
+        """Start the workers, if any."""
 
     def verify(tx):
         """Fire with None if every input's signature verifies; fail with

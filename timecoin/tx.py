@@ -303,7 +303,12 @@ def check_signatures(tx):
     """Raise ``TxRejected("bad-signature")`` unless every input's signature verifies."""
     n = first_bad_signature(tx)
     if n is not None:
-        raise TxRejected("bad-signature", f"input {n} signature does not verify")
+        raise bad_signature(n)
+
+
+def bad_signature(n):
+    """The rejection of a transaction whose input ``n`` has a bad signature."""
+    return TxRejected("bad-signature", f"input {n} signature does not verify")
 
 
 def first_bad_signature(tx):

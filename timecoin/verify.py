@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from timecoin.interfaces import ISignatureVerifier
-from timecoin.tx import TxRejected, first_bad_signature
+from timecoin.tx import TxRejected, bad_signature, first_bad_signature
 from timecoin.verify_worker import (
     MALFORMED,
     MAX_CHUNK_TXS,
@@ -38,12 +38,8 @@ from timecoin.verify_worker import (
 
 #: The longest answer a worker can give: one word per transaction.
 MAX_ANSWER = 4 * MAX_CHUNK_TXS
-#: Seconds a stopping worker has to answer, and then to exit, before it is killed.
+#: Seconds stopping workers have to answer and exit before they are killed.
 STOP_GRACE_S = 5.0
-
-
-def bad_signature(n):
-    return TxRejected("bad-signature", f"input {n} signature does not verify")
 
 
 def verify_inline(txs):
@@ -290,40 +286,33 @@ class ProcessVerifier:
         if self._in_order or self._waiting or not self._idle:
             return
         idle, self._idle = self._idle, []
-        ended = []
-        for proc in list(self._procs):
-            ended.append(proc.ended)
+        for proc in self._procs:
             if proc.alive:
-                proc.transport.closeStdin()
-                timer = self._reactor.callLater(STOP_GRACE_S, self._kill, proc)
-                proc.ended.addBoth(lambda r, t=timer: (t.active() and t.cancel(), r)[1])
-        done = defer.DeferredList(ended)
+                proc.transport.closeStdin()  # it exits once its input ends
+        done = defer.DeferredList([proc.ended for proc in self._procs])
         for d in idle:
             done.addCallback(lambda _, d=d: d.callback(None))
-
-    def _kill(self, proc):
-        if proc.alive:
-            self.log.warn("signature worker did not exit; killing it")
-            proc.transport.signalProcess("KILL")
 
     def stop(self):
         """Report what was handed in, then end the workers. Later calls of
         :meth:`verify` fail with ``shutting-down``.
 
-        A worker that has not answered within ``STOP_GRACE_S`` is killed; its
-        chunks are then verified on the reactor thread, so stopping always ends.
+        Workers still running ``STOP_GRACE_S`` after this call (not answering,
+        or not exiting) are killed; their chunks are then verified on the
+        reactor thread, so stopping always ends.
         """
         self._stopping = True
         if self._waiting:
             self._dispatch()
         d = defer.Deferred()
         self._idle.append(d)
-        if self._in_order:
-            timer = self._reactor.callLater(STOP_GRACE_S, self._kill_all)
-            d.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
+        timer = self._reactor.callLater(STOP_GRACE_S, self._kill_all)
+        d.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
         self._maybe_idle()
         return d
 
     def _kill_all(self):
-        for proc in list(self._procs):
-            self._kill(proc)
+        for proc in self._procs:
+            if proc.alive:
+                self.log.warn("signature worker still running at stop; killing it")
+                proc.transport.signalProcess("KILL")
