@@ -17,9 +17,9 @@ import sys
 
 from twisted.internet import defer, task
 
-import timecoin.finality_messages  # noqa: F401 - registers subscribe/finality_event
+import timecoin.finality.messages  # noqa: F401 - registers subscribe/finality_event
 from timecoin import __version__
-from timecoin.networks import get_network
+from timecoin.ledger.networks import get_network
 from timecoin.p2p import ObserverHost, P2PConfig, PeerNetworkService, client_tls_options
 from timecoin.p2p import messages as m
 
@@ -69,7 +69,7 @@ def main(reactor, argv=None, out=None):
     network.register_handler(m.FINALITY_EVENT, on_event)
     if args.finality:
         network.add_ready_listener(
-            lambda peer: network.send(peer.peer_id, timecoin.finality_messages.Subscribe()))
+            lambda peer: network.send(peer.peer_id, timecoin.finality.messages.Subscribe()))
     network.startService()
     trigger = reactor.addSystemEventTrigger("before", "shutdown", network.stopService)
 

@@ -1,75 +1,22 @@
 """Test helpers for the peer network: a fake node, scripted peers, waiting."""
 
-import hashlib
 import os
 
 from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from zope.interface import implementer
 
-from timecoin.keys import PrivateKey
-from timecoin.networks import DEVNET
+from timecoin.ledger.keys import PrivateKey
+from timecoin.ledger.networks import DEVNET
 from timecoin.p2p import messages as m
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.framing import FrameReceiver, decode_frame_payload, encode_frame
 from timecoin.p2p.handshake import certificate_fingerprints, transcript
-from timecoin.p2p.host import IPeerHost, SynchronousDatabase
 from timecoin.p2p.service import PeerNetworkService
-from timecoin.tx import OutPoint, TxRejected, check_stateless, decode_tx, sign_transfer
+from timecoin.testing.peers import GENESIS, FakePeerHost, make_tx  # noqa: F401, E402
 
-GENESIS = hashlib.blake2b(b"test genesis", digest_size=32).digest()
 LOCAL = "tcp:0:interface=127.0.0.1"
 #: Generous per-IP limit: every test peer comes from 127.0.0.1.
 TEST_CONFIG = P2PConfig(max_per_ip=64, ping_interval=3600.0)
-
-
-@implementer(IPeerHost)
-class FakePeerHost:
-    """An in-memory node: accepts any well-formed, well-signed transaction."""
-
-    def __init__(self, network=DEVNET, genesis_hash=GENESIS, identity=None, db_path=":memory:"):
-        self.network = network
-        self.genesis_hash = genesis_hash
-        self.identity = identity or PrivateKey.generate()
-        self.version = "0.1.0-test"
-        self.height = 7
-        self.db = SynchronousDatabase(db_path)
-        self.txs = {}
-        self.received = []
-        self.on_accept = []
-
-    def best_height(self):
-        return self.height
-
-    def receive_tx(self, raw_bytes, peer_address):
-        try:
-            tx = decode_tx(raw_bytes)
-            check_stateless(tx, self.network.network_id)
-        except TxRejected as e:
-            return defer.fail(e)
-        if tx.txid in self.txs:
-            return defer.fail(TxRejected("already-known"))
-        self.txs[tx.txid] = tx.raw
-        self.received.append((tx.txid, peer_address))
-        for callback in self.on_accept:
-            callback(tx)
-        return defer.succeed(tx.txid)
-
-    def have_tx(self, txid):
-        return txid in self.txs
-
-    def get_tx_raw(self, txid):
-        return self.txs.get(txid)
-
-    def run_db(self, fn):
-        return self.db.run_db(fn)
-
-
-def make_tx(n, network_id=DEVNET.network_id):
-    """A distinct, correctly signed transfer (its inputs need not exist)."""
-    key = PrivateKey.devnet(0)
-    prevout = OutPoint(hashlib.blake2b(b"prev %d" % n, digest_size=32).digest(), 0)
-    return sign_transfer(key, [prevout], [(1000 + n, key.key_hash)], network_id)
 
 
 def wait_for(predicate, timeout=5.0, clock=reactor):

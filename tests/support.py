@@ -4,17 +4,15 @@ import os
 import tempfile
 
 from twisted.internet import defer
-from zope.interface import implementer
 
-from timecoin.daemon import NodeOptions, build_node, open_storage, prepare
-from timecoin.devnet import DEVNET_NODE_CONFIG
-from timecoin.genesis import make_genesis
-from timecoin.interfaces import IFinality
-from timecoin.keys import PrivateKey
-from timecoin.networks import DEVNET
-from timecoin.node import Node
-from timecoin.storage import Storage
-from timecoin.tx import OutPoint, sign_transfer
+from timecoin.cli.devnet import DEVNET_NODE_CONFIG
+from timecoin.ledger.genesis import make_genesis
+from timecoin.ledger.keys import PrivateKey
+from timecoin.ledger.networks import DEVNET
+from timecoin.ledger.tx import OutPoint, sign_transfer
+from timecoin.node.assembly import NodeOptions, build_node, open_storage, prepare
+from timecoin.node.service import Node
+from timecoin.testing.fakes import ManualFinality, SyncStorage  # noqa: F401  (used by tests)
 
 FEE = 10_000
 
@@ -80,43 +78,6 @@ def api_url(node):
 def cookie(node):
     with open(os.path.join(node.datadir, ".cookie")) as f:
         return tuple(f.read().split(":", 1))
-
-
-class SyncStorage(Storage):
-    """The real storage, run on the calling thread: every Deferred has fired on return."""
-
-    def _run(self, fn, *args):
-        return defer.maybeDeferred(fn, *args)
-
-    def close(self):
-        self._close_now()
-        return defer.succeed(None)
-
-
-@implementer(IFinality)
-class ManualFinality:
-    """Finality decided by the test: ``decide(txid, accepted)``."""
-
-    def __init__(self):
-        self.started = {}
-        self._listeners = []
-
-    def start(self, tx):
-        self.started[tx.txid] = tx
-
-    def cancel(self, txid):
-        self.started.pop(txid, None)
-
-    def add_listener(self, callback):
-        self._listeners.append(callback)
-
-    def in_flight(self):
-        return len(self.started)
-
-    def decide(self, txid, accepted, reason="test"):
-        self.started.pop(txid, None)
-        for listener in self._listeners:
-            listener(txid, accepted, reason)
 
 
 def sync_node(testcase, clock, finality=None, config_changes=None):

@@ -7,8 +7,11 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.support import api_url, cookie, start_devnet
-from timecoin import bench, bench_plan, bench_report, bench_run
-from timecoin.bench_plan import (
+from timecoin.bench import command as bench
+from timecoin.bench import plan as bench_plan
+from timecoin.bench import report as bench_report
+from timecoin.bench import run as bench_run
+from timecoin.bench.plan import (
     FANOUT_FEE,
     LOAD_AMOUNT,
     LOAD_FEE,
@@ -23,10 +26,10 @@ from timecoin.bench_plan import (
     total_txs,
 )
 from timecoin.cli import UsageError, parse_args
-from timecoin.genesis import make_genesis
-from timecoin.keys import PrivateKey
-from timecoin.networks import COIN, DEVNET
-from timecoin.tx import OutPoint
+from timecoin.ledger.genesis import make_genesis
+from timecoin.ledger.keys import PrivateKey
+from timecoin.ledger.networks import COIN, DEVNET
+from timecoin.ledger.tx import OutPoint
 
 
 def genesis_coin(index):

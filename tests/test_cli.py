@@ -14,13 +14,14 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial import unittest
 from twisted.web.resource import Resource
 
-from timecoin import cli, rpcclient
+from timecoin import cli
+from timecoin.api import client as rpcclient
+from timecoin.api.client import RpcClient, RpcError
 from timecoin.cli.registry import COMMANDS, Command
 from timecoin.cli.wallet import default_fee, estimate_size, parse_amount, select_coins
-from timecoin.keys import PrivateKey
-from timecoin.networks import COIN, DEVNET, MAX_SUPPLY, TESTNET
-from timecoin.rpcclient import RpcClient, RpcError
-from timecoin.tx import MAX_INPUTS, OutPoint, check_stateless, decode_hex
+from timecoin.ledger.keys import PrivateKey
+from timecoin.ledger.networks import COIN, DEVNET, MAX_SUPPLY, TESTNET
+from timecoin.ledger.tx import MAX_INPUTS, OutPoint, check_stateless, decode_hex
 
 COOKIE = ("__cookie__", "5e" * 16)
 DEVNET0 = "TIME2MbfxKUwFvgfRWMmNDUJjErtAe3ETEV49Q"

@@ -5,7 +5,7 @@ import os
 from twisted.trial import unittest
 
 from tests.support import make_datadir
-from timecoin.config import ConfigError, load_file, preset, resolve
+from timecoin.node.config import ConfigError, load_file, preset, resolve
 
 
 class PresetTests(unittest.TestCase):

@@ -9,11 +9,11 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import Factory
 from twisted.trial import unittest
 
-from tests.processes import is_running, run_cli, run_twistd, start_daemon, worker_pids
 from tests.support import devnet_funding, make_datadir, transfer, wait_until
-from timecoin.keys import PrivateKey
-from timecoin.networks import COIN
-from timecoin.rpcclient import RpcClient, read_cookie
+from timecoin.api.client import RpcClient, read_cookie
+from timecoin.ledger.keys import PrivateKey
+from timecoin.ledger.networks import COIN
+from timecoin.testing.processes import is_running, run_cli, run_twistd, start_daemon, worker_pids
 
 
 class StartupErrorTests(unittest.TestCase):

@@ -4,10 +4,10 @@ from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from tests.support import devnet_funding, start_devnet, start_node, transfer, wait_until
-from timecoin.finality_snowball import SnowballFinality
-from timecoin.keys import PrivateKey
-from timecoin.networks import COIN
-from timecoin.tx import TxRejected
+from timecoin.finality.snowball import SnowballFinality
+from timecoin.ledger.keys import PrivateKey
+from timecoin.ledger.networks import COIN
+from timecoin.ledger.tx import TxRejected
 
 DEST = PrivateKey.devnet(50)
 

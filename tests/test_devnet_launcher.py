@@ -6,12 +6,12 @@ import os
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from tests.processes import run_cli
 from tests.support import make_datadir
-from timecoin.bench import free_base_port
-from timecoin.devnet import start_network
-from timecoin.keys import PrivateKey
-from timecoin.rpcclient import RpcClient, read_cookie
+from timecoin.api.client import RpcClient, read_cookie
+from timecoin.bench.command import free_base_port
+from timecoin.cli.devnet import start_network
+from timecoin.ledger.keys import PrivateKey
+from timecoin.testing.processes import run_cli
 
 
 class LauncherTests(unittest.TestCase):

@@ -8,21 +8,21 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from tests.support import PrivateKey, devnet_funding, transfer
-from timecoin.catchup import FinalitySync
-from timecoin.finality_events import FinalityEventPublisher
-from timecoin.finality_local import LocalFinality
-from timecoin.finality_messages import (
+from timecoin.consensus.snowball import SnowballParams
+from timecoin.finality.catchup import FinalitySync
+from timecoin.finality.events import FinalityEventPublisher
+from timecoin.finality.local import LocalFinality
+from timecoin.finality.messages import (
     Finalized,
     GetFinalized,
     SnowballQuery,
     SnowballVotes,
     Subscribe,
 )
-from timecoin.finality_snowball import SnowballFinality
+from timecoin.finality.snowball import SnowballFinality
 from timecoin.interfaces import IFinality
 from timecoin.p2p import messages as m
 from timecoin.p2p.messages import decode_message, encode_message
-from timecoin.snowball import SnowballParams
 
 Peer = namedtuple("Peer", "peer_id pubkey address direction")
 KEYS = [PrivateKey.devnet(i).pubkey for i in range(4)]

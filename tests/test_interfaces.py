@@ -7,10 +7,8 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyClass, verifyObject
 
 from tests.support import make_datadir, sync_node
-from timecoin.chain import GenesisChain
-from timecoin.finality_local import LocalFinality
-from timecoin.finality_snowball import SnowballFinality
-from timecoin.genesis import make_genesis
+from timecoin.finality.local import LocalFinality
+from timecoin.finality.snowball import SnowballFinality
 from timecoin.interfaces import (
     IBlockConsensus,
     IFinality,
@@ -19,13 +17,15 @@ from timecoin.interfaces import (
     IStorage,
     IUtxoState,
 )
-from timecoin.mempool import Mempool
-from timecoin.networks import DEVNET
-from timecoin.node import Node
+from timecoin.ledger.chain import GenesisChain
+from timecoin.ledger.genesis import make_genesis
+from timecoin.ledger.mempool import Mempool
+from timecoin.ledger.networks import DEVNET
+from timecoin.ledger.utxo import UtxoSet
+from timecoin.node.service import Node
 from timecoin.p2p.host import IPeerHost
 from timecoin.p2p.service import PeerNetworkService
-from timecoin.storage import Storage
-from timecoin.utxo import UtxoSet
+from timecoin.storage.store import Storage
 
 
 class InterfaceTests(unittest.TestCase):

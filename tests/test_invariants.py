@@ -13,9 +13,9 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from tests.support import ManualFinality, PrivateKey, devnet_funding, sync_node, transfer
-from timecoin.muhash import MuHash
-from timecoin.tx import TxRejected
-from timecoin.utxo import utxo_element
+from timecoin.ledger.muhash import MuHash
+from timecoin.ledger.tx import TxRejected
+from timecoin.ledger.utxo import utxo_element
 
 KEYS = [PrivateKey.devnet(i) for i in range(4)]
 

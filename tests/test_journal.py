@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from tests.support import devnet_funding, sync_node, transfer
-from timecoin.journal import JournalWriter
+from timecoin.storage.journal import JournalWriter
 
 
 class FlakyStorage:

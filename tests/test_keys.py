@@ -5,7 +5,7 @@ import tempfile
 
 from twisted.trial import unittest
 
-from timecoin.keys import (
+from timecoin.ledger.keys import (
     AddressError,
     KeyFileError,
     PrivateKey,
@@ -15,7 +15,7 @@ from timecoin.keys import (
     encode_address,
     verify,
 )
-from timecoin.networks import DEVNET, MAINNET, TESTNET
+from timecoin.ledger.networks import DEVNET, MAINNET, TESTNET
 
 
 class AddressTests(unittest.TestCase):

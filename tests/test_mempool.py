@@ -4,9 +4,9 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from tests.support import PrivateKey
-from timecoin.mempool import Mempool
-from timecoin.networks import DEVNET
-from timecoin.tx import OutPoint, TxRejected, sign_transfer
+from timecoin.ledger.mempool import Mempool
+from timecoin.ledger.networks import DEVNET
+from timecoin.ledger.tx import OutPoint, TxRejected, sign_transfer
 
 KEY = PrivateKey.devnet(0)
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from timecoin.muhash import PRIME, MuHash, _mulmod
+from timecoin.ledger.muhash import PRIME, MuHash, _mulmod
 
 
 class MuHashTests(unittest.TestCase):

@@ -18,7 +18,7 @@ from tests.p2p_fakes import (
     start_node,
     wait_for,
 )
-from timecoin.networks import TESTNET
+from timecoin.ledger.networks import TESTNET
 from timecoin.p2p import messages as m
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.framing import encode_frame

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
-from timecoin.encoding import DecodeError
-from timecoin.finality_messages import SnowballQuery
+from timecoin.finality.messages import SnowballQuery
+from timecoin.ledger.encoding import DecodeError
 from timecoin.p2p import messages as m
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.framing import (

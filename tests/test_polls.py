@@ -1,12 +1,12 @@
-"""Tests for timecoin.polls: sampling, batching, replies and timeouts."""
+"""Tests for timecoin.consensus.polls: sampling, batching, replies and timeouts."""
 
 import random
 
 from twisted.trial import unittest
 
-from timecoin.polls import PollManager, Query
-from timecoin.sampling import Reputation
-from timecoin.snowball import ACCEPTED, PENDING, REJECTED, SnowballEngine, SnowballParams
+from timecoin.consensus.polls import PollManager, Query
+from timecoin.consensus.sampling import Reputation
+from timecoin.consensus.snowball import ACCEPTED, PENDING, REJECTED, SnowballEngine, SnowballParams
 
 
 class FakeClock:

@@ -16,10 +16,10 @@ from tests.support import (
     start_node,
     transfer,
 )
-from timecoin.keys import PrivateKey
-from timecoin.networks import COIN, DEVNET, MAX_SUPPLY, TESTNET
-from timecoin.rpcclient import RpcAuthError, RpcClient, RpcError
-from timecoin.tx import (
+from timecoin.api.client import RpcAuthError, RpcClient, RpcError
+from timecoin.ledger.keys import PrivateKey
+from timecoin.ledger.networks import COIN, DEVNET, MAX_SUPPLY, TESTNET
+from timecoin.ledger.tx import (
     KIND_GENESIS,
     MAX_INPUTS,
     MAX_TX_SIZE,

@@ -1,11 +1,11 @@
-"""Tests for timecoin.sampling: weighted sampling and reputation."""
+"""Tests for timecoin.consensus.sampling: weighted sampling and reputation."""
 
 import random
 from collections import Counter
 
 from twisted.trial import unittest
 
-from timecoin.sampling import Reputation, weighted_sample
+from timecoin.consensus.sampling import Reputation, weighted_sample
 
 
 class FakeClock:

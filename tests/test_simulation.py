@@ -2,7 +2,7 @@
 
 from twisted.trial import unittest
 
-from timecoin.simulation import (
+from timecoin.consensus.simulation import (
     ALWAYS_FLIP,
     ALWAYS_REJECT,
     EQUIVOCATE,
@@ -14,7 +14,7 @@ from timecoin.simulation import (
     reputation_waves,
     sweep,
 )
-from timecoin.snowball import SnowballParams
+from timecoin.consensus.snowball import SnowballParams
 
 NETWORK = {"latency_s": (0.005, 0.15), "loss": 0.01}
 

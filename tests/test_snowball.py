@@ -1,10 +1,10 @@
-"""Tests for timecoin.snowball: parameters, quorum math and the engine."""
+"""Tests for timecoin.consensus.snowball: parameters, quorum math and the engine."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from timecoin.snowball import (
+from timecoin.consensus.snowball import (
     ACCEPTED,
     PENDING,
     REJECTED,

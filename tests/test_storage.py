@@ -7,10 +7,10 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.support import SyncStorage, devnet_funding, make_datadir, transfer
-from timecoin.genesis import make_genesis
-from timecoin.networks import DEVNET, TESTNET
-from timecoin.storage import JournalRecord, Storage, StorageError, encode_undo, schema_files
-from timecoin.utxo import UtxoEntry
+from timecoin.ledger.genesis import make_genesis
+from timecoin.ledger.networks import DEVNET, TESTNET
+from timecoin.ledger.utxo import UtxoEntry
+from timecoin.storage.store import JournalRecord, Storage, StorageError, encode_undo, schema_files
 
 GENESIS = make_genesis(DEVNET)
 

@@ -4,9 +4,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from timecoin.keys import PrivateKey
-from timecoin.networks import DEVNET, MAX_SUPPLY, TESTNET
-from timecoin.tx import (
+from timecoin.ledger.keys import PrivateKey
+from timecoin.ledger.networks import DEVNET, MAX_SUPPLY, TESTNET
+from timecoin.ledger.tx import (
     KIND_GENESIS,
     MAX_INPUTS,
     MAX_TX_SIZE,

@@ -4,9 +4,9 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from tests.support import FEE, PrivateKey, devnet_funding, transfer
-from timecoin.muhash import MuHash
-from timecoin.tx import TxRejected
-from timecoin.utxo import UtxoSet, UtxoStatus, utxo_element
+from timecoin.ledger.muhash import MuHash
+from timecoin.ledger.tx import TxRejected
+from timecoin.ledger.utxo import UtxoSet, UtxoStatus, utxo_element
 
 
 class UtxoSetTests(unittest.TestCase):

@@ -13,11 +13,11 @@ from zope.interface.verify import verifyObject
 
 from tests.support import sync_node, transfer, wait_until
 from timecoin.interfaces import ISignatureVerifier
-from timecoin.keys import PrivateKey
-from timecoin.networks import DEVNET
-from timecoin.tx import OutPoint, Transaction, TxIn, TxRejected, sign_transfer
-from timecoin.verify import STOP_GRACE_S, InlineVerifier, ProcessVerifier, verify_inline
-from timecoin.verify_worker import (
+from timecoin.ledger.keys import PrivateKey
+from timecoin.ledger.networks import DEVNET
+from timecoin.ledger.tx import OutPoint, Transaction, TxIn, TxRejected, sign_transfer
+from timecoin.node.verify import STOP_GRACE_S, InlineVerifier, ProcessVerifier, verify_inline
+from timecoin.node.verify_worker import (
     MALFORMED,
     OK,
     WORD,

@@ -1,6 +1,6 @@
 """The components of a timecoin node, as ``zope.interface`` Interfaces.
 
-The node (:mod:`timecoin.node`) composes one provider of each. The sans-I/O
+The node (:mod:`timecoin.node.service`) composes one provider of each. The sans-I/O
 cores (UTXO state, mempool, finality engines) are driven by method calls and an
 injected clock; the I/O components (storage, peer network, API) return
 Deferreds and never block the reactor thread.

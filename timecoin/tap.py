@@ -19,9 +19,9 @@ from twisted.logger import (
 )
 from twisted.python import usage
 
-from timecoin.config import ConfigError
-from timecoin.daemon import NodeOptions, StartupError, build_node, open_storage, prepare
-from timecoin.storage import StorageError
+from timecoin.node.assembly import NodeOptions, StartupError, build_node, open_storage, prepare
+from timecoin.node.config import ConfigError
+from timecoin.storage.store import StorageError
 
 #: The daemon process's garbage-collector thresholds (CPython's are 700, 10,
 #: 10). A node keeps many objects alive (cached outputs, pending transactions,

@@ -22,6 +22,7 @@ import sys
 
 from twisted.internet import defer
 
+from timecoin.api.client import COOKIE_NAME, RpcAuthError, RpcClientError
 from timecoin.cli import commands  # noqa: F401  (registers the built-in commands)
 from timecoin.cli.registry import (
     COMMANDS,
@@ -32,16 +33,15 @@ from timecoin.cli.registry import (
     command,
     register,
 )
-from timecoin.networks import NETWORKS
-from timecoin.rpcclient import COOKIE_NAME, RpcAuthError, RpcClientError
+from timecoin.ledger.networks import NETWORKS
 
 __all__ = ["COMMANDS", "EXTRA_COMMANDS", "Command", "CommandError", "Context", "UsageError",
            "build_parser", "command", "main", "parse_args", "register", "run_args",
            "run_command"]
 
 #: ``"module:ATTRIBUTE"`` strings naming further :class:`Command` objects
-#: (for instance ``"timecoin.devnet:COMMAND"``), loaded by :func:`build_parser`.
-EXTRA_COMMANDS = ("timecoin.devnet:COMMAND", "timecoin.bench:COMMAND")
+#: (for instance ``"timecoin.cli.devnet:COMMAND"``), loaded by :func:`build_parser`.
+EXTRA_COMMANDS = ("timecoin.cli.devnet:COMMAND", "timecoin.bench.command:COMMAND")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):

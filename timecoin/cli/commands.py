@@ -15,8 +15,8 @@ from timecoin.cli.registry import (
     format_table,
 )
 from timecoin.cli.wallet import check_address, format_time, load_key, parse_amount, select_coins
-from timecoin.keys import PrivateKey
-from timecoin.tx import sign_transfer
+from timecoin.ledger.keys import PrivateKey
+from timecoin.ledger.tx import sign_transfer
 
 
 def write_key(ctx, key, path):

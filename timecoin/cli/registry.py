@@ -3,7 +3,7 @@
 A :class:`Command` holds a name, a help line, ``add_arguments(parser)`` and
 ``run(ctx)``, which returns an exit status or a Deferred of one. It raises
 :class:`UsageError` for bad usage (exit 2) and :class:`CommandError` for other
-failures (exit 1); errors from the node (:mod:`timecoin.rpcclient`) exit 1 too.
+failures (exit 1); errors from the node (:mod:`timecoin.api.client`) exit 1 too.
 """
 
 import argparse
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from twisted.internet import defer
 
-from timecoin.networks import get_network
-from timecoin.rpcclient import RpcClient, read_credentials
+from timecoin.api.client import RpcClient, read_credentials
+from timecoin.ledger.networks import get_network
 
 #: Seconds any RPC request may take (``waitfortransaction`` gets its own bound).
 RPC_TIMEOUT = 30

@@ -4,9 +4,9 @@ import re
 from decimal import Decimal
 
 from timecoin.cli.registry import CommandError, UsageError
-from timecoin.keys import AddressError, KeyFileError, PrivateKey, decode_address
-from timecoin.networks import COIN, MAX_SUPPLY
-from timecoin.tx import MAX_INPUTS, MIN_FEE_RATE, OutPoint
+from timecoin.ledger.keys import AddressError, KeyFileError, PrivateKey, decode_address
+from timecoin.ledger.networks import COIN, MAX_SUPPLY
+from timecoin.ledger.tx import MAX_INPUTS, MIN_FEE_RATE, OutPoint
 
 #: The smallest default fee, in units (0.0001 TIME).
 MIN_DEFAULT_FEE = 10_000

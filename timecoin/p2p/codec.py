@@ -1,4 +1,4 @@
-"""A :class:`~timecoin.encoding.Reader` over a slice of a received buffer.
+"""A :class:`~timecoin.ledger.encoding.Reader` over a slice of a received buffer.
 
 Frames are decoded where they lie in the bytes read from the socket: the
 reader keeps a start and end offset instead of copying the frame out first.
@@ -8,7 +8,7 @@ and returns ``bytes`` fields, so every codec works with it unchanged.
 
 import struct
 
-from timecoin.encoding import DecodeError, Reader
+from timecoin.ledger.encoding import DecodeError, Reader
 
 _U8 = struct.Struct("<B").unpack_from
 _U16 = struct.Struct("<H").unpack_from

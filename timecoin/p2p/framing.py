@@ -11,7 +11,7 @@ import zlib
 
 from twisted.protocols.basic import Int32StringReceiver
 
-from timecoin.encoding import DecodeError
+from timecoin.ledger.encoding import DecodeError
 from timecoin.p2p.messages import decode_message, encode_body
 
 DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024

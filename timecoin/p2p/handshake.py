@@ -23,7 +23,7 @@ import os
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
-from timecoin.keys import verify
+from timecoin.ledger.keys import verify
 from timecoin.p2p import messages as m
 
 AUTH_DOMAIN = b"timecoin-p2p-auth-v1"

@@ -5,7 +5,7 @@ import sqlite3
 from twisted.internet import defer
 from zope.interface import Attribute, Interface, implementer
 
-from timecoin.keys import PrivateKey
+from timecoin.ledger.keys import PrivateKey
 
 PEER_TABLES = """
 CREATE TABLE IF NOT EXISTS peers (
@@ -26,9 +26,9 @@ CREATE TABLE IF NOT EXISTS bans (
 class IPeerHost(Interface):
     """The node as the peer network sees it."""
 
-    network = Attribute("The timecoin.networks.Network this node is on.")
+    network = Attribute("The timecoin.ledger.networks.Network this node is on.")
     genesis_hash = Attribute("The 32-byte hash of the genesis block.")
-    identity = Attribute("The node's timecoin.keys.PrivateKey (its peer identity).")
+    identity = Attribute("The node's timecoin.ledger.keys.PrivateKey (its peer identity).")
     version = Attribute("The software version string, sent as the user agent.")
 
     def best_height():
@@ -38,7 +38,7 @@ class IPeerHost(Interface):
         """Offer a transaction heard from a peer.
 
         Returns a Deferred firing with the txid if accepted, or failing with
-        ``timecoin.tx.TxRejected``; the codes ``malformed``, ``too-large``,
+        ``timecoin.ledger.tx.TxRejected``; the codes ``malformed``, ``too-large``,
         ``bad-signature`` and ``wrong-network`` count as misbehaviour.
         """
 

@@ -1,20 +1,20 @@
 """Wire messages: kind ids, a registry of codecs and the canonical encoding.
 
 A message is ``kind u16 | body``; the body layout belongs to the kind and is
-built on :mod:`timecoin.encoding` (little-endian fixed-width integers, every
+built on :mod:`timecoin.ledger.encoding` (little-endian fixed-width integers, every
 variable-length field and count bounded, no trailing bytes). Every kind id the
 protocol will use is reserved here, whether or not this module implements it;
 a later component adds its codec with :func:`register_message`.
 
-Decoding raises :class:`~timecoin.encoding.DecodeError` and nothing else.
+Decoding raises :class:`~timecoin.ledger.encoding.DecodeError` and nothing else.
 """
 
 import struct
 from dataclasses import dataclass
 
-from timecoin.encoding import DecodeError, Writer
+from timecoin.ledger.encoding import DecodeError, Writer
+from timecoin.ledger.tx import MAX_TX_SIZE
 from timecoin.p2p.codec import SliceReader
-from timecoin.tx import MAX_TX_SIZE
 
 _KIND = struct.Struct("<H")
 

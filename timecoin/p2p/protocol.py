@@ -6,7 +6,7 @@ import random
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from timecoin.encoding import DecodeError
+from timecoin.ledger.encoding import DecodeError
 from timecoin.p2p import messages as m
 from timecoin.p2p.framing import FrameReceiver, decode_frame, encode_frame
 from timecoin.p2p.handshake import AwaitingHello, Closed, Connecting, new_nonce

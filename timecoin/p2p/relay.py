@@ -12,10 +12,10 @@ import hashlib
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from timecoin.ledger.tx import TxRejected
 from timecoin.p2p import messages as m
 from timecoin.p2p.framing import encode_frame
 from timecoin.p2p.util import BoundedDict
-from timecoin.tx import TxRejected
 
 #: Rejection codes that mean the sender relayed something no honest node would.
 MISBEHAVIOUR_CODES = frozenset({"malformed", "too-large", "bad-signature", "wrong-network"})
@@ -25,7 +25,7 @@ PUSH_MAX_BYTES = 4096
 
 
 def txid_of(raw):
-    """The txid of a transaction's canonical encoding (see :mod:`timecoin.tx`)."""
+    """The txid of a transaction's canonical encoding (see :mod:`timecoin.ledger.tx`)."""
     return hashlib.blake2b(raw, digest_size=32).digest()
 
 

@@ -1,0 +1,134 @@
+"""The report of ``timecoin bench``: figures, text table, JSON shape, histogram."""
+
+from timecoin.bench.plan import summarize
+from timecoin.bench.run import CPU, RSS
+from timecoin.cli.registry import format_table
+
+
+def build_report(run, config):
+    """The report of a finished :class:`~timecoin.bench.run.LoadRun` as a JSON object.
+
+    ``config`` (rate, duration, nodes, ...) is copied into it as ``config``.
+    """
+    w0 = run.samples["window_start"]["at"]
+    w1 = run.samples["window_end"]["at"]
+    window = max(w1 - w0, 1e-9)
+    sent_at, final_at = run.sent_at, run.final_at
+    in_window = [i for i, t in enumerate(sent_at) if t is not None and w0 <= t < w1]
+    client_ms = [(final_at[i] - sent_at[i]) * 1000.0 for i in in_window
+                 if final_at[i] is not None]
+    node_ms = [run.node_ms[i] for i in in_window
+               if final_at[i] is not None and run.node_ms[i] is not None]
+    finals = [t for t in final_at if t is not None]
+    sends = [t for t in sent_at if t is not None]
+    final_in_window = sum(1 for t in finals if w0 <= t < w1)
+    span = (max(finals) - min(sends)) if finals else 0.0
+    return {
+        "config": dict(config),
+        "window_s": round(window, 3),
+        "transactions": {
+            "planned": len(sent_at),
+            "sent": len(sends),
+            "sent_in_window": len(in_window),
+            "finalized": len(finals),
+            "rejected": sum(run.reasons.values()),
+            "not_finalized": sum(1 for s in run.status if s == "error"),
+        },
+        "throughput": {
+            "offered_tx_s": round(len(in_window) / window, 1),
+            "finalized_in_window_tx_s": round(final_in_window / window, 1),
+            "finalized_sustained_tx_s": round(len(finals) / span, 1) if span > 0 else None,
+        },
+        "finality_ms": {
+            "client_observed": summarize(client_ms),
+            "node_reported": summarize(node_ms),
+        },
+        "rejections": dict(run.reasons),
+        "errors": dict(run.errors),
+        "nodes": _node_usage(run, window),
+        "client_cpu_s": round(run.samples["window_end"]["client_cpu"]
+                              - run.samples["window_start"]["client_cpu"], 2),
+        "samples": {"client_ms": [round(v, 2) for v in client_ms],
+                    "node_ms": [round(v, 2) for v in node_ms]},
+    }
+
+
+def _node_usage(run, window):
+    before = run.samples["window_start"]["nodes"]
+    after = run.samples["window_end"]["nodes"]
+    end = run.samples["end"]["nodes"]
+    usage = []
+    for n, url in enumerate(run.urls):
+        b, a, e = before[n], after[n], end[n]
+        cpu = a[CPU] - b[CPU] if CPU in a and CPU in b else None
+        rss = e.get(RSS, a.get(RSS))
+        usage.append({"node": n, "url": url,
+                      "cpu_s": round(cpu, 2) if cpu is not None else None,
+                      "cpu_percent": round(100.0 * cpu / window, 1) if cpu is not None else None,
+                      "peak_rss_mb": round(rss / 2**20, 1) if rss is not None else None})
+    return usage
+
+
+def _ms(value):
+    return "-" if value is None else f"{value:.1f}"
+
+
+def format_report(report):
+    """The report as lines of text."""
+    c, t, tp = report["config"], report["transactions"], report["throughput"]
+    lines = [f"timecoin bench: {c.get('nodes')} node(s), {c.get('senders')} sender(s), "
+             f"offered {c.get('rate')} tx/s for {c.get('duration')} s "
+             f"(warm-up {c.get('warmup')} s; measured window {report['window_s']} s)",
+             "",
+             f"transactions    sent {t['sent']} of {t['planned']}, finalized {t['finalized']}, "
+             f"rejected {t['rejected']}, not finalized {t['not_finalized']}",
+             f"offered         {tp['offered_tx_s']} tx/s sent during the window",
+             f"finalized       {tp['finalized_in_window_tx_s']} tx/s during the window, "
+             f"{_ms(tp['finalized_sustained_tx_s'])} tx/s sustained "
+             "(all finalized / first send to last finality)",
+             "", "finality (ms) of transactions sent during the window:"]
+    rows = []
+    for name, label in (("client_observed", "client-observed (send to seen final)"),
+                        ("node_reported", "node-reported (finality_ms)")):
+        s = report["finality_ms"][name]
+        rows.append({"measure": label, "count": s["count"], "p50": _ms(s["p50"]),
+                     "p95": _ms(s["p95"]), "p99": _ms(s["p99"]), "max": _ms(s["max"])})
+    lines += ["  " + x for x in format_table(
+        rows, ["measure", "count", "p50", "p95", "p99", "max"], "")]
+    lines += ["", "node usage during the window:"]
+    lines += ["  " + x for x in format_table(
+        report["nodes"], ["node", "url", "cpu_s", "cpu_percent", "peak_rss_mb"], "none")]
+    lines.append(f"  bench client: {report['client_cpu_s']} CPU s")
+    for title, key in (("rejections", "rejections"), ("errors", "errors")):
+        if report[key]:
+            lines += ["", f"{title}:"]
+            lines += [f"  {n:>7}  {reason}" for reason, n in
+                      sorted(report[key].items(), key=lambda kv: -kv[1])]
+    return lines
+
+
+def write_png(report, path):
+    """Histogram of finality times into ``path``; ``False`` if matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    samples = report["samples"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    data = [(samples["client_ms"], "client-observed"), (samples["node_ms"], "node-reported")]
+    top = max((max(v) for v, _ in data if v), default=1.0)
+    bins = [top * i / 60 for i in range(61)]
+    for values, label in data:
+        if values:
+            ax.hist(values, bins=bins, alpha=0.6, label=f"{label} ({len(values)})")
+    c = report["config"]
+    ax.set_title(f"finality time, {c.get('nodes')} nodes, {c.get('rate')} tx/s offered")
+    ax.set_xlabel("ms")
+    ax.set_ylabel("transactions")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True

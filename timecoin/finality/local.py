@@ -1,0 +1,91 @@
+"""Finality for a lone masternode: the node's own vote is the whole quorum.
+
+A devnet with one masternode has a sample of size zero and a quorum of itself,
+so every transaction that passed validation and holds its locks is accepted.
+Decisions are batched: everything started during one reactor turn is decided
+together on the next, through the injected clock.
+
+Other nodes of that network (plain nodes, which poll the masternode) still
+ask it; :meth:`LocalFinality.attach` answers their Snowball queries: yes for
+a transaction it finalized or is about to, no otherwise.
+"""
+
+from zope.interface import implementer
+
+from timecoin.finality.held_queries import HeldQueries
+from timecoin.finality.messages import SnowballVotes
+from timecoin.interfaces import IFinality
+from timecoin.p2p import messages as m
+
+#: How long a query may wait for transactions still arriving or validating.
+HOLD_S = 1.0
+
+
+@implementer(IFinality)
+class LocalFinality:
+    """Decides every started transaction at once (see the module docstring)."""
+
+    def __init__(self, clock):
+        self._clock = clock
+        self._queue = {}
+        self._listeners = []
+        self._call = None
+        self._held = HeldQueries(clock, self._answer)
+
+    def attach(self, network, is_finalized, is_validating=lambda txid: False,
+               has_tx=lambda txid: True):
+        """Answer Snowball queries on ``network``. From the node: ``is_finalized(txid)``,
+        ``is_validating(txid)`` (its inputs are loading) and ``has_tx(txid)``."""
+        self._network = network
+        self._is_finalized = is_finalized
+        self._is_validating = is_validating
+        self._has_tx = has_tx
+        network.register_handler(m.SNOWBALL_QUERY, self._on_query)
+
+    def _on_query(self, peer_id, query):
+        # A transaction still arriving or being validated is waited for (see
+        # timecoin.finality.held_queries); one not here at all is fetched from the asker.
+        waiting = [t for t in query.txids if self._is_validating(t) or not self._has_tx(t)]
+        if not waiting:
+            self._answer(peer_id, query)
+            return
+        fetch = tuple(t for t in waiting if not self._has_tx(t))
+        if fetch:
+            self._network.send(peer_id, m.GetData(fetch[:m.MAX_INV]))
+        self._held.hold(peer_id, query, waiting, HOLD_S)
+
+    def _answer(self, peer_id, query):
+        votes = tuple(t in self._queue or self._is_finalized(t) for t in query.txids)
+        self._network.send(peer_id, SnowballVotes(query.poll_id, votes))
+
+    def tx_settled(self, txid):
+        """The node refused ``txid`` at entry: queries waiting for it get a "no"."""
+        self._held.resolve(txid)
+
+    def add_listener(self, callback):
+        self._listeners.append(callback)
+
+    def start(self, tx):
+        self._queue[tx.txid] = tx
+        self._held.resolve(tx.txid)
+        if self._call is None:
+            self._call = self._clock.callLater(0, self._decide)
+
+    def cancel(self, txid):
+        self._queue.pop(txid, None)
+
+    def in_flight(self):
+        return len(self._queue)
+
+    def stop(self):
+        self._held.stop()
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _decide(self):
+        self._call = None
+        queue, self._queue = self._queue, {}
+        for txid in queue:
+            for listener in self._listeners:
+                listener(txid, True, "finalized")

@@ -1,0 +1,187 @@
+"""Snowball finality over the peer network: the Twisted side of the sans-I/O core.
+
+:class:`SnowballFinality` provides :class:`~timecoin.interfaces.IFinality`. It
+feeds validated transactions to a :class:`~timecoin.consensus.snowball.SnowballEngine`,
+runs polls with a :class:`~timecoin.consensus.polls.PollManager` (stake-weighted samples
+of the connected masternodes, every transaction in flight batched into one
+query per sampled validator), answers other nodes' queries with this node's
+preferences, and reports each decision to its listeners.
+
+A query naming a transaction this node has not seen is answered once the
+transaction has been fetched (``getdata`` to the asker) and validated, or,
+failing that, after ``fetch_timeout`` with a "no" for it. All timing goes
+through the injected clock.
+"""
+
+import random
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from timecoin.consensus.polls import PollManager
+from timecoin.consensus.sampling import Reputation
+from timecoin.consensus.snowball import SnowballEngine
+from timecoin.finality.held_queries import HeldQueries
+from timecoin.finality.messages import SnowballQuery, SnowballVotes
+from timecoin.interfaces import IFinality
+from timecoin.p2p import messages as m
+
+#: How many decisions may be kept for late queries about them.
+REMEMBER_DECISIONS = 200_000
+#: With transactions pending and no poll possible, try again after this long.
+IDLE_RETRY_S = 0.25
+
+
+@implementer(IFinality)
+class SnowballFinality:
+    """Snowball polling among masternodes (see the module docstring)."""
+
+    log = Logger()
+    accepts_conflicts = True
+    #: Back-pressure: while this many transactions are being decided, the node
+    #: refuses its own new submissions with ``busy`` (relayed ones still enter),
+    #: so an overload slows the senders instead of timing decisions out. A poll
+    #: carries up to 1,024 txids: at this bound every pending one is in every poll.
+    max_in_flight = 1024
+
+    def __init__(self, clock, params, masternodes, self_pubkey, query_timeout_ms,
+                 rng=None, max_polls=4, is_known=lambda txid: False):
+        self._clock = clock
+        self.engine = SnowballEngine(params, remember=REMEMBER_DECISIONS)
+        self.reputation = Reputation(clock.seconds)
+        self.polls = PollManager(self.engine, self.reputation, rng or random.Random(),
+                                 self_pubkey, query_timeout_ms, max_polls)
+        #: Stake weight of each masternode's public key.
+        self.masternodes = dict(masternodes)
+        self.self_pubkey = self_pubkey
+        self.fetch_timeout = min(query_timeout_ms / 2000.0, 1.0)
+        self._is_known = is_known  # txid -> True once the node decided on it at entry
+        self._has_tx = lambda txid: False  # txid -> True if the node has or is validating it
+        self._listeners = []
+        self._network = None
+        self._peer_of = {}  # validator pubkey -> peer id
+        self._held = HeldQueries(clock, self._reply)
+        self._started_at = {}
+        self._timer = None
+        self._timer_at = None
+        self.queries_answered = 0
+
+    # -- wiring --------------------------------------------------------------
+
+    def attach(self, network):
+        """Carry queries, votes and finality events over ``network``."""
+        self._network = network
+        network.register_handler(m.SNOWBALL_QUERY, self._on_query)
+        network.register_handler(m.SNOWBALL_VOTES, self._on_votes)
+
+    def add_listener(self, callback):
+        self._listeners.append(callback)
+
+    def stop(self):
+        self._held.stop()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    # -- IFinality -----------------------------------------------------------
+
+    def start(self, tx):
+        self._started_at[tx.txid] = self._clock.seconds()
+        self._report(self.engine.add(tx.txid, [i.prevout for i in tx.inputs]))
+        self._held.resolve(tx.txid)
+        self._pump()
+
+    def cancel(self, txid):
+        self._started_at.pop(txid, None)
+        self.polls.cancel(txid)
+
+    def in_flight(self):
+        return len(self.engine)
+
+    def tx_settled(self, txid):
+        """The node refused ``txid`` at entry: queries waiting for it get a "no"."""
+        self._held.resolve(txid)
+
+    # -- polling -------------------------------------------------------------
+
+    def active_validators(self):
+        """``{pubkey: weight}`` of the masternodes connected now, this node excluded."""
+        self._peer_of = {}
+        if self._network is not None:
+            for peer in self._network.peers():
+                if peer.pubkey in self.masternodes and peer.pubkey != self.self_pubkey:
+                    self._peer_of[peer.pubkey] = peer.peer_id
+        return {pk: self.masternodes[pk] for pk in self._peer_of}
+
+    def _pump(self):
+        self.polls.set_validators(self.active_validators())
+        now = self._clock.seconds()
+        while self.polls.can_start():
+            queries = self.polls.start_poll(now)
+            if not queries:
+                break
+            for query in queries:
+                peer_id = self._peer_of.get(query.validator)
+                if peer_id is not None:
+                    self._network.send(peer_id, SnowballQuery(query.poll_id, query.txids))
+        self._schedule()
+
+    def set_known_check(self, is_known, has_tx=None):
+        """``is_known(txid)``: the node settled ``txid`` itself (e.g. refused it);
+        ``has_tx(txid)``: the node has it or is validating it (no need to fetch)."""
+        self._is_known = is_known
+        if has_tx is not None:
+            self._has_tx = has_tx
+
+    def _schedule(self):
+        deadlines = [d for d in (self.polls.next_deadline(),) if d is not None]
+        if len(self.engine) and not self.polls.polls_in_flight:
+            # Transactions wait for validators to connect: look again soon.
+            deadlines.append(self._clock.seconds() + IDLE_RETRY_S)
+        if not deadlines:
+            return
+        at = min(deadlines)
+        if self._timer is not None and self._timer.active():
+            if self._timer_at <= at:
+                return
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._clock.callLater(max(0.0, at - self._clock.seconds()), self._tick)
+
+    def _tick(self):
+        self._timer = None
+        self._report(self.polls.on_tick(self._clock.seconds()))
+        self._pump()
+
+    def _on_votes(self, peer_id, message):
+        peer = self._network.get_peer(peer_id)
+        validator = getattr(peer, "pubkey", None)
+        self._report(self.polls.on_reply(message.poll_id, validator, list(message.votes)))
+        self._pump()
+
+    # -- answering -----------------------------------------------------------
+
+    def _on_query(self, peer_id, message):
+        engine_status, is_known = self.engine.status, self._is_known
+        unknown = [t for t in message.txids if engine_status(t) is None and not is_known(t)]
+        if not unknown:
+            self._reply(peer_id, message)
+            return
+        fetch = tuple(t for t in unknown if not self._has_tx(t))
+        if fetch:
+            self._network.send(peer_id, m.GetData(fetch[:m.MAX_INV]))
+        self._held.hold(peer_id, message, unknown, self.fetch_timeout)
+
+    def _reply(self, peer_id, query):
+        self.queries_answered += 1
+        self._network.send(peer_id, SnowballVotes(query.poll_id,
+                                                  tuple(self.engine.votes(query.txids))))
+
+    # -- decisions -----------------------------------------------------------
+
+    def _report(self, decisions):
+        # Rejections first: a winner may need the locks its rivals held.
+        for txid, accepted, reason in sorted(decisions, key=lambda d: d[1]):
+            self._started_at.pop(txid, None)
+            for listener in self._listeners:
+                listener(txid, accepted, reason)

@@ -1,0 +1,169 @@
+"""The mempool, sans I/O: pending transactions bounded by count and bytes.
+
+Entries are ordered by fee rate (units per byte) in a heap with lazy deletion,
+so admission, eviction and the minimum fee rate cost O(log n); size and byte
+counters are kept as the entries change, so reading them is O(1). When the pool
+is full, a newcomer must pay a strictly higher fee rate than the lowest entry,
+which is evicted (repeatedly, until the newcomer fits). Rejected txids are
+remembered for an hour so that a flood of the same bad transaction costs one
+lookup each.
+"""
+
+import heapq
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from zope.interface import implementer
+
+from timecoin.interfaces import IMempool
+from timecoin.ledger.tx import TxRejected
+
+DEFAULT_MAX_BYTES = 300_000_000
+DEFAULT_MAX_COUNT = 500_000
+REJECTED_TTL = 3600.0
+REJECTED_MAX = 100_000
+
+
+@dataclass
+class MempoolEntry:
+    """A pending transaction with its fee and the time it arrived."""
+
+    tx: object
+    fee: int
+    fee_rate: float
+    added_at: float
+
+
+@implementer(IMempool)
+class Mempool:
+    """Bounded, fee-rate ordered pending transactions (see the module docstring)."""
+
+    def __init__(self, clock, max_bytes=DEFAULT_MAX_BYTES, max_count=DEFAULT_MAX_COUNT,
+                 rejected_ttl=REJECTED_TTL, rejected_max=REJECTED_MAX):
+        self._clock = clock
+        self.max_bytes = max_bytes
+        self.max_count = max_count
+        self.size = 0
+        self.bytes = 0
+        self._entries = {}
+        self._heap = []
+        self._tiebreak = itertools.count()
+        self._rejected = OrderedDict()
+        self._rejected_ttl = rejected_ttl
+        self._rejected_max = rejected_max
+
+    def __contains__(self, txid):
+        return txid in self._entries
+
+    def __len__(self):
+        return self.size
+
+    def get(self, txid):
+        return self._entries.get(txid)
+
+    def txids(self):
+        return list(self._entries)
+
+    def _lowest(self):
+        while self._heap:
+            rate, _, txid = self._heap[0]
+            if txid in self._entries:
+                return rate, txid
+            heapq.heappop(self._heap)
+        return None
+
+    def min_fee_rate(self):
+        """0 while there is room; else the rate a newcomer must beat."""
+        if self.size < self.max_count and self.bytes < self.max_bytes:
+            return 0.0
+        lowest = self._lowest()
+        return lowest[0] if lowest else 0.0
+
+    def add(self, tx, fee):
+        txid, size = tx.txid, len(tx.raw)
+        if txid in self._entries:
+            raise TxRejected("already-known", "transaction is already pending")
+        if size > self.max_bytes:
+            raise TxRejected("mempool-full", "transaction is larger than the mempool")
+        rate = fee / size
+        victims = []
+        if self.size + 1 > self.max_count or self.bytes + size > self.max_bytes:
+            victims = self._choose_victims(size, rate)
+            for victim in victims:
+                self.remove(victim)
+        self._entries[txid] = MempoolEntry(tx, fee, rate, self._clock.seconds())
+        heapq.heappush(self._heap, (rate, next(self._tiebreak), txid))
+        self.size += 1
+        self.bytes += size
+        return victims
+
+    def _choose_victims(self, tx_size, rate):
+        """The lowest-rate txids to evict to fit ``tx_size``; refuse if they pay as much.
+
+        Pops them off the heap and pushes them back, so a refusal leaves no trace.
+        """
+        popped, victims = [], []
+        count, size = self.size, self.bytes
+        try:
+            while count + 1 > self.max_count or size + tx_size > self.max_bytes:
+                if self._lowest() is None:
+                    raise TxRejected("mempool-full", "mempool is full")
+                item = heapq.heappop(self._heap)
+                popped.append(item)
+                lowest_rate, _, txid = item
+                if lowest_rate >= rate:
+                    raise TxRejected(
+                        "mempool-full",
+                        f"fee rate {rate:.3f} does not beat the lowest pending {lowest_rate:.3f}",
+                    )
+                victims.append(txid)
+                count -= 1
+                size -= self._entries[txid].tx.size
+        finally:
+            for item in popped:
+                heapq.heappush(self._heap, item)
+        return victims
+
+    def remove(self, txid):
+        entry = self._entries.pop(txid, None)
+        if entry is not None:
+            self.size -= 1
+            self.bytes -= entry.tx.size
+            if len(self._heap) > 2 * self.size + 64:
+                self._compact()
+        return entry
+
+    def _compact(self):
+        self._heap = [item for item in self._heap if item[2] in self._entries]
+        heapq.heapify(self._heap)
+
+    # -- recently rejected ---------------------------------------------------
+
+    def reject(self, txid, reason):
+        self._rejected.pop(txid, None)
+        self._rejected[txid] = (self._clock.seconds() + self._rejected_ttl, reason)
+        while len(self._rejected) > self._rejected_max:
+            self._rejected.popitem(last=False)
+
+    def rejection(self, txid):
+        item = self._rejected.get(txid)
+        if item is None:
+            return None
+        expiry, reason = item
+        if expiry <= self._clock.seconds():
+            del self._rejected[txid]
+            return None
+        return reason
+
+    def forget_rejection(self, txid):
+        """Drop ``txid`` from the rejected cache (the network finalized it after all)."""
+        self._rejected.pop(txid, None)
+
+    def expire_rejections(self):
+        now = self._clock.seconds()
+        while self._rejected:
+            txid, (expiry, _) = next(iter(self._rejected.items()))
+            if expiry > now:
+                break
+            del self._rejected[txid]

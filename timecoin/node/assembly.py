@@ -1,0 +1,229 @@
+"""Assembling a node from options: checks first, then the services.
+
+:func:`prepare` does every check that can fail before anything starts (the
+network, the config, the data directory, the keys) and raises
+:class:`StartupError` or :class:`~timecoin.node.config.ConfigError` with one line.
+:func:`build_node` composes the node and its listeners; it never touches the
+global reactor, which is passed in.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+from twisted.application.service import Service
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+
+from timecoin.api.site import build_site, remove_cookie, write_cookie
+from timecoin.consensus.snowball import SnowballParams
+from timecoin.finality.catchup import FinalitySync
+from timecoin.finality.local import LocalFinality
+from timecoin.finality.snowball import SnowballFinality
+from timecoin.ledger.chain import TIER_WEIGHTS
+from timecoin.ledger.genesis import make_genesis
+from timecoin.ledger.keys import KeyFileError, PrivateKey
+from timecoin.ledger.networks import DEVNET, get_network
+from timecoin.node import config as configuration
+from timecoin.node.service import Node
+from timecoin.node.verify import InlineVerifier, ProcessVerifier
+from timecoin.p2p.config import P2PConfig
+from timecoin.p2p.service import PeerNetworkService
+from timecoin.p2p.tls import TLS_PEM_NAME, client_tls_options, ensure_tls_certificate
+from timecoin.storage.store import Storage
+
+
+class StartupError(Exception):
+    """The node cannot start; the message says why in one line."""
+
+
+@dataclass
+class NodeOptions:
+    """What the command line gives the daemon (``None``: take the config or default)."""
+
+    network: str = "devnet"
+    datadir: str | None = None
+    config_file: str | None = None
+    p2p: str | None = None
+    api: str | None = None
+    peers: list = field(default_factory=list)
+    masternode_key: str | None = None
+    log_level: str | None = None
+
+
+@dataclass
+class Prepared:
+    """Everything checked and loaded before any service starts."""
+
+    network: object
+    datadir: str
+    config: dict
+    genesis: object
+    identity: object
+    is_masternode: bool
+    p2p: str
+    api: str
+    peers: list
+
+
+def prepare(options):
+    try:
+        network = get_network(options.network)
+    except ValueError as e:
+        raise StartupError(str(e)) from None
+    datadir = options.datadir or network.default_datadir()
+    if options.datadir is None:
+        os.makedirs(datadir, mode=0o700, exist_ok=True)
+    if not os.path.isdir(datadir):
+        raise StartupError(f"data directory {datadir} does not exist")
+    if not os.access(datadir, os.R_OK | os.W_OK | os.X_OK):
+        raise StartupError(f"data directory {datadir} is not readable and writable")
+    overrides = {}
+    for key in ("p2p", "api", "masternode_key", "log_level"):
+        if getattr(options, key):
+            overrides[("node", key)] = getattr(options, key)
+    if options.peers:
+        overrides[("node", "peers")] = list(options.peers)
+    config = configuration.resolve(network.name, options.config_file, datadir, overrides)
+    node_cfg = config["node"]
+    genesis = make_genesis(network, node_cfg["devnet_masternodes"])
+    identity = _identity(network, datadir, node_cfg.get("masternode_key"),
+                         joins_others=bool(node_cfg.get("peers")))
+    is_masternode = identity.pubkey in genesis.masternodes
+    p2p = node_cfg.get("p2p") or _default_p2p(network, datadir)
+    api = node_cfg.get("api") or f"tcp:{network.api_port}:interface=127.0.0.1"
+    return Prepared(network, datadir, config, genesis, identity, is_masternode, p2p, api,
+                    list(node_cfg.get("peers", [])))
+
+
+def _identity(network, datadir, key_file, joins_others):
+    """The masternode key if given; a devnet node started alone is the lone
+    masternode (dev key 0); otherwise the node's own key from the datadir."""
+    if key_file:
+        try:
+            return PrivateKey.load(key_file)
+        except KeyFileError as e:
+            raise StartupError(str(e)) from None
+    if network is DEVNET and not joins_others:
+        return PrivateKey.devnet(0)
+    path = os.path.join(datadir, "node.key")
+    if not os.path.exists(path):
+        PrivateKey.generate().save(path, network.network_id)
+    try:
+        return PrivateKey.load(path)
+    except KeyFileError as e:
+        raise StartupError(str(e)) from None
+
+
+def _default_p2p(network, datadir):
+    if network.tls_default:
+        pem = os.path.join(datadir, TLS_PEM_NAME)
+        return f"ssl:{network.p2p_port}:privateKey={pem}"
+    return f"tcp:{network.p2p_port}"
+
+
+def p2p_config(config):
+    """The peer network's settings from the ``[network]`` section."""
+    net = config["network"]
+    return P2PConfig(
+        max_peers=net["max_peers"], rate_limit_tx=net["rate_limit_tx"],
+        rate_limit_blocks=net["rate_limit_blocks"], max_message_size=net["max_message_size"],
+        max_per_ip=net["max_peers_per_ip"], handshake_timeout=float(net["handshake_timeout_s"]),
+        idle_timeout=float(net["idle_timeout_s"]),
+    )
+
+
+def build_peer_network(reactor, prepared, node):
+    """The peer network: TLS when the P2P endpoint is ``ssl:`` (the default on
+    testnet and mainnet), with a certificate created in the datadir if needed."""
+    client_tls = None
+    if prepared.p2p.startswith("ssl:"):
+        pem = ensure_tls_certificate(prepared.datadir)
+        client_tls = client_tls_options(pem)
+    return PeerNetworkService(reactor, node, prepared.p2p, prepared.peers,
+                              p2p_config(prepared.config), client_tls)
+
+
+def open_storage(reactor, prepared):
+    return Storage(reactor, os.path.join(prepared.datadir, "chain.sqlite3"))
+
+
+class ListenerService(Service):
+    """Listens on an endpoint string while running; ``port`` is the listening port."""
+
+    is_listener = True
+    log = Logger()
+
+    def __init__(self, reactor, description, factory, what):
+        self._reactor = reactor
+        self.description = description
+        self.factory = factory
+        self.what = what
+        self.port = None
+        self.failure = None
+
+    def startService(self):
+        super().startService()
+        d = serverFromString(self._reactor, self.description).listen(self.factory)
+        d.addCallbacks(self._listening, self._failed)
+        return d
+
+    def _listening(self, port):
+        self.port = port
+        host = port.getHost()
+        self.log.info("{what} listening on {host}:{port}", what=self.what,
+                      host=getattr(host, "host", host), port=getattr(host, "port", ""))
+        return port
+
+    def _failed(self, failure):
+        # Kept for the owner to report (the daemon exits with it as one line).
+        self.failure = failure
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+
+
+def build_finality(reactor, prepared):
+    """A lone masternode decides alone; otherwise Snowball polls the masternodes
+    (until registration by collateral exists, the genesis ones, all tier Free)."""
+    masternodes = prepared.genesis.masternodes
+    if len(masternodes) == 1 and prepared.identity.pubkey == masternodes[0]:
+        return LocalFinality(reactor)
+    avalanche = prepared.config["consensus.avalanche"]
+    return SnowballFinality(reactor, SnowballParams.from_config(avalanche),
+                            {pk: TIER_WEIGHTS["free"] for pk in masternodes},
+                            prepared.identity.pubkey, avalanche["query_timeout_ms"])
+
+
+def build_node(reactor, prepared, storage, meta, stop=None):
+    """The node service with its API listener, peer network and finality."""
+    finality = build_finality(reactor, prepared)
+    workers = prepared.config["validation"]["signature_workers"]
+    verifier = ProcessVerifier(reactor, workers) if workers else InlineVerifier()
+    node = Node(reactor, prepared.network, prepared.genesis, prepared.config, storage, meta,
+                prepared.identity, finality=finality, verifier=verifier)
+    credentials = [write_cookie(prepared.datadir)]
+    api_cfg = prepared.config["api"]
+    if "rpcuser" in api_cfg and "rpcpassword" in api_cfg:
+        credentials.append((api_cfg["rpcuser"], api_cfg["rpcpassword"]))
+    api = ListenerService(reactor, prepared.api, build_site(node, credentials, stop), "API")
+    api.setName("api")
+    api.setServiceParent(node)
+    peers = build_peer_network(reactor, prepared, node)
+    peers.setServiceParent(node)
+    node.peer_network = peers
+    node.events.attach(peers)
+    if isinstance(finality, LocalFinality):
+        finality.attach(peers, node.finalized_recently, node.is_validating, node.have_tx)
+    if isinstance(finality, SnowballFinality):
+        finality.set_known_check(node.settled, node.have_tx)
+        finality.attach(peers)
+    # Every node serves its journal; nodes with other masternodes also pull.
+    sync = FinalitySync(reactor, node, prepared.genesis.masternodes, prepared.identity.pubkey)
+    sync.attach(peers)
+    sync.setServiceParent(node)
+    node.finality_sync = sync
+    node.cookie_cleanup = lambda: remove_cookie(prepared.datadir)
+    return node

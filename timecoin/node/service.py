@@ -1,0 +1,487 @@
+"""The node: the ledger components composed into one Twisted service.
+
+``Node`` owns the UTXO state machine, the mempool, the finality component, the
+journal writer and the storage; the API and peer listeners are its children.
+It runs the validation pipeline (:meth:`Node.submit`) and turns finality
+decisions into durable journal records. Stopping is written out in order:
+stop listening, close peers, stop consensus, flush storage, stop the DB thread.
+"""
+
+import time
+from collections import OrderedDict
+
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+import timecoin
+from timecoin.finality.events import FinalityEventPublisher
+from timecoin.finality.local import LocalFinality
+from timecoin.ledger.chain import GenesisChain
+from timecoin.ledger.mempool import Mempool
+from timecoin.ledger.tx import (
+    MIN_FEE_RATE,
+    TxRejected,
+    check_stateless,
+    check_structure,
+    decode_tx,
+)
+from timecoin.ledger.utxo import UtxoSet
+from timecoin.node.metrics import NodeMetrics
+from timecoin.node.queries import NodeQueries
+from timecoin.node.verify import InlineVerifier
+from timecoin.p2p.host import IPeerHost
+from timecoin.storage.journal import JournalWriter
+from timecoin.storage.store import JournalRecord, encode_undo
+
+#: Approximate memory of one cached output, to turn cache_size_mb into entries.
+CACHE_ENTRY_BYTES = 400
+RECENT_FINALIZED = 20_000
+MAINTENANCE_INTERVAL = 1.0
+
+
+#: Reasons that no later state can cure: the txid is remembered as rejected.
+PERMANENT_REJECTIONS = frozenset({
+    "bad-signature", "pubkey-mismatch", "wrong-network", "duplicate-input", "zero-amount",
+    "amount-too-large", "outputs-overflow", "unsupported-version", "unsupported-kind",
+    "payload-not-allowed", "no-inputs", "no-outputs", "input-spent", "outputs-exceed-inputs",
+})
+
+
+@implementer(IPeerHost)
+class Node(NodeQueries, MultiService):
+    """A timecoin full node (see the module docstring)."""
+
+    log = Logger()
+
+    def __init__(self, reactor, network, genesis, config, storage, meta, identity,
+                 finality=None, verifier=None):
+        super().__init__()
+        self.reactor = reactor
+        self.network = network
+        self.genesis = genesis
+        self.genesis_hash = genesis.hash
+        self.config = config
+        self.storage = storage
+        self.identity = identity
+        self.version = timecoin.__version__
+        cache_entries = config["storage"]["cache_size_mb"] * 2**20 // CACHE_ENTRY_BYTES
+        self.state = UtxoSet(reactor, cache_entries, config["state"]["lock_timeout_s"],
+                             meta.muhash, meta.count, meta.total_amount)
+        self.mempool = Mempool(reactor, config["mempool"]["max_bytes"],
+                               config["mempool"]["max_count"])
+        self.journal = JournalWriter(reactor, storage, self._journal_committed)
+        self.journal.committed_seq = meta.last_seq
+        self.chain = GenesisChain(genesis, self._masternode_active)
+        self.finality = finality if finality is not None else LocalFinality(reactor)
+        self.verifier = verifier if verifier is not None else InlineVerifier()
+        #: Back-pressure bound of the finality component (None: no bound).
+        self._max_deciding = getattr(self.finality, "max_in_flight", None)
+        self.finality.add_listener(self._decided)
+        self.peer_network = None
+        self.events = FinalityEventPublisher()
+        self.metrics = NodeMetrics(self)
+        self._next_seq = meta.last_seq + 1
+        self._applied_seq = meta.applied_seq
+        self._applied_replayed = meta.replayed
+        self._committing = {}  # txid -> JournalRecord decided, not yet durable
+        self._recent = OrderedDict()  # txid -> JournalRecord, recently finalized
+        self._waiters = {}  # txid -> [Deferred]
+        self._wait_deadlines = []  # heap of (deadline, id, txid, Deferred)
+        self._wait_timer = None
+        self._incoming = {}  # key_hash -> {txid: amount} of pending outputs
+        self._contenders = set()  # pending double spends holding no locks
+        self._validating = set()  # txids being verified or whose inputs are loading
+        self._flushing = None
+        self._flush_error = None
+        self._timers = []
+        self.started_at = time.time()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def startService(self):
+        for note in getattr(self.storage, "notes", ()):
+            self.log.info("{note}", note=note)
+        if self._applied_replayed:
+            self.log.info("replayed {n} finality journal entries into the UTXO tables",
+                          n=self._applied_replayed)
+        flush_s = self.config["storage"]["flush_interval_ms"] / 1000.0
+        for interval, fn in ((flush_s, self.flush), (MAINTENANCE_INTERVAL, self._maintain)):
+            loop = LoopingCall(fn)
+            loop.clock = self.reactor
+            loop.start(interval, now=False)
+            self._timers.append(loop)
+        self.verifier.start()
+        super().startService()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """Stop in order: listeners, peers, consensus, storage flush, DB thread.
+
+        The peer network stops listening before it closes its connections.
+        """
+        self.running = 0
+        listeners = [s for s in self if getattr(s, "is_listener", False)]
+        for service in listeners:
+            yield service.stopService()
+        for service in self:
+            if service not in listeners and service.running:
+                yield service.stopService()
+        # Transactions being verified are admitted (or refused) before consensus stops.
+        yield self.verifier.stop()
+        stop_finality = getattr(self.finality, "stop", None)
+        if stop_finality is not None:
+            yield stop_finality()
+        for loop in self._timers:
+            if loop.running:
+                loop.stop()
+        self._timers = []
+        if self._wait_timer is not None and self._wait_timer.active():
+            self._wait_timer.cancel()
+        yield self.journal.drain()
+        self.journal.stop()
+        if self._flushing is not None:
+            yield self._flushing
+        yield self.flush()
+        yield self.storage.close()
+        self.log.info("node stopped; journal and UTXO tables flushed")
+
+    # -- the validation pipeline ---------------------------------------------
+
+    def submit_raw(self, raw, from_peer=False):
+        try:
+            tx = decode_tx(raw)
+        except TxRejected as e:
+            return defer.fail(e)
+        return self.submit(tx, from_peer)
+
+    def submit(self, tx, from_peer=False):
+        """Validate, lock and start deciding ``tx``; fire with its txid or fail
+        with :class:`~timecoin.ledger.tx.TxRejected`.
+
+        The signatures are checked by the verifier (on worker processes in a
+        daemon); the UTXO checks, admission and locking follow on the reactor
+        thread. A transaction submitted here (not relayed by a peer) is pushed
+        whole to the peers, so the masternodes have it before they are polled.
+        """
+        try:
+            self._precheck(tx)
+            bound = self._max_deciding
+            if (not from_peer and bound is not None
+                    and self.finality.in_flight() + len(self._validating) >= bound):
+                raise TxRejected("busy", f"{bound} transactions are being decided; "
+                                         "send again shortly")
+        except TxRejected as e:
+            return self._refuse(tx, e)
+        self._validating.add(tx.txid)
+        d = self.verifier.verify(tx)
+        d.addCallbacks(self._verified, self._not_verified,
+                       callbackArgs=(tx, not from_peer), errbackArgs=(tx,))
+        return d
+
+    def _not_verified(self, failure, tx):
+        self._validating.discard(tx.txid)
+        failure.trap(TxRejected)
+        return self._refuse(tx, failure.value)
+
+    def _verified(self, _, tx, push):
+        missing = self.state.missing([i.prevout for i in tx.inputs])
+        if not missing:
+            self._validating.discard(tx.txid)
+            return self._admit_or_fail(tx, push)
+        d = self.storage.load_utxos(missing)
+        d.addCallback(self.state.load)
+        d.addBoth(lambda result: (self._validating.discard(tx.txid), result)[1])
+        d.addCallback(lambda _: self._admit_or_fail(tx, push))
+        return d
+
+    def _refuse(self, tx, error):
+        self.metrics.rejected_on_entry(error.code)
+        if error.code in PERMANENT_REJECTIONS:
+            self.mempool.reject(tx.txid, str(error))
+        if error.code not in ("already-known", "recently-rejected"):
+            # Refused itself (not a second copy): whoever waits on it learns now.
+            settled = getattr(self.finality, "tx_settled", None)
+            if settled is not None:
+                settled(tx.txid)
+            self._notify(tx.txid)
+        return defer.fail(error)
+
+    def _pending_or_final(self, txid):
+        """True if ``txid`` is pending here or finalized lately."""
+        return txid in self.mempool or self.finalized_recently(txid)
+
+    def _precheck(self, tx):
+        txid = tx.txid
+        if self._pending_or_final(txid) or txid in self._validating:
+            raise TxRejected("already-known", "transaction is already known")
+        reason = self.mempool.rejection(txid)
+        if reason is not None:
+            raise TxRejected("recently-rejected", f"rejected within the hour: {reason}")
+        check_structure(tx, self.network.network_id)
+
+    def _admit_or_fail(self, tx, push):
+        try:
+            self._precheck_again(tx)
+            return defer.succeed(self._admit(tx, push))
+        except TxRejected as e:
+            if e.code == "missing-input":
+                return self._explain_missing(tx, e)
+            return self._refuse(tx, e)
+
+    def _precheck_again(self, tx):
+        # Another submission of the same transaction may have won the race
+        # while it was verified or its inputs were loading.
+        if self._pending_or_final(tx.txid):
+            raise TxRejected("already-known", "transaction is already known")
+
+    def _admit(self, tx, push=False):
+        contender = False
+        try:
+            input_total = self.state.check_inputs(tx)
+        except TxRejected as e:
+            if e.code != "input-locked" or not getattr(self.finality, "accepts_conflicts", False):
+                raise
+            # A double spend of a pending transaction: finality decides between them.
+            input_total = self.state.check_inputs(tx, allow_locked=True)
+            contender = True
+        output_total = tx.output_total
+        fee = input_total - output_total
+        if fee < 0:
+            raise TxRejected("outputs-exceed-inputs",
+                             f"outputs {output_total} exceed inputs {input_total}")
+        if fee < MIN_FEE_RATE * tx.size:
+            raise TxRejected("fee-too-low",
+                             f"fee {fee} is below {MIN_FEE_RATE} unit/byte x {tx.size} bytes")
+        evicted = self.mempool.add(tx, fee)
+        if contender:
+            self._contenders.add(tx.txid)
+        else:
+            self.state.lock(tx, pending=True)  # Locked, and at once SpentPending
+        for txid in evicted:
+            self._drop(txid, "evicted", "evicted by a higher fee rate")
+        for n, out in enumerate(tx.outputs):
+            self._incoming.setdefault(out.key_hash, {})[(tx.txid, n)] = out.amount
+        self.metrics.accepted()
+        if self.peer_network is not None:
+            # Before polling: on each connection the push precedes the query.
+            self.peer_network.broadcast_tx(tx, push=push)
+        self.finality.start(tx)
+        return tx.txid
+
+    @defer.inlineCallbacks
+    def _explain_missing(self, tx, error):
+        """Tell an input spent earlier from one that never existed."""
+        for n, txin in enumerate(tx.inputs):
+            if self.state.get(txin.prevout) is not None:
+                continue
+            parent = yield self._find_finalized(txin.prevout.txid)
+            if parent is not None and txin.prevout.vout < len(decode_tx(parent.raw).outputs):
+                error = TxRejected("input-spent", f"input {n} spends {txin.prevout}, already spent")
+                break
+            if txin.prevout.txid in self.mempool:
+                error = TxRejected("input-pending",
+                                   f"input {n} spends an output of a pending transaction")
+                break
+        yield self._refuse(tx, error)
+
+    def _find_finalized(self, txid):
+        record = self._recent.get(txid) or self._committing.get(txid)
+        if record is not None:
+            return defer.succeed(record)
+        return self.storage.get_transaction(txid)
+
+    # -- decisions -----------------------------------------------------------
+
+    def _decided(self, txid, accepted, reason):
+        entry = self.mempool.get(txid)
+        if entry is None:
+            return
+        if not accepted:
+            self._drop(txid, "rejected", reason)
+            return
+        tx = entry.tx
+        if txid in self._contenders and not self._take_locks(tx):
+            return
+        self.mempool.remove(txid)
+        self._forget_incoming(tx)
+        self._finalize(tx, entry.added_at)
+
+    def _finalize(self, tx, arrived_at):
+        """Spend and create in the UTXO state, then journal (reported once durable)."""
+        undo = encode_undo([self.state.get(i.prevout) for i in tx.inputs])
+        seq, self._next_seq = self._next_seq, self._next_seq + 1
+        self.state.finalize(tx, seq)
+        now = self.reactor.seconds()
+        record = JournalRecord(seq, tx.txid, tx.raw, undo, time.time(),
+                               round((now - arrived_at) * 1000.0, 3))
+        self._committing[tx.txid] = record
+        self.journal.append(record, notify=False)
+
+    @defer.inlineCallbacks
+    def apply_finalized(self, tx):
+        """Finalize ``tx`` that the masternodes finalized while this node missed it.
+
+        Its signatures are checked and its inputs must be unspent here; local
+        pending transactions that spend the same outputs lose. Fires with
+        True if applied, False if already known; fails with ``TxRejected``
+        if it cannot be applied (yet).
+        """
+        txid = tx.txid
+        if self.finalized_recently(txid):
+            return False
+        if (yield self.storage.get_transaction(txid)) is not None:
+            return False
+        if txid in self.mempool:
+            self.finality.cancel(txid)
+            self._decided(txid, True, "finalized by the network")
+            return True
+        check_stateless(tx, self.network.network_id)
+        missing = self.state.missing([i.prevout for i in tx.inputs])
+        if missing:
+            self.state.load((yield self.storage.load_utxos(missing)))
+        if self.finalized_recently(txid):
+            return False
+        self.state.check_inputs(tx, allow_locked=True)
+        for txin in tx.inputs:
+            holder = self.state.lock_holder(txin.prevout)
+            if holder is not None and holder != txid:
+                self._drop(holder, "rejected", f"conflict: the network finalized {txid.hex()}")
+        self.state.lock(tx)
+        self.mempool.forget_rejection(txid)
+        self._finalize(tx, self.reactor.seconds())
+        self.metrics.synced()
+        return True
+
+    def journal_page(self, after_seq, limit):
+        """Fire with ``[(seq, raw)]`` of committed journal entries after ``after_seq``."""
+        return self.storage.journal_page(after_seq, limit, self.journal.committed_seq)
+
+    def _take_locks(self, tx):
+        """A contender won: its rivals lose their locks, and it takes them."""
+        self._contenders.discard(tx.txid)
+        for txin in tx.inputs:
+            holder = self.state.lock_holder(txin.prevout)
+            if holder is not None and holder != tx.txid:
+                self._drop(holder, "rejected", f"conflict: lost to {tx.txid.hex()}")
+        try:
+            self.state.check_inputs(tx)
+            self.state.lock(tx)
+        except (TxRejected, ValueError) as e:
+            self.log.error("finalized {txid} cannot take its inputs: {error}",
+                           txid=tx.txid.hex(), error=e)
+            self._drop(tx.txid, "rejected", f"inputs unavailable: {e}")
+            return False
+        return True
+
+    def _journal_committed(self, records):
+        for record in records:
+            self._committing.pop(record.txid, None)
+            self._recent[record.txid] = record
+            self.metrics.finalized(record.finality_ms)
+            self.events.publish(record.txid, True, "finalized", record.finality_ms)
+            self._notify(record.txid)
+        while len(self._recent) > RECENT_FINALIZED:
+            self._recent.popitem(last=False)
+
+    def _drop(self, txid, kind, reason):
+        entry = self.mempool.remove(txid)
+        self.state.release(txid)
+        self._contenders.discard(txid)
+        self.finality.cancel(txid)
+        self.mempool.reject(txid, reason)
+        if entry is not None:
+            self._forget_incoming(entry.tx)
+        self.metrics.dropped(kind)
+        self.events.publish(txid, False, reason, None)
+        self._notify(txid)
+
+    def _forget_incoming(self, tx):
+        for n, out in enumerate(tx.outputs):
+            pending = self._incoming.get(out.key_hash)
+            if pending is not None:
+                pending.pop((tx.txid, n), None)
+                if not pending:
+                    del self._incoming[out.key_hash]
+
+    def _notify(self, txid):
+        for d in self._waiters.pop(txid, ()):
+            if not d.called:
+                d.callback(None)
+
+    # -- periodic work -------------------------------------------------------
+
+    def flush(self):
+        """Fold committed journal entries into the UTXO tables (one batch)."""
+        if self._flushing is not None:
+            return self._flushing
+        target = self.journal.committed_seq
+        if target <= self._applied_seq:
+            return defer.succeed(self._applied_seq)
+        started = time.perf_counter()
+
+        def done(applied):
+            self._applied_seq = applied
+            self.state.applied(applied)
+            self._flush_error = None
+            self.metrics.flushed(time.perf_counter() - started)
+            return applied
+
+        def failed(failure):
+            self._flush_error = failure.getErrorMessage()
+            self.log.error("UTXO flush failed ({error}); the journal keeps every change",
+                           error=self._flush_error)
+            return self._applied_seq
+
+        def finished(result):
+            self._flushing = None
+            return result
+
+        self._flushing = self.storage.apply_journal(target, self.state.summary_at(target))
+        self._flushing.addCallbacks(done, failed).addBoth(finished)
+        return self._flushing
+
+    def _maintain(self):
+        for txid in self.state.expire_locks():
+            if txid in self.mempool:
+                self._drop(txid, "expired", "lock-expired: not decided before its locks expired")
+        oldest = self.reactor.seconds() - self.state.lock_timeout
+        for txid in [t for t in self._contenders if self.mempool.get(t).added_at <= oldest]:
+            self._drop(txid, "expired", "lock-expired: double spend not decided in time")
+        self.mempool.expire_rejections()
+
+    # -- what the peer network asks of the node (timecoin.p2p.host.IPeerHost) --
+
+    def best_height(self):
+        return self.chain.height()
+
+    def receive_tx(self, raw, peer_address=None):
+        return self.submit_raw(raw, from_peer=True)
+
+    def is_validating(self, txid):
+        """True while ``txid``'s inputs are being loaded for validation."""
+        return txid in self._validating
+
+    def finalized_recently(self, txid):
+        """True if ``txid`` finalized here lately (older ones are in storage)."""
+        return txid in self._committing or txid in self._recent
+
+    def settled(self, txid):
+        """True if this node decided ``txid`` itself (refused, finalized, rejected)."""
+        return self.finalized_recently(txid) or self.mempool.rejection(txid) is not None
+
+    def have_tx(self, txid):
+        return (self._pending_or_final(txid) or txid in self._validating
+                or self.mempool.rejection(txid) is not None)
+
+    def get_tx_raw(self, txid):
+        entry = self.mempool.get(txid)
+        if entry is not None:
+            return entry.tx.raw
+        record = self._committing.get(txid) or self._recent.get(txid)
+        return record.raw if record is not None else None
+
+    def run_db(self, fn):
+        return self.storage.run_db(fn)
