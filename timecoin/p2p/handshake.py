@@ -15,10 +15,14 @@ connection bind it to the TLS session, so a relay in the middle (which must
 present its own certificate to each side) cannot pass a signature on. Without
 TLS the fingerprints are zero bytes. Once the peer's signature verifies the
 connection is ready.
+
+Each state owns one table from message kind to handler (see :class:`State`);
+the connection routes every message through its state's table, in one place.
 """
 
 import hashlib
 import os
+from types import MappingProxyType
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
@@ -27,7 +31,6 @@ from timecoin.ledger.keys import verify
 from timecoin.p2p import messages as m
 
 AUTH_DOMAIN = b"timecoin-p2p-auth-v1"
-_HANDSHAKE_KINDS = frozenset({m.HELLO, m.AUTH})
 NO_CERTIFICATE = bytes(32)
 
 
@@ -79,14 +82,28 @@ def check_hello(hello, network, genesis_hash, own_pubkey):
 
 
 class State:
-    """One step of a connection's life; ``on_message`` returns the next state."""
+    """One step of a connection's life, with the table of messages it accepts.
+
+    ``handlers`` maps a message kind to ``handler(peer, message)``, which
+    returns the next state, or None to stay in this one.
+    :meth:`~timecoin.p2p.protocol.PeerProtocol.frameReceived` routes every
+    message through the table of the connection's current state, and hands a
+    kind the table lacks to :meth:`unexpected`.
+    """
 
     name = "state"
     ready = False
+    handlers = MappingProxyType({})
 
-    def on_message(self, peer, message):
+    def unexpected(self, peer, message):
+        """A message this state does not accept: misbehaviour."""
         peer.misbehave(f"{m.kind_name(message.KIND)} during {self.name}")
-        return self
+
+
+def second_hello(peer, message):
+    """A hello (or auth) once the peer's hello is in: misbehaviour."""
+    peer.misbehave("second hello")
+    return Closed()
 
 
 class Connecting(State):
@@ -96,16 +113,16 @@ class Connecting(State):
 
 
 class AwaitingHello(State):
-    """Our hello is sent; the peer's is expected."""
+    """Our hello is sent; the peer's is expected, and nothing else."""
 
     name = "hello"
 
-    def __init__(self, own_nonce):
+    def __init__(self, own_nonce, ready):
         self.own_nonce = own_nonce
+        self.next_state = ready
+        self.handlers = {m.HELLO: self.on_hello}
 
-    def on_message(self, peer, message):
-        if not isinstance(message, m.Hello):
-            return State.on_message(self, peer, message)
+    def on_hello(self, peer, message):
         host = peer.host
         try:
             check_hello(message, host.network, host.genesis_hash, host.identity.pubkey)
@@ -120,7 +137,7 @@ class AwaitingHello(State):
         peer.send(m.Auth(identity.sign(signed)))
         expected = transcript(host.network.magic, message.pubkey, identity.pubkey,
                               message.nonce, self.own_nonce, peer_cert, own_cert)
-        return AwaitingAuth(expected)
+        return AwaitingAuth(expected, self.next_state)
 
 
 class AwaitingAuth(State):
@@ -128,33 +145,54 @@ class AwaitingAuth(State):
 
     name = "auth"
 
-    def __init__(self, expected_transcript):
+    def __init__(self, expected_transcript, ready):
         self.expected = expected_transcript
+        self.next_state = ready
+        self.handlers = {m.HELLO: second_hello, m.AUTH: self.on_auth}
 
-    def on_message(self, peer, message):
-        if isinstance(message, m.Hello):
-            peer.misbehave("second hello")
-            return Closed()
-        if not isinstance(message, m.Auth):
-            return State.on_message(self, peer, message)
+    def on_auth(self, peer, message):
         if not verify(peer.remote.pubkey, self.expected, message.signature):
             peer.misbehave("bad handshake signature")
             return Closed()
-        return Ready()
+        return self.next_state
+
+
+def _answer_ping(peer, message):
+    peer.send(m.Pong(message.nonce))
+
+
+def _pong_received(peer, message):
+    peer.pong_received(message.nonce)
+
+
+def _reject_received(peer, message):
+    peer.log.info("peer {peer} sent reject {code}: {text}", peer=peer.label,
+                  code=message.code, text=message.message)
 
 
 class Ready(State):
-    """Handshake complete: messages go to the connection's handlers."""
+    """Handshake complete: the state every ready connection of a network shares.
+
+    Its table holds the connection's own kinds (ping, pong, reject, and hello
+    or auth again, which is misbehaviour) and whatever the network adds with
+    :meth:`add_handler`. A kind nobody handles is ignored.
+    """
 
     name = "ready"
     ready = True
 
-    def on_message(self, peer, message):
-        if message.KIND in _HANDSHAKE_KINDS:
-            peer.misbehave("second hello")
-            return Closed()
-        peer.dispatch(message)
-        return self
+    def __init__(self):
+        self.handlers = {m.HELLO: second_hello, m.AUTH: second_hello, m.PING: _answer_ping,
+                         m.PONG: _pong_received, m.REJECT: _reject_received}
+
+    def add_handler(self, kind, handler):
+        """Route ``kind`` to ``handler(peer, message)``; a kind has one handler."""
+        if kind in self.handlers:
+            raise ValueError(f"{m.kind_name(kind)} already has a handler")
+        self.handlers[kind] = handler
+
+    def unexpected(self, peer, message):
+        pass
 
 
 class Closed(State):
@@ -162,9 +200,10 @@ class Closed(State):
 
     name = "closed"
 
-    def on_message(self, peer, message):
-        return self
+    def unexpected(self, peer, message):
+        pass
 
 
 def new_nonce():
+    """A fresh random challenge for a hello."""
     return os.urandom(m.NONCE_SIZE)

@@ -18,8 +18,6 @@ _peer_ids = itertools.count(1)
 MAX_PENDING_PINGS = 16
 #: Seconds a refused connection may take to flush its reason before it is cut.
 CLOSE_GRACE = 5.0
-_OWN_KINDS = frozenset({m.PING, m.PONG, m.REJECT})
-_HANDSHAKE_KINDS = frozenset({m.HELLO, m.AUTH})
 
 
 def _disable_nagle(transport):
@@ -36,8 +34,10 @@ class PeerProtocol(FrameReceiver):
 
     ``host`` provides :class:`~timecoin.p2p.host.IPeerHost`; ``manager`` (the
     :class:`~timecoin.p2p.service.PeerNetworkService`) is told when the
-    connection is made, ready, misbehaving or lost, and receives the messages
-    this class does not handle itself (everything but ping, pong and reject).
+    connection is made, ready, misbehaving or lost, and its ``ready_state``
+    (a :class:`~timecoin.p2p.handshake.Ready`) routes the messages of a ready
+    connection. Every message goes through the table of the connection's
+    current :class:`~timecoin.p2p.handshake.State`, in :meth:`frameReceived`.
     All timers run on ``clock`` (an ``IReactorTime``).
     """
 
@@ -106,7 +106,7 @@ class PeerProtocol(FrameReceiver):
         now = self.clock.seconds()
         self._last_received = now
         nonce = new_nonce()
-        self.state = AwaitingHello(nonce)
+        self.state = AwaitingHello(nonce, self.manager.ready_state)
         self.manager.peer_connected(self)
         self._handshake_call = self.clock.callLater(
             self.config.handshake_timeout, self._handshake_expired)
@@ -233,6 +233,8 @@ class PeerProtocol(FrameReceiver):
         self.frameReceived(payload, 0, len(payload))
 
     def frameReceived(self, data, start, end):
+        """Decode one frame, apply the rate limits, and route the message through
+        the table of the current state: the one place messages are dispatched."""
         if self._closed:
             return
         try:
@@ -250,33 +252,16 @@ class PeerProtocol(FrameReceiver):
                 self.misbehave(f"flood of {m.kind_name(kind)}")
             return
         state = self.state
-        if state.ready:  # Ready.on_message, inlined: this runs for every message
-            if kind in _HANDSHAKE_KINDS:
-                self.misbehave("second hello")
-            elif kind in _OWN_KINDS:
-                self.dispatch(message)
-            else:
-                self.manager.message_received(self, message)
+        handler = state.handlers.get(kind)
+        if handler is None:
+            state.unexpected(self, message)
             return
-        following = state.on_message(self, message)
-        if self._closed:
+        following = handler(self, message)
+        if following is None or self._closed:
             return
         self.state = following
         if following.ready:
             self._became_ready()
-
-    def dispatch(self, message):
-        """Handle a message of a ready connection."""
-        kind = message.KIND
-        if kind not in _OWN_KINDS:
-            self.manager.message_received(self, message)
-        elif kind == m.PING:
-            self.send(m.Pong(message.nonce))
-        elif kind == m.PONG:
-            self._pong(message.nonce)
-        else:
-            self.log.info("peer {peer} sent reject {code}: {text}", peer=self.label,
-                          code=message.code, text=message.message)
 
     # -- ping -----------------------------------------------------------------
     def _ping_tick(self):
@@ -296,7 +281,8 @@ class PeerProtocol(FrameReceiver):
         self.send(m.Ping(nonce))
         return waiting
 
-    def _pong(self, nonce):
+    def pong_received(self, nonce):
+        """The answer to one of our pings: record the round trip."""
         entry = self._pings.pop(nonce, None)
         if entry is None:
             return

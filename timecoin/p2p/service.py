@@ -15,6 +15,7 @@ from timecoin.p2p import messages as m
 from timecoin.p2p.bans import BanList
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.discovery import Discovery
+from timecoin.p2p.handshake import Ready
 from timecoin.p2p.peerstore import PeerStore, join_host_port, split_host_port
 from timecoin.p2p.protocol import PeerProtocol
 from timecoin.p2p.relay import TxRelay
@@ -71,7 +72,10 @@ class PeerNetworkService(service.Service):
         self._ready = {}  # pubkey -> PeerProtocol
         self._direction_counts = Counter()
         self._inbound_per_ip = Counter()
-        self._handlers = defaultdict(list)
+        self._handlers = defaultdict(list)  # kind -> callbacks of register_handler
+        #: The state of every ready connection: its table routes their messages.
+        self.ready_state = Ready()
+        self._add_network_handlers()
         self._ready_listeners = []
         self._seed_services = {}
         self.discovery = Discovery(self, lambda address: PeerFactory(self, "outbound", address))
@@ -228,19 +232,25 @@ class PeerNetworkService(service.Service):
             self.log.info("{seed} is this node itself: not connecting again", seed=peer.seed)
             self._seed_services.pop(peer.seed).stopService()
 
-    def message_received(self, peer, message):
-        kind = message.KIND
-        if kind == m.INV:
-            self.relay.on_inv(peer, message.txids)
-        elif kind == m.GETDATA:
-            self.relay.on_getdata(peer, message.txids)
-        elif kind == m.TX:
-            self.relay.on_tx(peer, message.raw)
-        elif kind == m.GETADDR:
-            self._answer_getaddr(peer)
-        elif kind == m.ADDR:
-            self._learn_addresses(peer, message.addresses)
-        for handler in self._handlers.get(kind, ()):
+    def _add_network_handlers(self):
+        """The ready state's entries for the kinds the network itself handles."""
+        relay = self.relay
+        for kind, handle in (
+                (m.INV, lambda peer, message: relay.on_inv(peer, message.txids)),
+                (m.GETDATA, lambda peer, message: relay.on_getdata(peer, message.txids)),
+                (m.TX, lambda peer, message: relay.on_tx(peer, message.raw)),
+                (m.GETADDR, lambda peer, message: self._answer_getaddr(peer)),
+                (m.ADDR, lambda peer, message: self._learn_addresses(peer, message.addresses))):
+            self.ready_state.add_handler(kind, self._then_listeners(handle))
+
+    def _then_listeners(self, handle):
+        def handle_then_notify(peer, message):
+            handle(peer, message)
+            self._notify_listeners(peer, message)
+        return handle_then_notify
+
+    def _notify_listeners(self, peer, message):
+        for handler in self._handlers.get(message.KIND, ()):
             handler(peer.peer_id, message)
 
     def _answer_getaddr(self, peer):
@@ -282,6 +292,8 @@ class PeerNetworkService(service.Service):
     def register_handler(self, kind, callback):
         """Call ``callback(peer_id, message)`` for every message of ``kind`` from a ready peer."""
         self._handlers[kind].append(callback)
+        if kind not in self.ready_state.handlers:
+            self.ready_state.add_handler(kind, self._notify_listeners)
 
     def send(self, peer_id, message):
         """Send ``message`` to a ready peer; False if there is no such peer."""
