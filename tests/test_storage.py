@@ -10,6 +10,8 @@ from tests.support import SyncStorage, devnet_funding, make_datadir, transfer
 from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.networks import DEVNET, TESTNET
 from timecoin.ledger.utxo import UtxoEntry
+from timecoin.p2p.host import SynchronousDatabase
+from timecoin.storage.peer_tables import PEER_TABLES
 from timecoin.storage.store import JournalRecord, Storage, StorageError, encode_undo, schema_files
 
 GENESIS = make_genesis(DEVNET)
@@ -125,6 +127,33 @@ class StorageTests(unittest.TestCase):
         e = self.assertRaises(StorageError, Storage(None, self.path).open_now,
                               make_genesis(TESTNET))
         self.assertIn("another network", str(e))
+
+    def test_peer_tables_are_the_same_in_both_databases(self):
+        self.open()
+        node_db = sqlite3.connect(self.path)
+        self.addCleanup(node_db.close)
+        peer_db = SynchronousDatabase()
+        self.addCleanup(peer_db.close)
+
+        def peer_tables(conn):
+            objects = conn.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN ('peers', 'bans')"
+                " ORDER BY name").fetchall()
+            columns = {table: conn.execute(f"PRAGMA table_info({table})").fetchall()
+                       for table in ("peers", "bans")}
+            return objects, columns
+
+        objects, columns = peer_tables(node_db)
+        self.assertEqual([name for _, name, _ in objects],
+                         ["bans", "peers", "sqlite_autoindex_bans_1", "sqlite_autoindex_peers_1"])
+        self.assertEqual([c[1] for c in columns["bans"]],
+                         ["address", "until", "offences", "reason"])
+        self.assertEqual((objects, columns), peer_tables(peer_db.conn))
+
+    def test_schema_includes_are_expanded(self):
+        [(version, sql)] = [f for f in schema_files() if f[0] == 1]
+        self.assertNotIn("-- include:", sql)
+        self.assertIn(PEER_TABLES, sql)
 
     def test_newer_schema_is_refused(self):
         storage, _ = self.open()

@@ -6,21 +6,7 @@ from twisted.internet import defer
 from zope.interface import Attribute, Interface, implementer
 
 from timecoin.ledger.keys import PrivateKey
-
-PEER_TABLES = """
-CREATE TABLE IF NOT EXISTS peers (
-    address      TEXT PRIMARY KEY,
-    last_seen    REAL NOT NULL,
-    last_success REAL,
-    failures     INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS bans (
-    address  TEXT PRIMARY KEY,
-    until    REAL NOT NULL,
-    offences INTEGER NOT NULL DEFAULT 1,
-    reason   TEXT NOT NULL
-);
-"""
+from timecoin.storage.peer_tables import create_peer_tables
 
 
 class IPeerHost(Interface):
@@ -62,7 +48,7 @@ class SynchronousDatabase:
 
     def __init__(self, path=":memory:"):
         self.conn = sqlite3.connect(path)
-        self.conn.executescript(PEER_TABLES)
+        create_peer_tables(self.conn)
 
     def run_db(self, fn):
         return defer.maybeDeferred(fn, self.conn)

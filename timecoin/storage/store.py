@@ -15,7 +15,9 @@ Two kinds of write:
   into ``utxos`` and the set's MuHash/count/total in one atomic batch every
   ``flush_interval_ms``, and at start-up for whatever a crash left unapplied.
 
-Schemas are versioned SQL files in ``timecoin/schema``. A database that is
+Schemas are versioned SQL files in ``timecoin/storage/schema`` (``NNN_*.sql``;
+a ``-- include: NAME`` line stands for the file ``NAME`` there, as version 1
+includes the peer network's ``peer_tables.sql``). A database that is
 damaged, of a newer schema, or of another network stops start-up with a clear
 error and is never modified.
 """
@@ -85,13 +87,25 @@ def _fold_muhash(muhash, changes):
     return muhash
 
 
+_INCLUDE = "-- include: "
+
+
+def _with_includes(sql, directory):
+    """``sql`` with each ``-- include: NAME`` line replaced by the file ``NAME``."""
+    return "".join(
+        directory.joinpath(line[len(_INCLUDE):].strip()).read_text()
+        if line.startswith(_INCLUDE) else line
+        for line in sql.splitlines(keepends=True))
+
+
 def schema_files():
-    """``(version, sql)`` for each schema file, in order."""
+    """``(version, sql)`` for each numbered schema file, in order, includes expanded."""
+    directory = resources.files("timecoin.storage").joinpath("schema")
     files = []
-    for item in resources.files("timecoin.storage").joinpath("schema").iterdir():
+    for item in directory.iterdir():
         name = item.name
         if name.endswith(".sql") and name[:3].isdigit():
-            files.append((int(name[:3]), item.read_text()))
+            files.append((int(name[:3]), _with_includes(item.read_text(), directory)))
     return sorted(files)
 
 

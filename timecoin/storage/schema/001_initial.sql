@@ -34,18 +34,5 @@ CREATE TABLE blocks (
     header BLOB NOT NULL
 );
 
--- Peer addresses learned from seeds and address exchange.
-CREATE TABLE peers (
-    address      TEXT PRIMARY KEY,
-    last_seen    REAL NOT NULL,
-    last_success REAL,
-    failures     INTEGER NOT NULL DEFAULT 0
-);
-
--- Banned addresses; a ban expires at `until` (unix time).
-CREATE TABLE bans (
-    address  TEXT PRIMARY KEY,
-    until    REAL NOT NULL,
-    offences INTEGER NOT NULL DEFAULT 1,
-    reason   TEXT NOT NULL
-);
+-- The peer network's peers and bans tables.
+-- include: peer_tables.sql
