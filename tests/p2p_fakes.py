@@ -1,8 +1,8 @@
-"""Test helpers for the peer network: a fake node, scripted peers, waiting."""
+"""Test helpers for the peer network: a fake node and scripted peers."""
 
 import os
 
-from twisted.internet import defer, protocol, reactor, task
+from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from timecoin.ledger.keys import PrivateKey
@@ -17,25 +17,6 @@ from timecoin.testing.peers import GENESIS, FakePeerHost, make_tx  # noqa: F401,
 LOCAL = "tcp:0:interface=127.0.0.1"
 #: Generous per-IP limit: every test peer comes from 127.0.0.1.
 TEST_CONFIG = P2PConfig(max_per_ip=64, ping_interval=3600.0)
-
-
-def wait_for(predicate, timeout=5.0, clock=reactor):
-    """A Deferred firing once ``predicate()`` is true (polled), failing after ``timeout``."""
-    done = defer.Deferred()
-    deadline = clock.seconds() + timeout
-
-    def poll():
-        if predicate():
-            loop.stop()
-            done.callback(None)
-        elif clock.seconds() > deadline:
-            loop.stop()
-            done.errback(AssertionError("condition not met in time"))
-
-    loop = task.LoopingCall(poll)
-    loop.clock = clock
-    loop.start(0.005)
-    return done
 
 
 @defer.inlineCallbacks

@@ -13,6 +13,7 @@ from timecoin.ledger.tx import OutPoint, sign_transfer
 from timecoin.node.assembly import NodeOptions, build_node, open_storage, prepare
 from timecoin.node.service import Node
 from timecoin.testing.fakes import ManualFinality, SyncStorage  # noqa: F401  (used by tests)
+from timecoin.testing.waiting import wait_until
 
 FEE = 10_000
 
@@ -93,21 +94,6 @@ def sync_node(testcase, clock, finality=None, config_changes=None):
     node.datadir = datadir
     testcase.addCleanup(storage._close_now)
     return node
-
-
-def wait_until(reactor, predicate, timeout=30.0, interval=0.01):
-    """Fire once ``predicate()`` is true (checked on reactor timers), or fail at ``timeout``."""
-    from twisted.internet import task
-
-    deadline = reactor.seconds() + timeout
-
-    @defer.inlineCallbacks
-    def check():
-        while not predicate():
-            if reactor.seconds() > deadline:
-                raise AssertionError(f"condition not met within {timeout}s")
-            yield task.deferLater(reactor, interval, lambda: None)
-    return check()
 
 
 @defer.inlineCallbacks

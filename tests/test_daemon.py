@@ -5,15 +5,16 @@ import os
 import signal
 import sqlite3
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory
 from twisted.trial import unittest
 
-from tests.support import devnet_funding, make_datadir, transfer, wait_until
+from tests.support import devnet_funding, make_datadir, transfer
 from timecoin.api.client import RpcClient, read_cookie
 from timecoin.ledger.keys import PrivateKey
 from timecoin.ledger.networks import COIN
 from timecoin.testing.processes import is_running, run_cli, run_twistd, start_daemon, worker_pids
+from timecoin.testing.waiting import poll, wait_until
 
 
 class StartupErrorTests(unittest.TestCase):
@@ -202,15 +203,9 @@ class PeeringTests(unittest.TestCase):
         self.assertEqual(hashes[0], hashes[1])
 
 
-@defer.inlineCallbacks
 def _wait_for_peers(rpc, timeout=30):
     """getpeerinfo once it lists a peer (asked every 50 ms on reactor timers)."""
-    deadline = reactor.seconds() + timeout
-    while True:
-        peers = yield rpc.call("getpeerinfo")
-        if peers or reactor.seconds() > deadline:
-            return peers
-        yield task.deferLater(reactor, 0.05, lambda: None)
+    return poll(reactor, lambda: rpc.call("getpeerinfo"), timeout=timeout, interval=0.05)
 
 
 class TwistTests(unittest.TestCase):

@@ -1,13 +1,14 @@
 """Snowball finality among 4 masternodes on 127.0.0.1, over real sockets."""
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from tests.support import devnet_funding, start_devnet, start_node, transfer, wait_until
+from tests.support import devnet_funding, start_devnet, start_node, transfer
 from timecoin.finality.snowball import SnowballFinality
 from timecoin.ledger.keys import PrivateKey
 from timecoin.ledger.networks import COIN
 from timecoin.ledger.tx import TxRejected
+from timecoin.testing.waiting import poll, wait_until
 
 DEST = PrivateKey.devnet(50)
 
@@ -39,19 +40,17 @@ class FourNodeTests(unittest.TestCase):
         infos = {str(n.txoutset_info()) for n in self.nodes}
         self.assertEqual(len(infos), 1)
 
-    @defer.inlineCallbacks
     def agreed(self, a, b, timeout=20):
         """The set of (status of a, status of b) over the nodes, once they agree."""
-        deadline = reactor.seconds() + timeout
-        while True:
-            pairs = set()
+        @defer.inlineCallbacks
+        def pairs():
+            found = set()
             for node in self.nodes:
                 x = yield node.transaction_status(a)
                 y = yield node.transaction_status(b)
-                pairs.add((x and x["status"], y and y["status"]))
-            if len(pairs) == 1 or reactor.seconds() > deadline:
-                return pairs
-            yield task.deferLater(reactor, 0.1, lambda: None)
+                found.add((x and x["status"], y and y["status"]))
+            return found
+        return poll(reactor, pairs, lambda found: len(found) == 1, timeout, interval=0.1)
 
     @defer.inlineCallbacks
     def test_double_spend_race_ends_the_same_everywhere(self):

@@ -16,7 +16,6 @@ from tests.p2p_fakes import (
     close_at_end,
     connect,
     start_node,
-    wait_for,
 )
 from timecoin.ledger.networks import TESTNET
 from timecoin.p2p import messages as m
@@ -24,6 +23,7 @@ from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.framing import encode_frame
 from timecoin.p2p.handshake import NO_CERTIFICATE, certificate_fingerprints
 from timecoin.p2p.tls import client_tls_options, ensure_tls_certificate, tls_server_description
+from timecoin.testing.waiting import wait_until
 
 SMALL = P2PConfig(max_per_ip=64, ping_interval=3600.0, max_message_size=64 * 1024)
 
@@ -62,7 +62,7 @@ class Refusals(unittest.TestCase):
         peer = yield connect(node.listen_port(), ScriptedPeer(protocol_version=9))
         close_at_end(self, peer)
         yield peer.ready
-        yield wait_for(lambda: node.peer_count() == 1)
+        yield wait_until(reactor, lambda: node.peer_count() == 1)
 
 
 class Misbehaviour(unittest.TestCase):
@@ -72,7 +72,7 @@ class Misbehaviour(unittest.TestCase):
     def assert_banned(self, node, peer):
         yield peer.lost
         self.assertEqual([b["address"] for b in node.list_banned()], ["127.0.0.1"])
-        yield wait_for(lambda: not any(node.connection_counts().values()))
+        yield wait_until(reactor, lambda: not any(node.connection_counts().values()))
 
     @defer.inlineCallbacks
     def ready_peer(self, config=None):
@@ -146,7 +146,7 @@ class Misbehaviour(unittest.TestCase):
         peer.transport.write(encode_frame(m.Ping(3))[:-3])
         peer.transport.loseConnection()
         yield peer.lost
-        yield wait_for(lambda: not any(node.connection_counts().values()))
+        yield wait_until(reactor, lambda: not any(node.connection_counts().values()))
         self.assertEqual(node.list_banned(), [])
 
     @defer.inlineCallbacks
@@ -155,7 +155,7 @@ class Misbehaviour(unittest.TestCase):
         data = b"".join(encode_frame(m.Ping(n)) for n in range(12))
         for cut in range(len(data)):
             reactor.callLater(0, peer.transport.write, data[cut:cut + 1])
-        yield wait_for(lambda: sum(1 for k in peer.kinds() if k == m.PONG) == 12)
+        yield wait_until(reactor, lambda: sum(1 for k in peer.kinds() if k == m.PONG) == 12)
         self.assertEqual([msg.nonce for msg in peer.messages if msg.KIND == m.PONG],
                          list(range(12)))
         self.assertEqual(node.peer_count(), 1)
@@ -176,7 +176,7 @@ class Misbehaviour(unittest.TestCase):
         for n in range(5):
             good.send(m.Ping(100 + n))
         yield flooder.lost
-        yield wait_for(lambda: sum(1 for k in good.kinds() if k == m.PONG) == 5)
+        yield wait_until(reactor, lambda: sum(1 for k in good.kinds() if k == m.PONG) == 5)
         self.assertEqual(node.peer_count(), 1)
         self.assertEqual(node.peer_info()[0]["pubkey"], good.identity.pubkey.hex())
         self.assertEqual([b["address"] for b in node.list_banned()], ["127.0.0.1"])
@@ -214,7 +214,7 @@ class Tls(unittest.TestCase):
         a, _ = yield self.tls_node("a")
         b, _ = yield self.tls_node("b")
         b.connect(f"127.0.0.1:{a.listen_port()}")
-        yield wait_for(lambda: a.peer_count() == 1 and b.peer_count() == 1)
+        yield wait_until(reactor, lambda: a.peer_count() == 1 and b.peer_count() == 1)
         # Both certificates entered the transcript, seen the same way from both ends.
         a_own, a_peer = certificate_fingerprints(a.get_peer(a.peers()[0].peer_id).transport)
         b_own, b_peer = certificate_fingerprints(b.get_peer(b.peers()[0].peer_id).transport)
@@ -241,7 +241,7 @@ class Tls(unittest.TestCase):
         peer = yield connect(None, ScriptedPeer(network=TESTNET), endpoint)
         close_at_end(self, peer)
         yield peer.ready
-        yield wait_for(lambda: node.peer_count() == 1)
+        yield wait_until(reactor, lambda: node.peer_count() == 1)
 
     @defer.inlineCallbacks
     def test_plaintext_to_tls_port_fails_cleanly(self):

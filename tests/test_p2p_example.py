@@ -7,7 +7,8 @@ import os
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from tests.p2p_fakes import GENESIS, make_tx, node_address, start_node, wait_for
+from tests.p2p_fakes import GENESIS, make_tx, node_address, start_node
+from timecoin.testing.waiting import wait_until
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "watch_transactions.py")
 
@@ -27,14 +28,14 @@ class WatchTransactions(unittest.TestCase):
         watching = load_example().main(
             reactor, ["--connect", node_address(node), "--genesis", GENESIS.hex(),
                       "--count", "3"], out=out)
-        yield wait_for(lambda: node.peer_count() == 1)
+        yield wait_until(reactor, lambda: node.peer_count() == 1)
         txs = [make_tx(i) for i in range(3)]
         for tx in txs:
             node.broadcast_tx(tx)
         heard = yield watching
         self.assertEqual(heard, [tx.txid for tx in txs])
         self.assertEqual(out.getvalue().split(), [tx.txid.hex() for tx in txs])
-        yield wait_for(lambda: node.peer_count() == 0)
+        yield wait_until(reactor, lambda: node.peer_count() == 0)
 
 
 class WatchFinality(unittest.TestCase):
@@ -49,7 +50,7 @@ class WatchFinality(unittest.TestCase):
             reactor, ["--connect", f"127.0.0.1:{node.peer_network.listen_port()}",
                       "--genesis", node.genesis_hash.hex(), "--finality", "--count", "2"],
             out=out)
-        yield wait_for(lambda: node.events.subscribers == 1)
+        yield wait_until(reactor, lambda: node.events.subscribers == 1)
         key, op, amount = support.devnet_funding(0)
         good = support.transfer(key, [op], [(1000, key.key_hash)], total=amount)
         yield node.submit(good)

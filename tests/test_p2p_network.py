@@ -1,6 +1,6 @@
 """Multi-node tests over real sockets on 127.0.0.1: handshake, relay, duplicates, ping."""
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
@@ -12,11 +12,11 @@ from tests.p2p_fakes import (
     make_tx,
     node_address,
     start_node,
-    wait_for,
 )
 from timecoin.interfaces import IPeerNetwork
 from timecoin.p2p import messages as m
 from timecoin.p2p.host import IPeerHost
+from timecoin.testing.waiting import wait_until
 
 
 class ServiceBasics(unittest.TestCase):
@@ -34,7 +34,7 @@ class TwoNodes(unittest.TestCase):
     def test_handshake_and_peer_info(self):
         a = yield start_node(self)
         b = yield start_node(self, seeds=[node_address(a)])
-        yield wait_for(lambda: a.peer_count() == 1 and b.peer_count() == 1)
+        yield wait_until(reactor, lambda: a.peer_count() == 1 and b.peer_count() == 1)
         [info_b] = b.peer_info()
         self.assertEqual(info_b["direction"], "outbound")
         self.assertEqual(info_b["pubkey"], a.host.identity.pubkey.hex())
@@ -50,7 +50,7 @@ class TwoNodes(unittest.TestCase):
     def test_ping_ms_measured(self):
         a = yield start_node(self)
         b = yield start_node(self, seeds=[node_address(a)])
-        yield wait_for(lambda: b.peer_count() == 1)
+        yield wait_until(reactor, lambda: b.peer_count() == 1)
         peer = b.get_peer(b.peers()[0].peer_id)
         rtt = yield peer.ping()
         self.assertIsInstance(rtt, float)
@@ -61,8 +61,8 @@ class TwoNodes(unittest.TestCase):
     def test_self_connection_closed_and_not_retried(self):
         a = yield start_node(self)
         a.connect(node_address(a))
-        yield wait_for(lambda: not a._seed_services)
-        yield wait_for(lambda: not a.connection_counts()["inbound"])
+        yield wait_until(reactor, lambda: not a._seed_services)
+        yield wait_until(reactor, lambda: not a.connection_counts()["inbound"])
         self.assertEqual(a.peer_count(), 0)
         self.assertEqual(a.list_banned(), [])
 
@@ -72,7 +72,7 @@ class TwoNodes(unittest.TestCase):
         b = yield start_node(self)
         a.connect(node_address(b))
         b.connect(node_address(a))
-        yield wait_for(lambda: a.peer_count() == 1 and b.peer_count() == 1
+        yield wait_until(reactor, lambda: a.peer_count() == 1 and b.peer_count() == 1
                        and sum(a.connection_counts().values()) == 1
                        and sum(b.connection_counts().values()) == 1)
         # Both sides kept the same connection: one side's outbound is the other's inbound.
@@ -100,7 +100,7 @@ class Relay(unittest.TestCase):
         b = yield start_node(self, seeds=[node_address(a)])
         c = yield start_node(self, seeds=[node_address(a), node_address(b)])
         nodes = [a, b, c]
-        yield wait_for(lambda: all(n.peer_count() == 2 for n in nodes))
+        yield wait_until(reactor, lambda: all(n.peer_count() == 2 for n in nodes))
         announcements = {id(n): [] for n in nodes}
         deliveries = {id(n): [] for n in nodes}
         for n in nodes:
@@ -110,9 +110,9 @@ class Relay(unittest.TestCase):
         txs = [make_tx(i) for i in range(5)]
         for tx in txs:
             a.host.receive_tx(tx.raw, "rpc")
-        yield wait_for(lambda: all(len(n.host.txs) == 5 for n in nodes))
+        yield wait_until(reactor, lambda: all(len(n.host.txs) == 5 for n in nodes))
         # Let any late announcements arrive before counting.
-        yield wait_for(lambda: sum(map(len, announcements.values())) >= 10)
+        yield wait_until(reactor, lambda: sum(map(len, announcements.values())) >= 10)
         yield b.get_peer(b.peers()[0].peer_id).ping()
         for n in nodes:
             pairs = [(pid, txid) for pid, txids in announcements[id(n)] for txid in txids]
@@ -145,6 +145,6 @@ class Relay(unittest.TestCase):
         peer.send(m.TxMessage(tx.raw))
         peer.send(m.TxMessage(tx.raw))
         peer.send(m.Ping(5))
-        yield wait_for(lambda: m.Pong(5) in peer.messages)
+        yield wait_until(reactor, lambda: m.Pong(5) in peer.messages)
         self.assertEqual(list(a.host.txs), [tx.txid])
         self.assertEqual(a.list_banned(), [])

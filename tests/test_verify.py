@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from tests.support import sync_node, transfer, wait_until
+from tests.support import sync_node, transfer
 from timecoin.interfaces import ISignatureVerifier
 from timecoin.ledger.keys import PrivateKey
 from timecoin.ledger.networks import DEVNET
@@ -28,6 +28,7 @@ from timecoin.node.verify_worker import (
     encode_request,
     serve,
 )
+from timecoin.testing.waiting import wait_until
 
 KEY = PrivateKey.devnet(0)
 
