@@ -30,6 +30,7 @@ from timecoin.interfaces import (
     IPeerNetwork,
     ISignatureVerifier,
     IStorage,
+    IUtxoFlusher,
     IUtxoState,
 )
 from timecoin.ledger.chain import GenesisChain
@@ -77,6 +78,7 @@ class InterfaceTests(unittest.TestCase):
         verifyObject(INodeMetrics, node.metrics)
         verifyObject(IFinalityEvents, node.events)
         verifyObject(IJournal, node.journal)
+        verifyObject(IUtxoFlusher, node.flusher)
 
     def test_network_side(self):
         node = sync_node(self, Clock())

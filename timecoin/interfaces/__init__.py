@@ -23,6 +23,7 @@ from timecoin.interfaces.node import (
     INodeMetrics,
     INodeQueries,
     ISignatureVerifier,
+    IUtxoFlusher,
 )
 from timecoin.interfaces.storage import IJournal, IStorage
 
@@ -30,5 +31,5 @@ __all__ = [
     "IBlockConsensus", "ICatchupHost", "IDeadlines", "IFinality", "IFinalityEvents",
     "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService", "IMempool",
     "INodeApi", "INodeComponents", "INodeMetrics", "INodeQueries", "IPeer", "IPeerMessaging",
-    "IPeerNetwork", "ISignatureVerifier", "IStorage", "IUtxoState",
+    "IPeerNetwork", "ISignatureVerifier", "IStorage", "IUtxoFlusher", "IUtxoState",
 ]

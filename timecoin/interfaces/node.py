@@ -129,3 +129,16 @@ class INodeApi(Interface):
     def submit(tx, from_peer=False):
         """Validate, lock and start deciding ``tx``; fire with its txid or fail
         with ``TxRejected``."""
+
+
+class IUtxoFlusher(Interface):
+    """Folds committed journal entries into the UTXO tables."""
+
+    applied_seq = Attribute("Sequence of the last journal entry storage's UTXO tables hold.")
+    error = Attribute("Message of the last failed flush, None once one succeeds.")
+
+    def flush():
+        """Apply what is committed (one batch); fire with the applied sequence."""
+
+    def finish():
+        """Wait for a flush under way, then flush what is left."""

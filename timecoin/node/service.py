@@ -29,12 +29,14 @@ from timecoin.ledger.chain import GenesisChain
 from timecoin.ledger.mempool import Mempool
 from timecoin.ledger.tx import (
     MIN_FEE_RATE,
+    PERMANENT_REJECTIONS,
     TxRejected,
     check_stateless,
     check_structure,
     decode_tx,
 )
 from timecoin.ledger.utxo import UtxoSet
+from timecoin.node.flush import UtxoFlusher
 from timecoin.node.metrics import NodeMetrics
 from timecoin.node.queries import NodeQueries
 from timecoin.node.verify import InlineVerifier
@@ -44,14 +46,6 @@ from timecoin.storage.journal import JournalWriter
 #: Approximate memory of one cached output, to turn cache_size_mb into entries.
 CACHE_ENTRY_BYTES = 400
 MAINTENANCE_INTERVAL = 1.0
-
-
-#: Reasons that no later state can cure: the txid is remembered as rejected.
-PERMANENT_REJECTIONS = frozenset({
-    "bad-signature", "pubkey-mismatch", "wrong-network", "duplicate-input", "zero-amount",
-    "amount-too-large", "outputs-overflow", "unsupported-version", "unsupported-kind",
-    "payload-not-allowed", "no-inputs", "no-outputs", "input-spent", "outputs-exceed-inputs",
-})
 
 
 @implementer(IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents)
@@ -90,11 +84,10 @@ class Node(MultiService):
         self.started_at = reactor.seconds()
         self.queries = NodeQueries(reactor, self)
         self.metrics = NodeMetrics(self, self.queries)
-        self._applied_seq = meta.applied_seq
+        self.flusher = UtxoFlusher(reactor, storage, self.state, self.journal, self.metrics,
+                                   meta.applied_seq)
         self._applied_replayed = meta.replayed
         self._validating = set()  # txids being verified or whose inputs are loading
-        self._flushing = None
-        self.flush_error = None
         self._timers = []
 
     # -- lifecycle -----------------------------------------------------------
@@ -137,9 +130,7 @@ class Node(MultiService):
         self.queries.stop()
         yield self.journal.drain()
         self.journal.stop()
-        if self._flushing is not None:
-            yield self._flushing
-        yield self.flush()
+        yield self.flusher.finish()
         yield self.storage.close()
         self.log.info("node stopped; journal and UTXO tables flushed")
 
@@ -378,33 +369,11 @@ class Node(MultiService):
 
     def flush(self):
         """Fold committed journal entries into the UTXO tables (one batch)."""
-        if self._flushing is not None:
-            return self._flushing
-        target = self.journal.committed_seq
-        if target <= self._applied_seq:
-            return defer.succeed(self._applied_seq)
-        started = self.reactor.seconds()
+        return self.flusher.flush()
 
-        def done(applied):
-            self._applied_seq = applied
-            self.state.applied(applied)
-            self.flush_error = None
-            self.metrics.flushed(self.reactor.seconds() - started)
-            return applied
-
-        def failed(failure):
-            self.flush_error = failure.getErrorMessage()
-            self.log.error("UTXO flush failed ({error}); the journal keeps every change",
-                           error=self.flush_error)
-            return self._applied_seq
-
-        def finished(result):
-            self._flushing = None
-            return result
-
-        self._flushing = self.storage.apply_journal(target, self.state.summary_at(target))
-        self._flushing.addCallbacks(done, failed).addBoth(finished)
-        return self._flushing
+    @property
+    def flush_error(self):
+        return self.flusher.error
 
     def _maintain(self):
         for txid in self.state.expire_locks():
