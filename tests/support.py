@@ -111,5 +111,5 @@ def start_devnet(testcase, reactor, count, config_text=""):
         node = yield start_node(testcase, reactor, datadir, masternode_key=key_file, peers=peers)
         yield node.peer_network.started
         nodes.append(node)
-    yield wait_until(reactor, lambda: all(n.peer_count() == count - 1 for n in nodes))
+    yield wait_until(reactor, lambda: all(n.queries.peer_count() == count - 1 for n in nodes))
     return nodes

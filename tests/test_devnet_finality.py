@@ -21,12 +21,12 @@ class FourNodeTests(unittest.TestCase):
         self.nodes = yield start_devnet(self, reactor, 4)
 
     def statuses(self, txid):
-        return defer.gatherResults([n.wait_for_transaction(txid, 20) for n in self.nodes])
+        return defer.gatherResults([n.queries.wait_for_transaction(txid, 20) for n in self.nodes])
 
     @defer.inlineCallbacks
     def test_transactions_finalize_on_every_node(self):
         self.assertTrue(all(isinstance(n.finality, SnowballFinality) for n in self.nodes))
-        self.assertEqual({n.masternodes_active() for n in self.nodes}, {4})
+        self.assertEqual({n.queries.masternodes_active() for n in self.nodes}, {4})
         txids = []
         for i in range(8):
             key, op, amount = devnet_funding(i)
@@ -37,7 +37,7 @@ class FourNodeTests(unittest.TestCase):
             results = yield self.statuses(txid)
             self.assertEqual({r["status"] for r in results}, {"finalized"}, results)
         yield wait_until(reactor, lambda: len({n.state.set_hash() for n in self.nodes}) == 1)
-        infos = {str(n.txoutset_info()) for n in self.nodes}
+        infos = {str(n.queries.txoutset_info()) for n in self.nodes}
         self.assertEqual(len(infos), 1)
 
     def agreed(self, a, b, timeout=20):
@@ -46,8 +46,8 @@ class FourNodeTests(unittest.TestCase):
         def pairs():
             found = set()
             for node in self.nodes:
-                x = yield node.transaction_status(a)
-                y = yield node.transaction_status(b)
+                x = yield node.queries.transaction_status(a)
+                y = yield node.queries.transaction_status(b)
                 found.add((x and x["status"], y and y["status"]))
             return found
         return poll(reactor, pairs, lambda found: len(found) == 1, timeout, interval=0.1)
@@ -108,7 +108,7 @@ class RestartTests(unittest.TestCase):
 
         yield send(range(20, 26), nodes)
         for txid in sent:
-            yield defer.gatherResults([n.wait_for_transaction(txid, 20) for n in nodes])
+            yield defer.gatherResults([n.queries.wait_for_transaction(txid, 20) for n in nodes])
         away = nodes[3]
         datadir = away.datadir
         more = send(range(26, 40), nodes[:3])  # under way while the node stops
@@ -116,20 +116,20 @@ class RestartTests(unittest.TestCase):
         yield more
         for txid in sent:
             results = yield defer.gatherResults(
-                [n.wait_for_transaction(txid, 20) for n in nodes[:3]])
+                [n.queries.wait_for_transaction(txid, 20) for n in nodes[:3]])
             self.assertEqual({r["status"] for r in results}, {"finalized"})
         peers = [f"127.0.0.1:{n.peer_network.listen_port()}" for n in nodes[:3]]
         back = yield start_node(self, reactor, datadir, peers=peers,
                                 masternode_key=f"{datadir}/masternode.key")
-        yield wait_until(reactor, lambda: back.peer_count() == 3)
+        yield wait_until(reactor, lambda: back.queries.peer_count() == 3)
         target = nodes[0].state.set_hash()
         yield wait_until(reactor, lambda: back.state.set_hash() == target, timeout=30)
         for txid in sent:
-            status = yield back.transaction_status(txid)
+            status = yield back.queries.transaction_status(txid)
             self.assertEqual(status["status"], "finalized", txid.hex())
         self.assertGreater(back.finality_sync.applied, 0)
         # and it takes part again: a new transaction finalizes on all four
         yield send([41], [back])
         results = yield defer.gatherResults(
-            [n.wait_for_transaction(sent[-1], 20) for n in nodes[:3] + [back]])
+            [n.queries.wait_for_transaction(sent[-1], 20) for n in nodes[:3] + [back]])
         self.assertEqual({r["status"] for r in results}, {"finalized"})

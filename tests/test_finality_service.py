@@ -5,6 +5,7 @@ from collections import namedtuple
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial import unittest
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from tests.support import PrivateKey, devnet_funding, transfer
@@ -20,14 +21,27 @@ from timecoin.finality.messages import (
     Subscribe,
 )
 from timecoin.finality.snowball import SnowballFinality
-from timecoin.interfaces import IFinality
+from timecoin.interfaces import (
+    ICatchupHost,
+    IFinality,
+    IFinalityEvents,
+    IFinalitySync,
+    IPeer,
+    IPeerMessaging,
+)
 from timecoin.p2p import messages as m
 from timecoin.p2p.messages import decode_message, encode_message
+from timecoin.testing.fakes import KnownTransactions
 
-Peer = namedtuple("Peer", "peer_id pubkey address direction")
 KEYS = [PrivateKey.devnet(i).pubkey for i in range(4)]
 
 
+@implementer(IPeer)
+class Peer(namedtuple("Peer", "peer_id pubkey address direction")):
+    """A fake ready peer."""
+
+
+@implementer(IPeerMessaging)
 class FakeNetwork:
     """Records what is sent; peers are the other three masternodes."""
 
@@ -72,13 +86,15 @@ class SnowballFinalityTests(unittest.TestCase):
         self.finality = SnowballFinality(self.clock, params, {pk: 1 for pk in KEYS}, KEYS[0],
                                          query_timeout_ms=500)
         self.network = FakeNetwork(KEYS[1:])
-        self.finality.attach(self.network)
+        self.finality.attach(self.network, KnownTransactions())
         self.decisions = []
         self.finality.add_listener(lambda *d: self.decisions.append(d))
 
     def test_provides_the_interface(self):
         verifyObject(IFinality, self.finality)
         verifyObject(IFinality, LocalFinality(self.clock))
+        verifyObject(IPeerMessaging, self.network)
+        verifyObject(IPeer, self.network.get_peer(1))
 
     def answer_all(self, yes=True):
         for peer_id, query in self.network.take(m.SNOWBALL_QUERY):
@@ -147,7 +163,7 @@ class SnowballFinalityTests(unittest.TestCase):
     def test_no_validators_connected_means_no_decision(self):
         lonely = SnowballFinality(self.clock, SnowballParams(), {pk: 1 for pk in KEYS}, KEYS[0],
                                   query_timeout_ms=500)
-        lonely.attach(FakeNetwork([]))
+        lonely.attach(FakeNetwork([]), KnownTransactions())
         lonely.start(tx_for(8))
         self.clock.advance(10)
         self.assertEqual(lonely.in_flight(), 1)
@@ -158,6 +174,7 @@ class PublisherTests(unittest.TestCase):
     def test_subscribers_get_finality_events(self):
         network = FakeNetwork(KEYS[1:])
         publisher = FinalityEventPublisher()
+        verifyObject(IFinalityEvents, publisher)
         publisher.attach(network)
         publisher.publish(b"\x01" * 32, True, "finalized", 12.7)  # nobody listens yet
         network.deliver(2, Subscribe())
@@ -169,7 +186,10 @@ class PublisherTests(unittest.TestCase):
         self.assertEqual(publisher.subscribers, 1)
 
 
+@implementer(ICatchupHost)
 class FakeNode:
+    """A node's journal as a list; records what it is asked to apply."""
+
     def __init__(self, journal):
         self.journal = journal
         self.applied = []
@@ -193,6 +213,10 @@ class FinalitySyncTests(unittest.TestCase):
         self.clock = Clock()
         self.sync = FinalitySync(self.clock, self.node, KEYS, KEYS[0])
         self.sync.attach(self.network)
+
+    def test_provides_the_interfaces(self):
+        verifyObject(IFinalitySync, self.sync)
+        verifyObject(ICatchupHost, self.node)
 
     def test_serves_pages_of_the_journal(self):
         self.network.deliver(1, GetFinalized(10, 1))
@@ -238,9 +262,9 @@ class LoneMasternodeAnswerTests(unittest.TestCase):
         self.clock = Clock()
         self.finality = LocalFinality(self.clock)
         self.network = FakeNetwork(KEYS[1:2])
-        self.validating, self.known, self.final = set(), set(), set()
-        self.finality.attach(self.network, self.final.__contains__,
-                             self.validating.__contains__, self.known.__contains__)
+        host = KnownTransactions()
+        self.validating, self.known, self.final = host.validating, host.present, host.finalized
+        self.finality.attach(self.network, host)
 
     def test_known_finalized_yes_unknown_fetched_and_held(self):
         done, fresh = b"\x01" * 32, b"\x02" * 32

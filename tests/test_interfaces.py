@@ -1,4 +1,4 @@
-"""Every component provides its Interface."""
+"""Every component provides its Interface, fakes included."""
 
 import os
 
@@ -7,14 +7,30 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyClass, verifyObject
 
 from tests.support import make_datadir, sync_node
+from timecoin.finality.catchup import FinalitySync
+from timecoin.finality.deadlines import Deadlines
 from timecoin.finality.local import LocalFinality
 from timecoin.finality.snowball import SnowballFinality
 from timecoin.interfaces import (
     IBlockConsensus,
+    ICatchupHost,
+    IDeadlines,
     IFinality,
+    IFinalityEvents,
+    IFinalityHost,
+    IFinalitySync,
+    IJournal,
+    IListeningService,
     IMempool,
+    INodeApi,
+    INodeComponents,
+    INodeMetrics,
+    INodeQueries,
+    IPeer,
     IPeerNetwork,
+    ISignatureVerifier,
     IStorage,
+    IUtxoFlusher,
     IUtxoState,
 )
 from timecoin.ledger.chain import GenesisChain
@@ -22,10 +38,16 @@ from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.mempool import Mempool
 from timecoin.ledger.networks import DEVNET
 from timecoin.ledger.utxo import UtxoSet
+from timecoin.node.assembly import ListenerService
 from timecoin.node.service import Node
-from timecoin.p2p.host import IPeerHost
-from timecoin.p2p.service import PeerNetworkService
+from timecoin.node.verify import InlineVerifier, ProcessVerifier
+from timecoin.p2p.host import IPeerHost, ObserverHost
+from timecoin.p2p.protocol import PeerProtocol
+from timecoin.p2p.service import PeerNetworkService, PeerSummary
+from timecoin.storage.journal import JournalWriter
 from timecoin.storage.store import Storage
+from timecoin.testing.fakes import KnownTransactions, ManualFinality, SyncStorage
+from timecoin.testing.peers import FakePeerHost
 
 
 class InterfaceTests(unittest.TestCase):
@@ -35,13 +57,42 @@ class InterfaceTests(unittest.TestCase):
         verifyObject(IMempool, Mempool(clock))
         verifyObject(IFinality, LocalFinality(clock))
         verifyClass(IFinality, SnowballFinality)
+        verifyObject(IDeadlines, Deadlines(clock, lambda item: None, lambda item: False))
 
     def test_chain_and_storage(self):
         verifyObject(IBlockConsensus, GenesisChain(make_genesis(DEVNET)))
-        verifyObject(IStorage, Storage(Clock(), os.path.join(make_datadir(self), "db")))
+        storage = Storage(Clock(), os.path.join(make_datadir(self), "db"))
+        verifyObject(IStorage, storage)
+        verifyObject(IJournal, JournalWriter(Clock(), storage))
 
-    def test_node_is_a_peer_host_and_its_network_a_peer_network(self):
+    def test_verifiers(self):
+        verifyObject(ISignatureVerifier, InlineVerifier())
+        verifyObject(ISignatureVerifier, ProcessVerifier(Clock(), 1))
+
+    def test_node_provides_what_its_collaborators_ask(self):
         node = sync_node(self, Clock())
-        verifyObject(IPeerHost, node)
-        verifyClass(IPeerHost, Node)
-        verifyObject(IPeerNetwork, PeerNetworkService(Clock(), node))
+        for interface in (IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents):
+            verifyObject(interface, node)
+            verifyClass(interface, Node)
+        verifyObject(INodeQueries, node.queries)
+        verifyObject(INodeMetrics, node.metrics)
+        verifyObject(IFinalityEvents, node.events)
+        verifyObject(IJournal, node.journal)
+        verifyObject(IUtxoFlusher, node.flusher)
+
+    def test_network_side(self):
+        node = sync_node(self, Clock())
+        network = PeerNetworkService(Clock(), node)
+        verifyObject(IPeerNetwork, network)
+        verifyObject(IPeer, PeerSummary(1, b"k" * 32, "127.0.0.1:1", "inbound"))
+        verifyClass(IPeer, PeerProtocol)
+        verifyObject(IPeerHost, ObserverHost(DEVNET, b"g" * 32, "test"))
+        verifyObject(IFinalitySync, FinalitySync(Clock(), node, [], b"k" * 32))
+        verifyObject(IListeningService, ListenerService(Clock(), "tcp:0", None, "API"))
+
+    def test_fakes_implement_what_they_claim(self):
+        verifyObject(IFinality, ManualFinality())
+        verifyObject(IFinalityHost, KnownTransactions())
+        verifyObject(IPeerHost, FakePeerHost())
+        storage = SyncStorage(Clock(), os.path.join(make_datadir(self), "db"))
+        verifyObject(IStorage, storage)

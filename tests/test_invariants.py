@@ -90,7 +90,7 @@ class LedgerMachine(RuleBasedStateMachine):
         summary = []
         self.node.storage.compute_set_summary().addCallback(summary.append)
         digest, count, total = summary[0]
-        assert self.node._applied_seq == self.node.journal.committed_seq
+        assert self.node.flusher.applied_seq == self.node.journal.committed_seq
         assert (digest, count, total) == (self.node.state.set_hash(), self.node.state.count,
                                           self.node.state.total_amount)
 

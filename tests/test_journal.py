@@ -35,6 +35,7 @@ class FlakyStorage:
 class Rec:
     def __init__(self, seq):
         self.seq = seq
+        self.txid = b"%d" % seq
 
 
 class JournalWriterTests(unittest.TestCase):
@@ -105,13 +106,13 @@ class FullDiskNodeTests(unittest.TestCase):
         node.submit(tx)
         clock.advance(0)  # the lone masternode decides
         status = []
-        node.transaction_status(tx.txid).addCallback(status.append)
+        node.queries.transaction_status(tx.txid).addCallback(status.append)
         self.assertEqual(status[-1]["status"], "pending")
-        self.assertEqual(node.health()["status"], "degraded")
+        self.assertEqual(node.queries.health()["status"], "degraded")
         clock.advance(0.2)
-        node.transaction_status(tx.txid).addCallback(status.append)
+        node.queries.transaction_status(tx.txid).addCallback(status.append)
         self.assertEqual(status[-1]["status"], "finalized")
-        self.assertEqual(node.health()["status"], "ok")
+        self.assertEqual(node.queries.health()["status"], "ok")
         self.assertEqual(calls, [1, 1])
         self.flushLoggedErrors()
         node.stopService()

@@ -97,3 +97,24 @@ class MempoolTests(unittest.TestCase):
         for i in range(300):
             pool.remove(tx(i).txid)
         self.assertLess(len(pool._heap), 100)
+
+
+class PendingViewsTests(unittest.TestCase):
+    """Contenders and pending outputs per address follow the entries."""
+
+    def test_incoming_and_contenders_follow_add_remove_and_eviction(self):
+        pool = Mempool(Clock(), max_count=2)
+        a, b, c = tx(1, 1000), tx(2, 2000), tx(3, 4000)
+        pool.add(a, 500)
+        pool.add(b, 600, contender=True)
+        self.assertEqual(pool.incoming(KEY.key_hash), 3000)
+        self.assertEqual(pool.contenders(), [b.txid])
+        self.assertTrue(pool.is_contender(b.txid))
+        self.assertFalse(pool.is_contender(a.txid))
+        self.assertEqual(pool.add(c, 5000), [a.txid])  # a is evicted
+        self.assertEqual(pool.incoming(KEY.key_hash), 6000)
+        pool.remove(b.txid)
+        self.assertEqual(pool.contenders(), [])
+        self.assertEqual(pool.incoming(KEY.key_hash), 4000)
+        pool.remove(c.txid)
+        self.assertEqual(pool.incoming(KEY.key_hash), 0)

@@ -343,7 +343,7 @@ class NodeWithSlowVerifierTests(unittest.TestCase):
         self.node.storage.get_transaction = lambda txid: (lookups.append(txid), real(txid))[1]
         tx = self.spend(PrivateKey.devnet(1).key_hash)
         self.node.submit(tx)
-        waiting = self.node.wait_for_transaction(tx.txid, 10)
+        waiting = self.node.queries.wait_for_transaction(tx.txid, 10)
         self.assertEqual(lookups, [])  # known to be validating: no storage lookup
         self.assertNoResult(waiting)
         self.node.verifier.release()
@@ -353,7 +353,7 @@ class NodeWithSlowVerifierTests(unittest.TestCase):
     def test_a_transaction_refused_after_verifying_wakes_its_waiters(self):
         tx = forged(self.spend(PrivateKey.devnet(1).key_hash), 0)
         self.node.submit(tx).addErrback(lambda f: None)
-        waiting = self.node.wait_for_transaction(tx.txid, 10)
+        waiting = self.node.queries.wait_for_transaction(tx.txid, 10)
         self.node.verifier.release()
         status = self.successResultOf(waiting)
         self.assertEqual((status["status"], status["reason"]),
@@ -362,7 +362,7 @@ class NodeWithSlowVerifierTests(unittest.TestCase):
     def test_a_second_copy_refused_does_not_wake_the_waiters(self):
         tx = self.spend(PrivateKey.devnet(1).key_hash)
         self.node.submit(tx)
-        waiting = self.node.wait_for_transaction(tx.txid, 10)
+        waiting = self.node.queries.wait_for_transaction(tx.txid, 10)
         self.failureResultOf(self.node.submit(tx), TxRejected)
         self.assertNoResult(waiting)
 

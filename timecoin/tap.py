@@ -109,7 +109,7 @@ class DaemonService(MultiService):
 
     def stopService(self):
         d = super().stopService()
-        cleanup = getattr(self.node, "cookie_cleanup", None)
+        cleanup = self.node.cookie_cleanup
         if cleanup is not None:
             d.addBoth(lambda r: (cleanup(), r)[1])
         return d

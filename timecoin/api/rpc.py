@@ -53,10 +53,12 @@ def _address(value):
 
 
 class RpcMethods:
-    """The methods of the specification, bound to one node."""
+    """The methods of the specification, bound to one node (an ``INodeApi``:
+    its read side answers, its ``submit`` takes transactions)."""
 
     def __init__(self, node, stop=None):
         self.node = node
+        self.queries = node.queries
         self._stop = stop
         self.methods = {
             "getinfo": self.getinfo, "sendrawtransaction": self.sendrawtransaction,
@@ -105,40 +107,34 @@ class RpcMethods:
     # -- methods -------------------------------------------------------------
 
     def getinfo(self):
-        n = self.node
-        return {
-            "network": n.network.name, "height": n.chain.height(),
-            "best_block_hash": n.chain.best_block_hash().hex(), "peers": n.peer_count(),
-            "masternodes_active": n.masternodes_active(), "mempool_size": n.mempool.size,
-            "utxo_set_hash": n.state.set_hash(), "version": n.version,
-        }
+        return self.queries.info()
 
     def sendrawtransaction(self, hex):  # noqa: A002 - the specification's name
         d = self.node.submit(decode_hex(hex))
         return d.addCallback(lambda txid: txid.hex())
 
     def gettransaction(self, txid):
-        return self.node.transaction_status(_txid(txid)).addCallback(_found(txid))
+        return self.queries.transaction_status(_txid(txid)).addCallback(_found(txid))
 
     def waitfortransaction(self, txid, timeout_s=60):
         if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not (
                 0 <= timeout_s <= MAX_WAIT_S):
             raise RpcError(INVALID_PARAMS, f"timeout_s must be a number from 0 to {MAX_WAIT_S}")
-        d = self.node.wait_for_transaction(_txid(txid), timeout_s)
+        d = self.queries.wait_for_transaction(_txid(txid), timeout_s)
         return d.addCallback(_found(txid))
 
     def getbalance(self, address):
-        return self.node.balance(_address(address))
+        return self.queries.balance(_address(address))
 
     def listunspent(self, address):
-        d = self.node.unspent(_address(address))
+        d = self.queries.unspent(_address(address))
         return d.addCallback(lambda rows: [
             {"txid": op.txid.hex(), "vout": op.vout, "amount": amount, "status": status}
             for op, amount, status in rows
         ])
 
     def getblockcount(self):
-        return self.node.chain.height()
+        return self.queries.height()
 
     def getblock(self, height_or_hash):
         key = height_or_hash
@@ -149,25 +145,23 @@ class RpcMethods:
                 raise RpcError(INVALID_PARAMS, "block hash must be hexadecimal") from None
         elif isinstance(key, bool) or not isinstance(key, int):
             raise RpcError(INVALID_PARAMS, "give a block height or hash")
-        block = self.node.chain.get_block(key)
+        block = self.queries.block(key)
         if block is None:
             raise RpcError(NOT_FOUND, f"block not found: {height_or_hash}")
         return block
 
     def getmempoolinfo(self):
-        m = self.node.mempool
-        return {"size": m.size, "bytes": m.bytes, "max_bytes": m.max_bytes,
-                "min_fee_rate": m.min_fee_rate()}
+        return self.queries.mempool_info()
 
     def gettxoutsetinfo(self):
-        return self.node.txoutset_info()
+        return self.queries.txoutset_info()
 
     def getpeerinfo(self):
         net = self.node.peer_network
         return net.peer_info() if net is not None else []
 
     def getmasternodes(self):
-        return self.node.chain.masternodes()
+        return self.queries.masternodes()
 
     def stop(self):
         if self._stop is None:
@@ -175,22 +169,22 @@ class RpcMethods:
         self.node.reactor.callLater(0.05, self._stop)
         return "timecoin stopping"
 
-    def _network(self, what):
+    def _network(self):
         net = self.node.peer_network
-        if net is None or not hasattr(net, what):
+        if net is None:
             raise RpcError(METHOD_NOT_FOUND, "this node has no peer network")
-        return getattr(net, what)
+        return net
 
     def listbanned(self):
-        return self._network("list_banned")()
+        return self._network().list_banned()
 
     def setban(self, address, command="add", seconds=None):
         if command not in ("add", "remove"):
             raise RpcError(INVALID_PARAMS, "command must be 'add' or 'remove'")
-        return self._network("set_ban")(address, seconds, remove=(command == "remove"))
+        return self._network().set_ban(address, seconds, remove=(command == "remove"))
 
     def clearbanned(self):
-        return self._network("clear_banned")()
+        return self._network().clear_banned()
 
 
 def _found(txid):

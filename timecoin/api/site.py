@@ -56,16 +56,17 @@ def _json(request, code, body):
 
 
 class HealthResource(resource.Resource):
-    """``GET /health``: 200 with the node's status, no authentication."""
+    """``GET /health``: 200 with the node's status (an ``INodeQueries``), no
+    authentication."""
 
     isLeaf = True
 
-    def __init__(self, node):
+    def __init__(self, queries):
         super().__init__()
-        self._node = node
+        self._queries = queries
 
     def render_GET(self, request):
-        return _json(request, 200, self._node.health())
+        return _json(request, 200, self._queries.health())
 
 
 class RpcResource(resource.Resource):
@@ -183,10 +184,11 @@ class QuietSite(server.Site):
 
 
 def build_site(node, credentials, stop=None):
-    """The API's ``Site``: ``/rpc``, ``/health`` and ``/metrics``."""
+    """The API's ``Site`` for ``node`` (an ``INodeApi``): ``/rpc``, ``/health``
+    and ``/metrics``."""
     root = resource.Resource()
     root.putChild(b"rpc", RpcResource(RpcMethods(node, stop), credentials))
-    root.putChild(b"health", HealthResource(node))
+    root.putChild(b"health", HealthResource(node.queries))
     root.putChild(b"metrics", MetricsResource(registry=node.metrics.registry))
     site = QuietSite(root)
     site.displayTracebacks = False

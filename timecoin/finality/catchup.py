@@ -20,6 +20,7 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from timecoin.finality.messages import (
     FINALIZED,
@@ -28,6 +29,7 @@ from timecoin.finality.messages import (
     Finalized,
     GetFinalized,
 )
+from timecoin.interfaces import IFinalitySync
 from timecoin.ledger.tx import TxRejected, decode_tx
 
 MAX_CLAIMS = 200_000
@@ -43,8 +45,13 @@ class _Claim:
         self.reporters = set()
 
 
+@implementer(IFinalitySync)
 class FinalitySync(Service):
-    """Pulls other masternodes' finality journals (see the module docstring)."""
+    """Pulls other masternodes' finality journals (see the module docstring).
+
+    ``node`` provides ``ICatchupHost``; the network given to :meth:`attach`,
+    ``IPeerMessaging``.
+    """
 
     log = Logger()
 
@@ -109,7 +116,7 @@ class FinalitySync(Service):
 
     def _on_page(self, peer_id, message):
         peer = self._network.get_peer(peer_id)
-        pubkey = getattr(peer, "pubkey", None)
+        pubkey = peer.pubkey if peer is not None else None
         if pubkey not in self._masternodes:
             return
         self._asking.pop(pubkey, None)

@@ -6,12 +6,16 @@ library — sends ``subscribe``; from then on the node sends it a
 its journal record is durable) or rejected (with the reason).
 """
 
+from zope.interface import implementer
+
 from timecoin.finality.messages import FinalityEvent
+from timecoin.interfaces import IFinalityEvents
 from timecoin.p2p import messages as m
 
 MAX_SUBSCRIBERS = 256
 
 
+@implementer(IFinalityEvents)
 class FinalityEventPublisher:
     """Pushes this node's finality decisions to the peers that subscribed."""
 

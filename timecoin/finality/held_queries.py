@@ -8,8 +8,7 @@ deadline it is answered with what the node knows. Both finality components
 (the lone masternode's and Snowball's) hold queries this way.
 """
 
-import heapq
-import itertools
+from timecoin.finality.deadlines import Deadlines
 
 
 class _Held:
@@ -29,25 +28,19 @@ class HeldQueries:
     """
 
     def __init__(self, clock, answer):
-        self._clock = clock
         self._answer = answer
         self._by_txid = {}  # txid -> [_Held]
-        self._deadlines = []  # heap of (deadline, n, _Held)
-        self._order = itertools.count()
-        self._timer = None
+        self._deadlines = Deadlines(clock, self._finish, lambda held: held.answered)
 
     def __len__(self):
-        return sum(1 for _, _, held in self._deadlines if not held.answered)
+        return self._deadlines.pending()
 
     def hold(self, peer_id, query, missing, timeout):
         """Hold ``query`` until every txid in ``missing`` is resolved, or ``timeout``."""
         held = _Held(peer_id, query, missing)
         for txid in held.missing:
             self._by_txid.setdefault(txid, []).append(held)
-        deadline = self._clock.seconds() + timeout
-        heapq.heappush(self._deadlines, (deadline, next(self._order), held))
-        if self._timer is None or self._timer.getTime() > deadline:
-            self._arm(deadline)
+        self._deadlines.schedule(timeout, held)
 
     def resolve(self, txid):
         """``txid`` is settled here: answer the queries that waited only for it."""
@@ -66,24 +59,5 @@ class HeldQueries:
                     del self._by_txid[txid]
         self._answer(held.peer_id, held.query)
 
-    def _arm(self, deadline):
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = self._clock.callLater(max(0.0, deadline - self._clock.seconds()),
-                                            self._expire)
-
-    def _expire(self):
-        self._timer = None
-        now = self._clock.seconds()
-        heap = self._deadlines
-        while heap and (heap[0][0] <= now or heap[0][2].answered):
-            _, _, held = heapq.heappop(heap)
-            if not held.answered:
-                self._finish(held)
-        if heap:
-            self._arm(heap[0][0])
-
     def stop(self):
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self._deadlines.stop()

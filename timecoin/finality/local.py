@@ -25,37 +25,42 @@ HOLD_S = 1.0
 class LocalFinality:
     """Decides every started transaction at once (see the module docstring)."""
 
+    #: No back-pressure: decisions take one reactor turn.
+    max_in_flight = None
+    #: The first transaction to lock an output holds it: no double spend is started.
+    accepts_conflicts = False
+
     def __init__(self, clock):
         self._clock = clock
+        self._network = None
+        self._host = None
         self._queue = {}
         self._listeners = []
         self._call = None
         self._held = HeldQueries(clock, self._answer)
 
-    def attach(self, network, is_finalized, is_validating=lambda txid: False,
-               has_tx=lambda txid: True):
-        """Answer Snowball queries on ``network``. From the node: ``is_finalized(txid)``,
-        ``is_validating(txid)`` (its inputs are loading) and ``has_tx(txid)``."""
+    def attach(self, network, host):
+        """Answer Snowball queries on ``network``; ``host`` (the node) says which
+        txids finalized lately, are validating, or are here at all."""
         self._network = network
-        self._is_finalized = is_finalized
-        self._is_validating = is_validating
-        self._has_tx = has_tx
+        self._host = host
         network.register_handler(m.SNOWBALL_QUERY, self._on_query)
 
     def _on_query(self, peer_id, query):
         # A transaction still arriving or being validated is waited for (see
         # timecoin.finality.held_queries); one not here at all is fetched from the asker.
-        waiting = [t for t in query.txids if self._is_validating(t) or not self._has_tx(t)]
+        host = self._host
+        waiting = [t for t in query.txids if host.is_validating(t) or not host.have_tx(t)]
         if not waiting:
             self._answer(peer_id, query)
             return
-        fetch = tuple(t for t in waiting if not self._has_tx(t))
+        fetch = tuple(t for t in waiting if not host.have_tx(t))
         if fetch:
             self._network.send(peer_id, m.GetData(fetch[:m.MAX_INV]))
         self._held.hold(peer_id, query, waiting, HOLD_S)
 
     def _answer(self, peer_id, query):
-        votes = tuple(t in self._queue or self._is_finalized(t) for t in query.txids)
+        votes = tuple(t in self._queue or self._host.finalized_recently(t) for t in query.txids)
         self._network.send(peer_id, SnowballVotes(query.poll_id, votes))
 
     def tx_settled(self, txid):
@@ -76,6 +81,9 @@ class LocalFinality:
 
     def in_flight(self):
         return len(self._queue)
+
+    def statistics(self):
+        return []
 
     def stop(self):
         self._held.stop()

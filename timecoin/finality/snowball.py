@@ -45,7 +45,7 @@ class SnowballFinality:
     max_in_flight = 1024
 
     def __init__(self, clock, params, masternodes, self_pubkey, query_timeout_ms,
-                 rng=None, max_polls=4, is_known=lambda txid: False):
+                 rng=None, max_polls=4):
         self._clock = clock
         self.engine = SnowballEngine(params, remember=REMEMBER_DECISIONS)
         self.reputation = Reputation(clock.seconds)
@@ -55,8 +55,7 @@ class SnowballFinality:
         self.masternodes = dict(masternodes)
         self.self_pubkey = self_pubkey
         self.fetch_timeout = min(query_timeout_ms / 2000.0, 1.0)
-        self._is_known = is_known  # txid -> True once the node decided on it at entry
-        self._has_tx = lambda txid: False  # txid -> True if the node has or is validating it
+        self._host = None  # IFinalityHost: what the node knows of a txid
         self._listeners = []
         self._network = None
         self._peer_of = {}  # validator pubkey -> peer id
@@ -68,9 +67,11 @@ class SnowballFinality:
 
     # -- wiring --------------------------------------------------------------
 
-    def attach(self, network):
-        """Carry queries, votes and finality events over ``network``."""
+    def attach(self, network, host):
+        """Carry queries and votes over ``network``; ``host`` says which txids
+        the node settled itself (``settled``) and which it has (``have_tx``)."""
         self._network = network
+        self._host = host
         network.register_handler(m.SNOWBALL_QUERY, self._on_query)
         network.register_handler(m.SNOWBALL_VOTES, self._on_votes)
 
@@ -102,6 +103,27 @@ class SnowballFinality:
         """The node refused ``txid`` at entry: queries waiting for it get a "no"."""
         self._held.resolve(txid)
 
+    def statistics(self):
+        stats, polls = self.engine.stats, self.polls.stats
+        asked = polls.replies + polls.missing_replies
+        rounds = sum(r * n for r, n in stats.rounds_to_accept.items())
+        count = sum(stats.rounds_to_accept.values())
+        return [
+            ("timecoin_snowball_preference_flips", "counter",
+             "Preference changes in conflict sets", stats.preference_flips),
+            ("timecoin_snowball_polls", "counter", "Polls finished",
+             polls.completed + polls.expired),
+            ("timecoin_snowball_replies", "counter", "Validator replies received",
+             polls.replies),
+            ("timecoin_snowball_missing_replies", "counter",
+             "Sampled validators that did not answer in time", polls.missing_replies),
+            ("timecoin_snowball_validator_response_rate", "gauge",
+             "Share of sampled validators that answered",
+             polls.replies / asked if asked else 1.0),
+            ("timecoin_snowball_rounds_per_finalized_tx", "gauge",
+             "Mean rounds to finalize a transaction", rounds / count if count else 0.0),
+        ]
+
     # -- polling -------------------------------------------------------------
 
     def active_validators(self):
@@ -126,13 +148,6 @@ class SnowballFinality:
                     self._network.send(peer_id, SnowballQuery(query.poll_id, query.txids))
         self._schedule()
 
-    def set_known_check(self, is_known, has_tx=None):
-        """``is_known(txid)``: the node settled ``txid`` itself (e.g. refused it);
-        ``has_tx(txid)``: the node has it or is validating it (no need to fetch)."""
-        self._is_known = is_known
-        if has_tx is not None:
-            self._has_tx = has_tx
-
     def _schedule(self):
         deadlines = [d for d in (self.polls.next_deadline(),) if d is not None]
         if len(self.engine) and not self.polls.polls_in_flight:
@@ -155,19 +170,19 @@ class SnowballFinality:
 
     def _on_votes(self, peer_id, message):
         peer = self._network.get_peer(peer_id)
-        validator = getattr(peer, "pubkey", None)
+        validator = peer.pubkey if peer is not None else None
         self._report(self.polls.on_reply(message.poll_id, validator, list(message.votes)))
         self._pump()
 
     # -- answering -----------------------------------------------------------
 
     def _on_query(self, peer_id, message):
-        engine_status, is_known = self.engine.status, self._is_known
+        engine_status, is_known = self.engine.status, self._host.settled
         unknown = [t for t in message.txids if engine_status(t) is None and not is_known(t)]
         if not unknown:
             self._reply(peer_id, message)
             return
-        fetch = tuple(t for t in unknown if not self._has_tx(t))
+        fetch = tuple(t for t in unknown if not self._host.have_tx(t))
         if fetch:
             self._network.send(peer_id, m.GetData(fetch[:m.MAX_INV]))
         self._held.hold(peer_id, message, unknown, self.fetch_timeout)

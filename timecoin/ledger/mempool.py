@@ -7,6 +7,11 @@ is full, a newcomer must pay a strictly higher fee rate than the lowest entry,
 which is evicted (repeatedly, until the newcomer fits). Rejected txids are
 remembered for an hour so that a flood of the same bad transaction costs one
 lookup each.
+
+The pool also keeps what follows from its entries: the contenders (double
+spends of a pending transaction, admitted without locks for finality to
+decide between) and the pending outputs paying each address, both updated as
+entries come and go (evictions included).
 """
 
 import heapq
@@ -52,6 +57,8 @@ class Mempool:
         self._rejected = OrderedDict()
         self._rejected_ttl = rejected_ttl
         self._rejected_max = rejected_max
+        self._contenders = set()
+        self._incoming = {}  # key_hash -> {(txid, vout): amount} of pending outputs
 
     def __contains__(self, txid):
         return txid in self._entries
@@ -80,7 +87,7 @@ class Mempool:
         lowest = self._lowest()
         return lowest[0] if lowest else 0.0
 
-    def add(self, tx, fee):
+    def add(self, tx, fee, contender=False):
         txid, size = tx.txid, len(tx.raw)
         if txid in self._entries:
             raise TxRejected("already-known", "transaction is already pending")
@@ -96,6 +103,10 @@ class Mempool:
         heapq.heappush(self._heap, (rate, next(self._tiebreak), txid))
         self.size += 1
         self.bytes += size
+        if contender:
+            self._contenders.add(txid)
+        for n, out in enumerate(tx.outputs):
+            self._incoming.setdefault(out.key_hash, {})[(txid, n)] = out.amount
         return victims
 
     def _choose_victims(self, tx_size, rate):
@@ -130,9 +141,30 @@ class Mempool:
         if entry is not None:
             self.size -= 1
             self.bytes -= entry.tx.size
+            self._contenders.discard(txid)
+            self._forget_incoming(entry.tx)
             if len(self._heap) > 2 * self.size + 64:
                 self._compact()
         return entry
+
+    def _forget_incoming(self, tx):
+        for n, out in enumerate(tx.outputs):
+            pending = self._incoming.get(out.key_hash)
+            if pending is not None:
+                pending.pop((tx.txid, n), None)
+                if not pending:
+                    del self._incoming[out.key_hash]
+
+    # -- derived views -------------------------------------------------------
+
+    def contenders(self):
+        return list(self._contenders)
+
+    def is_contender(self, txid):
+        return txid in self._contenders
+
+    def incoming(self, key_hash):
+        return sum(self._incoming.get(key_hash, {}).values())
 
     def _compact(self):
         self._heap = [item for item in self._heap if item[2] in self._entries]

@@ -58,6 +58,14 @@ _SIG_AT = 32 + 4 + PUBKEY_SIZE
 _BAD_SIGNATURE = (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError)
 
 
+#: Reasons that no later state can cure: the txid is remembered as rejected.
+PERMANENT_REJECTIONS = frozenset({
+    "bad-signature", "pubkey-mismatch", "wrong-network", "duplicate-input", "zero-amount",
+    "amount-too-large", "outputs-overflow", "unsupported-version", "unsupported-kind",
+    "payload-not-allowed", "no-inputs", "no-outputs", "input-spent", "outputs-exceed-inputs",
+})
+
+
 class TxRejected(Exception):
     """A transaction was refused; ``code`` is a stable reason, ``message`` the detail."""
 

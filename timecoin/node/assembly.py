@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from twisted.application.service import Service
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from timecoin.api.site import build_site, remove_cookie, write_cookie
 from timecoin.consensus.snowball import SnowballParams
 from timecoin.finality.catchup import FinalitySync
 from timecoin.finality.local import LocalFinality
 from timecoin.finality.snowball import SnowballFinality
+from timecoin.interfaces import IListeningService
 from timecoin.ledger.chain import TIER_WEIGHTS
 from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.keys import KeyFileError, PrivateKey
@@ -147,10 +149,10 @@ def open_storage(reactor, prepared):
     return Storage(reactor, os.path.join(prepared.datadir, "chain.sqlite3"))
 
 
+@implementer(IListeningService)
 class ListenerService(Service):
     """Listens on an endpoint string while running; ``port`` is the listening port."""
 
-    is_listener = True
     log = Logger()
 
     def __init__(self, reactor, description, factory, what):
@@ -215,11 +217,7 @@ def build_node(reactor, prepared, storage, meta, stop=None):
     peers.setServiceParent(node)
     node.peer_network = peers
     node.events.attach(peers)
-    if isinstance(finality, LocalFinality):
-        finality.attach(peers, node.finalized_recently, node.is_validating, node.have_tx)
-    if isinstance(finality, SnowballFinality):
-        finality.set_known_check(node.settled, node.have_tx)
-        finality.attach(peers)
+    finality.attach(peers, node)
     # Every node serves its journal; nodes with other masternodes also pull.
     sync = FinalitySync(reactor, node, prepared.genesis.masternodes, prepared.identity.pubkey)
     sync.attach(peers)

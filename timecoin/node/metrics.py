@@ -7,25 +7,30 @@ Every name starts with ``timecoin_``.
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from zope.interface import implementer
+
+from timecoin.interfaces import INodeMetrics
 
 FINALITY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class _NodeGauges:
-    """Reads the node's current sizes at scrape time."""
+    """Reads the node's current sizes at scrape time (``INodeComponents`` and
+    ``INodeQueries``)."""
 
-    def __init__(self, node):
+    def __init__(self, node, queries):
         self._node = node
+        self._queries = queries
 
     def collect(self):
-        node = self._node
+        node, queries = self._node, self._queries
         values = {
             "timecoin_mempool_size": ("Pending transactions", node.mempool.size),
             "timecoin_mempool_bytes": ("Bytes of pending transactions", node.mempool.bytes),
             "timecoin_utxo_count": ("Finalized unspent outputs", node.state.count),
             "timecoin_utxo_cached": ("Outputs held in memory", len(node.state)),
-            "timecoin_peers": ("Connected peers", node.peer_count()),
-            "timecoin_masternodes_active": ("Active masternodes", node.masternodes_active()),
+            "timecoin_peers": ("Connected peers", queries.peer_count()),
+            "timecoin_masternodes_active": ("Active masternodes", queries.masternodes_active()),
             "timecoin_journal_backlog": ("Finality records awaiting commit",
                                          node.journal.backlog),
             "timecoin_finality_in_flight": ("Transactions being decided",
@@ -41,7 +46,9 @@ class _NodeGauges:
             values["timecoin_process_peak_rss_bytes"] = ("Peak resident memory", peak)
         for name, (doc, value) in values.items():
             yield GaugeMetricFamily(name, doc, value=value)
-        yield from _finality_metrics(node.finality)
+        for name, kind, doc, value in node.finality.statistics():
+            family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            yield family(name, doc, value=value)
 
 
 def _peak_rss_bytes():
@@ -55,37 +62,15 @@ def _peak_rss_bytes():
     return None
 
 
-def _finality_metrics(finality):
-    """Snowball's counters, where the finality component is Snowball."""
-    engine = getattr(finality, "engine", None)
-    if engine is None:
-        return
-    stats, polls = engine.stats, finality.polls.stats
-    yield CounterMetricFamily("timecoin_snowball_preference_flips",
-                              "Preference changes in conflict sets",
-                              value=stats.preference_flips)
-    yield CounterMetricFamily("timecoin_snowball_polls", "Polls finished",
-                              value=polls.completed + polls.expired)
-    yield CounterMetricFamily("timecoin_snowball_replies", "Validator replies received",
-                              value=polls.replies)
-    yield CounterMetricFamily("timecoin_snowball_missing_replies",
-                              "Sampled validators that did not answer in time",
-                              value=polls.missing_replies)
-    asked = polls.replies + polls.missing_replies
-    yield GaugeMetricFamily("timecoin_snowball_validator_response_rate",
-                            "Share of sampled validators that answered",
-                            value=polls.replies / asked if asked else 1.0)
-    rounds = sum(r * n for r, n in stats.rounds_to_accept.items())
-    count = sum(stats.rounds_to_accept.values())
-    yield GaugeMetricFamily("timecoin_snowball_rounds_per_finalized_tx",
-                            "Mean rounds to finalize a transaction",
-                            value=rounds / count if count else 0.0)
-
-
+@implementer(INodeMetrics)
 class NodeMetrics:
-    """The node's metrics and the registry /metrics serves."""
+    """The node's metrics and the registry /metrics serves.
 
-    def __init__(self, node):
+    ``node`` provides ``INodeComponents``, ``queries`` ``INodeQueries``: the
+    gauges read them when scraped.
+    """
+
+    def __init__(self, node, queries):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self._received = Counter("timecoin_tx_received", "Transactions submitted, by outcome",
@@ -103,7 +88,7 @@ class NodeMetrics:
         self._flush = Histogram("timecoin_utxo_flush_seconds",
                                 "Duration of UTXO table flushes", registry=r)
         self._accepted = self._received.labels("accepted")
-        r.register(_NodeGauges(node))
+        r.register(_NodeGauges(node, queries))
         ProcessCollector(namespace="timecoin", registry=r)
 
     def accepted(self):

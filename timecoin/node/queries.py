@@ -1,15 +1,17 @@
-"""What the API asks of a node: transaction status, waiting, balances, health.
+"""The node's read side: transaction status, waiting, balances, health.
 
-A mixin of :class:`timecoin.node.service.Node`: it reads the node's components
-(mempool, state, journal, storage, chain, peer network) and changes nothing
-but the waiters it keeps for ``waitfortransaction``.
+:class:`NodeQueries` provides :class:`~timecoin.interfaces.INodeQueries`, which
+the API answers from. It reads the node's components through
+:class:`~timecoin.interfaces.INodeComponents` and changes nothing but the
+waiters it keeps for ``waitfortransaction`` (woken by the node's decisions,
+or at their timeout through a shared :class:`~timecoin.finality.deadlines.Deadlines`).
 """
 
-import heapq
-import time
-
 from twisted.internet import defer
+from zope.interface import implementer
 
+from timecoin.finality.deadlines import Deadlines
+from timecoin.interfaces import INodeQueries
 from timecoin.ledger.keys import decode_address
 from timecoin.ledger.utxo import UtxoStatus
 
@@ -17,30 +19,43 @@ _STATUS_NAMES = {UtxoStatus.UNSPENT: "unspent", UtxoStatus.LOCKED: "locked",
                  UtxoStatus.SPENT_PENDING: "pending"}
 
 
+@implementer(INodeQueries)
 class NodeQueries:
-    """The read side of the node (see the module docstring)."""
+    """The read side of one node (see the module docstring).
+
+    ``clock`` is the node's ``IReactorTime``; ``node`` provides ``INodeComponents``.
+    """
+
+    def __init__(self, clock, node):
+        self._clock = clock
+        self._node = node
+        self._waiters = {}  # txid -> [Deferred]
+        self._deadlines = Deadlines(clock, self._timed_out, lambda item: item[1].called)
+
+    # -- transactions ----------------------------------------------------------
 
     def transaction_status(self, txid):
-        """Fire with the ``gettransaction`` dict of ``txid``, or None if unknown."""
-        entry = self.mempool.get(txid)
-        if entry is not None or txid in self._committing:
-            raw = entry.tx.raw if entry is not None else self._committing[txid].raw
+        node = self._node
+        entry = node.mempool.get(txid)
+        committing = node.journal.committing(txid) if entry is None else None
+        if entry is not None or committing is not None:
+            raw = entry.tx.raw if entry is not None else committing.raw
             return defer.succeed(_status(txid, "pending", raw))
-        reason = self.mempool.rejection(txid)
+        reason = node.mempool.rejection(txid)
         if reason is not None:
             result = _status(txid, "rejected", None)
             result["reason"] = reason
             return defer.succeed(result)
-        record = self._recent.get(txid)
-        d = defer.succeed(record) if record is not None else self.storage.get_transaction(txid)
+        record = node.journal.recent(txid)
+        d = defer.succeed(record) if record is not None else node.storage.get_transaction(txid)
         return d.addCallback(lambda r: None if r is None else _record_status(r))
 
     def wait_for_transaction(self, txid, timeout_s):
-        """Fire with the status once final (finalized/rejected) or at the timeout.
-
-        A transaction still being verified is waited for like a pending one
+        """A transaction still being verified is waited for like a pending one
         (the same JSON-RPC batch may carry its ``sendrawtransaction``)."""
-        if txid in self.mempool or txid in self._committing or txid in self._validating:
+        node = self._node
+        if (txid in node.mempool or node.journal.committing(txid) is not None
+                or node.is_validating(txid)):
             return self._wait_if_pending(None, txid, timeout_s, pending=True)
         return self.transaction_status(txid).addCallback(self._wait_if_pending, txid,
                                                          timeout_s)
@@ -50,86 +65,104 @@ class NodeQueries:
             return status
         waiter = defer.Deferred()
         self._waiters.setdefault(txid, []).append(waiter)
-        deadline = self.reactor.seconds() + timeout_s
-        heapq.heappush(self._wait_deadlines, (deadline, id(waiter), txid, waiter))
-        if self._wait_timer is None or self._wait_timer.getTime() > deadline:
-            if self._wait_timer is not None and self._wait_timer.active():
-                self._wait_timer.cancel()
-            self._wait_timer = self.reactor.callLater(timeout_s, self._wait_timeouts)
+        self._deadlines.schedule(timeout_s, (txid, waiter))
         return waiter.addCallback(lambda _: self.transaction_status(txid))
 
-    def _wait_timeouts(self):
-        """Wake the waiters whose timeout passed (one timer for all of them)."""
-        self._wait_timer = None
-        now = self.reactor.seconds()
-        heap = self._wait_deadlines
-        while heap and (heap[0][0] <= now or heap[0][3].called):
-            _, _, txid, waiter = heapq.heappop(heap)
-            if waiter.called:
-                continue
-            waiters = self._waiters.get(txid)
-            if waiters is not None and waiter in waiters:
-                waiters.remove(waiter)
-                if not waiters:
-                    del self._waiters[txid]
-            waiter.callback(None)
-        if heap:
-            self._wait_timer = self.reactor.callLater(max(0.0, heap[0][0] - now),
-                                                      self._wait_timeouts)
+    def _timed_out(self, item):
+        txid, waiter = item
+        waiters = self._waiters.get(txid)
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiters[txid]
+        waiter.callback(None)
+
+    def wake(self, txid):
+        for d in self._waiters.pop(txid, ()):
+            if not d.called:
+                d.callback(None)
+
+    def stop(self):
+        self._deadlines.stop()
+
+    # -- addresses and the UTXO set ---------------------------------------------
 
     def unspent(self, address):
-        """Fire with ``[(outpoint, amount, status_name)]`` of ``address``."""
-        _, key_hash = decode_address(address, self.network.network_id)
-        d = self.storage.utxos_for(key_hash)
+        node = self._node
+        _, key_hash = decode_address(address, node.network.network_id)
+        d = node.storage.utxos_for(key_hash)
         d.addCallback(lambda stored: [
             (op, amount, _STATUS_NAMES[status])
-            for op, amount, status in self.state.overlay(key_hash, stored)
+            for op, amount, status in node.state.overlay(key_hash, stored)
         ])
         return d
 
     def balance(self, address):
-        _, key_hash = decode_address(address, self.network.network_id)
-        pending = sum(self._incoming.get(key_hash, {}).values())
+        node = self._node
+        _, key_hash = decode_address(address, node.network.network_id)
+        pending = node.mempool.incoming(key_hash)
         d = self.unspent(address)
         d.addCallback(lambda rows: {"finalized": sum(a for _, a, _ in rows), "pending": pending})
         return d
 
     def txoutset_info(self):
-        return {"count": self.state.count, "total_amount": self.state.total_amount,
-                "hash": self.state.set_hash()}
+        state = self._node.state
+        return {"count": state.count, "total_amount": state.total_amount,
+                "hash": state.set_hash()}
 
-    def peer_count(self):
-        return self.peer_network.peer_count() if self.peer_network is not None else 0
+    def mempool_info(self):
+        m = self._node.mempool
+        return {"size": m.size, "bytes": m.bytes, "max_bytes": m.max_bytes,
+                "min_fee_rate": m.min_fee_rate()}
+
+    # -- chain, peers, the node ---------------------------------------------------
+
+    def height(self):
+        return self._node.chain.height()
+
+    def block(self, height_or_hash):
+        return self._node.chain.get_block(height_or_hash)
+
+    def masternodes(self):
+        return self._node.chain.masternodes()
 
     def masternodes_active(self):
-        return sum(1 for mn in self.chain.masternodes() if mn["active"])
+        return sum(1 for mn in self._node.chain.masternodes() if mn["active"])
 
-    def _masternode_active(self, pubkey):
-        if pubkey == self.identity.pubkey:
-            return True
-        network = self.peer_network
-        return network is not None and any(p.pubkey == pubkey for p in network.peers())
+    def peer_count(self):
+        network = self._node.peer_network
+        return network.peer_count() if network is not None else 0
+
+    def info(self):
+        node = self._node
+        return {
+            "network": node.network.name, "height": node.chain.height(),
+            "best_block_hash": node.chain.best_block_hash().hex(), "peers": self.peer_count(),
+            "masternodes_active": self.masternodes_active(), "mempool_size": node.mempool.size,
+            "utxo_set_hash": node.state.set_hash(), "version": node.version,
+        }
 
     def health(self):
+        node = self._node
         problems = []
-        if self._flush_error:
-            problems.append(f"storage: {self._flush_error}")
-        if self.journal.last_error:
-            problems.append(f"journal: {self.journal.last_error}")
+        if node.flush_error:
+            problems.append(f"storage: {node.flush_error}")
+        if node.journal.last_error:
+            problems.append(f"journal: {node.journal.last_error}")
         active = self.masternodes_active()
-        if active < self.network.min_masternodes:
-            problems.append(f"{active} active masternodes, {self.network.min_masternodes} needed")
+        if active < node.network.min_masternodes:
+            problems.append(f"{active} active masternodes, {node.network.min_masternodes} needed")
         return {
             "status": "degraded" if problems else "ok",
             "problems": problems,
-            "network": self.network.name,
-            "height": self.chain.height(),
+            "network": node.network.name,
+            "height": node.chain.height(),
             "peers": self.peer_count(),
             "masternodes_active": active,
-            "mempool_size": self.mempool.size,
-            "journal_backlog": self.journal.backlog,
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "version": self.version,
+            "mempool_size": node.mempool.size,
+            "journal_backlog": node.journal.backlog,
+            "uptime_s": round(self._clock.seconds() - node.started_at, 1),
+            "version": node.version,
         }
 
 

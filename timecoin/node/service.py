@@ -3,12 +3,11 @@
 ``Node`` owns the UTXO state machine, the mempool, the finality component, the
 journal writer and the storage; the API and peer listeners are its children.
 It runs the validation pipeline (:meth:`Node.submit`) and turns finality
-decisions into durable journal records. Stopping is written out in order:
-stop listening, close peers, stop consensus, flush storage, stop the DB thread.
+decisions into journal records; its read side is a
+:class:`~timecoin.node.queries.NodeQueries` (``node.queries``). Stopping is
+written out in order: stop listening, close peers, stop consensus, flush
+storage, stop the DB thread. All time comes from the injected reactor.
 """
-
-import time
-from collections import OrderedDict
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
@@ -19,42 +18,45 @@ from zope.interface import implementer
 import timecoin
 from timecoin.finality.events import FinalityEventPublisher
 from timecoin.finality.local import LocalFinality
+from timecoin.interfaces import (
+    ICatchupHost,
+    IFinalityHost,
+    IListeningService,
+    INodeApi,
+    INodeComponents,
+)
 from timecoin.ledger.chain import GenesisChain
 from timecoin.ledger.mempool import Mempool
 from timecoin.ledger.tx import (
     MIN_FEE_RATE,
+    PERMANENT_REJECTIONS,
     TxRejected,
     check_stateless,
     check_structure,
     decode_tx,
 )
 from timecoin.ledger.utxo import UtxoSet
+from timecoin.node.flush import UtxoFlusher
 from timecoin.node.metrics import NodeMetrics
 from timecoin.node.queries import NodeQueries
 from timecoin.node.verify import InlineVerifier
 from timecoin.p2p.host import IPeerHost
 from timecoin.storage.journal import JournalWriter
-from timecoin.storage.store import JournalRecord, encode_undo
 
 #: Approximate memory of one cached output, to turn cache_size_mb into entries.
 CACHE_ENTRY_BYTES = 400
-RECENT_FINALIZED = 20_000
 MAINTENANCE_INTERVAL = 1.0
 
 
-#: Reasons that no later state can cure: the txid is remembered as rejected.
-PERMANENT_REJECTIONS = frozenset({
-    "bad-signature", "pubkey-mismatch", "wrong-network", "duplicate-input", "zero-amount",
-    "amount-too-large", "outputs-overflow", "unsupported-version", "unsupported-kind",
-    "payload-not-allowed", "no-inputs", "no-outputs", "input-spent", "outputs-exceed-inputs",
-})
-
-
-@implementer(IPeerHost)
-class Node(NodeQueries, MultiService):
+@implementer(IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents)
+class Node(MultiService):
     """A timecoin full node (see the module docstring)."""
 
     log = Logger()
+    #: Called once the daemon stopped (removes the API cookie), or None.
+    cookie_cleanup = None
+    #: The IFinalitySync pulling other masternodes' journals, once assembled.
+    finality_sync = None
 
     def __init__(self, reactor, network, genesis, config, storage, meta, identity,
                  finality=None, verifier=None):
@@ -72,37 +74,26 @@ class Node(NodeQueries, MultiService):
                              meta.muhash, meta.count, meta.total_amount)
         self.mempool = Mempool(reactor, config["mempool"]["max_bytes"],
                                config["mempool"]["max_count"])
-        self.journal = JournalWriter(reactor, storage, self._journal_committed)
-        self.journal.committed_seq = meta.last_seq
+        self.journal = JournalWriter(reactor, storage, self._journal_committed, meta.last_seq)
         self.chain = GenesisChain(genesis, self._masternode_active)
         self.finality = finality if finality is not None else LocalFinality(reactor)
         self.verifier = verifier if verifier is not None else InlineVerifier()
-        #: Back-pressure bound of the finality component (None: no bound).
-        self._max_deciding = getattr(self.finality, "max_in_flight", None)
         self.finality.add_listener(self._decided)
         self.peer_network = None
         self.events = FinalityEventPublisher()
-        self.metrics = NodeMetrics(self)
-        self._next_seq = meta.last_seq + 1
-        self._applied_seq = meta.applied_seq
+        self.started_at = reactor.seconds()
+        self.queries = NodeQueries(reactor, self)
+        self.metrics = NodeMetrics(self, self.queries)
+        self.flusher = UtxoFlusher(reactor, storage, self.state, self.journal, self.metrics,
+                                   meta.applied_seq)
         self._applied_replayed = meta.replayed
-        self._committing = {}  # txid -> JournalRecord decided, not yet durable
-        self._recent = OrderedDict()  # txid -> JournalRecord, recently finalized
-        self._waiters = {}  # txid -> [Deferred]
-        self._wait_deadlines = []  # heap of (deadline, id, txid, Deferred)
-        self._wait_timer = None
-        self._incoming = {}  # key_hash -> {txid: amount} of pending outputs
-        self._contenders = set()  # pending double spends holding no locks
         self._validating = set()  # txids being verified or whose inputs are loading
-        self._flushing = None
-        self._flush_error = None
         self._timers = []
-        self.started_at = time.time()
 
     # -- lifecycle -----------------------------------------------------------
 
     def startService(self):
-        for note in getattr(self.storage, "notes", ()):
+        for note in self.storage.notes:
             self.log.info("{note}", note=note)
         if self._applied_replayed:
             self.log.info("replayed {n} finality journal entries into the UTXO tables",
@@ -123,7 +114,7 @@ class Node(NodeQueries, MultiService):
         The peer network stops listening before it closes its connections.
         """
         self.running = 0
-        listeners = [s for s in self if getattr(s, "is_listener", False)]
+        listeners = [s for s in self if IListeningService.providedBy(s)]
         for service in listeners:
             yield service.stopService()
         for service in self:
@@ -131,20 +122,15 @@ class Node(NodeQueries, MultiService):
                 yield service.stopService()
         # Transactions being verified are admitted (or refused) before consensus stops.
         yield self.verifier.stop()
-        stop_finality = getattr(self.finality, "stop", None)
-        if stop_finality is not None:
-            yield stop_finality()
+        yield self.finality.stop()
         for loop in self._timers:
             if loop.running:
                 loop.stop()
         self._timers = []
-        if self._wait_timer is not None and self._wait_timer.active():
-            self._wait_timer.cancel()
+        self.queries.stop()
         yield self.journal.drain()
         self.journal.stop()
-        if self._flushing is not None:
-            yield self._flushing
-        yield self.flush()
+        yield self.flusher.finish()
         yield self.storage.close()
         self.log.info("node stopped; journal and UTXO tables flushed")
 
@@ -168,7 +154,7 @@ class Node(NodeQueries, MultiService):
         """
         try:
             self._precheck(tx)
-            bound = self._max_deciding
+            bound = self.finality.max_in_flight
             if (not from_peer and bound is not None
                     and self.finality.in_flight() + len(self._validating) >= bound):
                 raise TxRejected("busy", f"{bound} transactions are being decided; "
@@ -203,10 +189,8 @@ class Node(NodeQueries, MultiService):
             self.mempool.reject(tx.txid, str(error))
         if error.code not in ("already-known", "recently-rejected"):
             # Refused itself (not a second copy): whoever waits on it learns now.
-            settled = getattr(self.finality, "tx_settled", None)
-            if settled is not None:
-                settled(tx.txid)
-            self._notify(tx.txid)
+            self.finality.tx_settled(tx.txid)
+            self.queries.wake(tx.txid)
         return defer.fail(error)
 
     def _pending_or_final(self, txid):
@@ -242,7 +226,7 @@ class Node(NodeQueries, MultiService):
         try:
             input_total = self.state.check_inputs(tx)
         except TxRejected as e:
-            if e.code != "input-locked" or not getattr(self.finality, "accepts_conflicts", False):
+            if e.code != "input-locked" or not self.finality.accepts_conflicts:
                 raise
             # A double spend of a pending transaction: finality decides between them.
             input_total = self.state.check_inputs(tx, allow_locked=True)
@@ -255,15 +239,11 @@ class Node(NodeQueries, MultiService):
         if fee < MIN_FEE_RATE * tx.size:
             raise TxRejected("fee-too-low",
                              f"fee {fee} is below {MIN_FEE_RATE} unit/byte x {tx.size} bytes")
-        evicted = self.mempool.add(tx, fee)
-        if contender:
-            self._contenders.add(tx.txid)
-        else:
+        evicted = self.mempool.add(tx, fee, contender=contender)
+        if not contender:
             self.state.lock(tx, pending=True)  # Locked, and at once SpentPending
         for txid in evicted:
             self._drop(txid, "evicted", "evicted by a higher fee rate")
-        for n, out in enumerate(tx.outputs):
-            self._incoming.setdefault(out.key_hash, {})[(tx.txid, n)] = out.amount
         self.metrics.accepted()
         if self.peer_network is not None:
             # Before polling: on each connection the push precedes the query.
@@ -288,7 +268,7 @@ class Node(NodeQueries, MultiService):
         yield self._refuse(tx, error)
 
     def _find_finalized(self, txid):
-        record = self._recent.get(txid) or self._committing.get(txid)
+        record = self.journal.find(txid)
         if record is not None:
             return defer.succeed(record)
         return self.storage.get_transaction(txid)
@@ -303,21 +283,16 @@ class Node(NodeQueries, MultiService):
             self._drop(txid, "rejected", reason)
             return
         tx = entry.tx
-        if txid in self._contenders and not self._take_locks(tx):
+        if self.mempool.is_contender(txid) and not self._take_locks(tx):
             return
         self.mempool.remove(txid)
-        self._forget_incoming(tx)
         self._finalize(tx, entry.added_at)
 
     def _finalize(self, tx, arrived_at):
         """Spend and create in the UTXO state, then journal (reported once durable)."""
-        undo = encode_undo([self.state.get(i.prevout) for i in tx.inputs])
-        seq, self._next_seq = self._next_seq, self._next_seq + 1
-        self.state.finalize(tx, seq)
-        now = self.reactor.seconds()
-        record = JournalRecord(seq, tx.txid, tx.raw, undo, time.time(),
-                               round((now - arrived_at) * 1000.0, 3))
-        self._committing[tx.txid] = record
+        record = self.journal.record(tx, [self.state.get(i.prevout) for i in tx.inputs],
+                                     arrived_at)
+        self.state.finalize(tx, record.seq)
         self.journal.append(record, notify=False)
 
     @defer.inlineCallbacks
@@ -361,7 +336,6 @@ class Node(NodeQueries, MultiService):
 
     def _take_locks(self, tx):
         """A contender won: its rivals lose their locks, and it takes them."""
-        self._contenders.discard(tx.txid)
         for txin in tx.inputs:
             holder = self.state.lock_holder(txin.prevout)
             if holder is not None and holder != tx.txid:
@@ -378,79 +352,44 @@ class Node(NodeQueries, MultiService):
 
     def _journal_committed(self, records):
         for record in records:
-            self._committing.pop(record.txid, None)
-            self._recent[record.txid] = record
             self.metrics.finalized(record.finality_ms)
             self.events.publish(record.txid, True, "finalized", record.finality_ms)
-            self._notify(record.txid)
-        while len(self._recent) > RECENT_FINALIZED:
-            self._recent.popitem(last=False)
+            self.queries.wake(record.txid)
 
     def _drop(self, txid, kind, reason):
-        entry = self.mempool.remove(txid)
+        self.mempool.remove(txid)
         self.state.release(txid)
-        self._contenders.discard(txid)
         self.finality.cancel(txid)
         self.mempool.reject(txid, reason)
-        if entry is not None:
-            self._forget_incoming(entry.tx)
         self.metrics.dropped(kind)
         self.events.publish(txid, False, reason, None)
-        self._notify(txid)
-
-    def _forget_incoming(self, tx):
-        for n, out in enumerate(tx.outputs):
-            pending = self._incoming.get(out.key_hash)
-            if pending is not None:
-                pending.pop((tx.txid, n), None)
-                if not pending:
-                    del self._incoming[out.key_hash]
-
-    def _notify(self, txid):
-        for d in self._waiters.pop(txid, ()):
-            if not d.called:
-                d.callback(None)
+        self.queries.wake(txid)
 
     # -- periodic work -------------------------------------------------------
 
     def flush(self):
         """Fold committed journal entries into the UTXO tables (one batch)."""
-        if self._flushing is not None:
-            return self._flushing
-        target = self.journal.committed_seq
-        if target <= self._applied_seq:
-            return defer.succeed(self._applied_seq)
-        started = time.perf_counter()
+        return self.flusher.flush()
 
-        def done(applied):
-            self._applied_seq = applied
-            self.state.applied(applied)
-            self._flush_error = None
-            self.metrics.flushed(time.perf_counter() - started)
-            return applied
-
-        def failed(failure):
-            self._flush_error = failure.getErrorMessage()
-            self.log.error("UTXO flush failed ({error}); the journal keeps every change",
-                           error=self._flush_error)
-            return self._applied_seq
-
-        def finished(result):
-            self._flushing = None
-            return result
-
-        self._flushing = self.storage.apply_journal(target, self.state.summary_at(target))
-        self._flushing.addCallbacks(done, failed).addBoth(finished)
-        return self._flushing
+    @property
+    def flush_error(self):
+        return self.flusher.error
 
     def _maintain(self):
         for txid in self.state.expire_locks():
             if txid in self.mempool:
                 self._drop(txid, "expired", "lock-expired: not decided before its locks expired")
         oldest = self.reactor.seconds() - self.state.lock_timeout
-        for txid in [t for t in self._contenders if self.mempool.get(t).added_at <= oldest]:
+        for txid in [t for t in self.mempool.contenders()
+                     if self.mempool.get(t).added_at <= oldest]:
             self._drop(txid, "expired", "lock-expired: double spend not decided in time")
         self.mempool.expire_rejections()
+
+    def _masternode_active(self, pubkey):
+        if pubkey == self.identity.pubkey:
+            return True
+        network = self.peer_network
+        return network is not None and any(p.pubkey == pubkey for p in network.peers())
 
     # -- what the peer network asks of the node (timecoin.p2p.host.IPeerHost) --
 
@@ -466,7 +405,7 @@ class Node(NodeQueries, MultiService):
 
     def finalized_recently(self, txid):
         """True if ``txid`` finalized here lately (older ones are in storage)."""
-        return txid in self._committing or txid in self._recent
+        return self.journal.find(txid) is not None
 
     def settled(self, txid):
         """True if this node decided ``txid`` itself (refused, finalized, rejected)."""
@@ -480,7 +419,7 @@ class Node(NodeQueries, MultiService):
         entry = self.mempool.get(txid)
         if entry is not None:
             return entry.tx.raw
-        record = self._committing.get(txid) or self._recent.get(txid)
+        record = self.journal.find(txid)
         return record.raw if record is not None else None
 
     def run_db(self, fn):

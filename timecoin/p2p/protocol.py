@@ -5,7 +5,9 @@ import random
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from zope.interface import implementer
 
+from timecoin.interfaces import IPeer
 from timecoin.ledger.encoding import DecodeError
 from timecoin.p2p import messages as m
 from timecoin.p2p.framing import FrameReceiver, decode_frame, encode_frame
@@ -29,6 +31,7 @@ def _disable_nagle(transport):
             return
 
 
+@implementer(IPeer)
 class PeerProtocol(FrameReceiver):
     """A connection to one peer, from the first byte to the last.
 

@@ -10,7 +10,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from timecoin.interfaces import IPeerNetwork
+from timecoin.interfaces import IPeer, IPeerNetwork
 from timecoin.p2p import messages as m
 from timecoin.p2p.bans import BanList
 from timecoin.p2p.config import P2PConfig
@@ -21,8 +21,12 @@ from timecoin.p2p.protocol import PeerProtocol
 from timecoin.p2p.relay import TxRelay
 from timecoin.p2p.tls import request_client_certificates
 
-#: A ready peer as :meth:`PeerNetworkService.peers` lists it.
-PeerSummary = namedtuple("PeerSummary", "peer_id pubkey address direction")
+
+@implementer(IPeer)
+class PeerSummary(namedtuple("PeerSummary", "peer_id pubkey address direction")):
+    """A ready peer as :meth:`PeerNetworkService.peers` lists it."""
+
+    __slots__ = ()
 
 
 class PeerFactory(Factory):

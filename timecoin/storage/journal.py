@@ -5,21 +5,36 @@ in the next one, so commits cost one fsync per batch however high the rate,
 and an idle node commits a lone record at once. A failed commit (a full disk,
 say) keeps its records, in order, and is retried with a growing delay; nothing
 is reported finalized until its record is committed.
+
+The writer builds the records (:meth:`JournalWriter.record`: sequence number,
+undo data, timestamps on its clock) and remembers the records being committed
+and the last ``recent_max`` committed, so that lookups of a transaction
+finalized lately need no storage read.
 """
+
+from collections import OrderedDict
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from zope.interface import implementer
+
+from timecoin.interfaces import IJournal
+from timecoin.storage.store import JournalRecord, encode_undo
 
 MAX_BATCH = 5000
 RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+#: How many committed records are kept in memory for lookups.
+RECENT_FINALIZED = 20_000
 
 
+@implementer(IJournal)
 class JournalWriter:
     """Appends records to storage in group commits (see the module docstring)."""
 
     log = Logger()
 
-    def __init__(self, clock, storage, on_commit=None):
+    def __init__(self, clock, storage, on_commit=None, last_seq=0,
+                 recent_max=RECENT_FINALIZED):
         self._clock = clock
         self._storage = storage
         self._on_commit = on_commit
@@ -28,9 +43,29 @@ class JournalWriter:
         self._busy = False
         self._retry = None
         self._failures = 0
-        self.committed_seq = 0
+        self._next_seq = last_seq + 1
+        self._committing = {}  # txid -> record queued or on the writer thread
+        self._recent = OrderedDict()  # txid -> record committed lately
+        self._recent_max = recent_max
+        self.committed_seq = last_seq
         self.last_error = None
         self.batches = 0
+
+    def record(self, tx, spent, arrived_at):
+        """The next record: ``tx`` finalized now, spending the ``spent`` entries."""
+        seq, self._next_seq = self._next_seq, self._next_seq + 1
+        now = self._clock.seconds()
+        return JournalRecord(seq, tx.txid, tx.raw, encode_undo(spent), now,
+                             round((now - arrived_at) * 1000.0, 3))
+
+    def committing(self, txid):
+        return self._committing.get(txid)
+
+    def recent(self, txid):
+        return self._recent.get(txid)
+
+    def find(self, txid):
+        return self._recent.get(txid) or self._committing.get(txid)
 
     def append(self, record, notify=True):
         """Queue ``record``; the Deferred fires with it once it is durable.
@@ -39,6 +74,7 @@ class JournalWriter:
         reports the batch): the node's hot path.
         """
         d = Deferred() if notify else None
+        self._committing[record.txid] = record
         self._queue.append((record, d))
         self._kick()
         return d
@@ -62,6 +98,11 @@ class JournalWriter:
         self.last_error = None
         self.batches += 1
         self.committed_seq = max(self.committed_seq, batch[-1][0].seq)
+        for record, _ in batch:
+            self._committing.pop(record.txid, None)
+            self._recent[record.txid] = record
+        while len(self._recent) > self._recent_max:
+            self._recent.popitem(last=False)
         if self._on_commit is not None:
             self._on_commit([record for record, _ in batch])
         for record, d in batch:

@@ -3,8 +3,31 @@
 from twisted.internet import defer
 from zope.interface import implementer
 
-from timecoin.interfaces import IFinality
+from timecoin.interfaces import IFinality, IFinalityHost
 from timecoin.storage.store import Storage
+
+
+@implementer(IFinalityHost)
+class KnownTransactions:
+    """What a node knows of txids, as plain sets a test fills in."""
+
+    def __init__(self, finalized=(), validating=(), present=(), settled=()):
+        self.finalized = set(finalized)
+        self.validating = set(validating)
+        self.present = set(present)
+        self.settled_ones = set(settled)
+
+    def finalized_recently(self, txid):
+        return txid in self.finalized
+
+    def is_validating(self, txid):
+        return txid in self.validating
+
+    def have_tx(self, txid):
+        return txid in self.present
+
+    def settled(self, txid):
+        return txid in self.settled_ones
 
 
 class SyncStorage(Storage):
@@ -20,11 +43,33 @@ class SyncStorage(Storage):
 
 @implementer(IFinality)
 class ManualFinality:
-    """Finality decided by the test: ``decide(txid, accepted)``."""
+    """Finality decided by the test: ``decide(txid, accepted)``.
 
-    def __init__(self):
+    ``settled`` lists the txids the node refused at entry (``tx_settled``).
+    """
+
+    max_in_flight = None
+    accepts_conflicts = False
+
+    def __init__(self, max_in_flight=None, accepts_conflicts=False):
         self.started = {}
+        self.settled = []
+        self.max_in_flight = max_in_flight
+        self.accepts_conflicts = accepts_conflicts
         self._listeners = []
+        self.network = self.host = None
+
+    def attach(self, network, host):
+        self.network, self.host = network, host
+
+    def tx_settled(self, txid):
+        self.settled.append(txid)
+
+    def statistics(self):
+        return []
+
+    def stop(self):
+        pass
 
     def start(self, tx):
         self.started[tx.txid] = tx

@@ -1,0 +1,35 @@
+"""The components of a timecoin node, as ``zope.interface`` Interfaces.
+
+The node (:mod:`timecoin.node.service`) composes one provider of each. The sans-I/O
+cores (UTXO state, mempool, finality engines) are driven by method calls and an
+injected clock; the I/O components (storage, peer network, API) return
+Deferreds and never block the reactor thread. The interfaces are grouped by
+layer in the submodules and all importable from here.
+"""
+
+from timecoin.interfaces.finality import (
+    ICatchupHost,
+    IDeadlines,
+    IFinality,
+    IFinalityEvents,
+    IFinalityHost,
+    IFinalitySync,
+)
+from timecoin.interfaces.ledger import IBlockConsensus, IMempool, IUtxoState
+from timecoin.interfaces.network import IListeningService, IPeer, IPeerMessaging, IPeerNetwork
+from timecoin.interfaces.node import (
+    INodeApi,
+    INodeComponents,
+    INodeMetrics,
+    INodeQueries,
+    ISignatureVerifier,
+    IUtxoFlusher,
+)
+from timecoin.interfaces.storage import IJournal, IStorage
+
+__all__ = [
+    "IBlockConsensus", "ICatchupHost", "IDeadlines", "IFinality", "IFinalityEvents",
+    "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService", "IMempool",
+    "INodeApi", "INodeComponents", "INodeMetrics", "INodeQueries", "IPeer", "IPeerMessaging",
+    "IPeerNetwork", "ISignatureVerifier", "IStorage", "IUtxoFlusher", "IUtxoState",
+]

@@ -1,0 +1,111 @@
+"""Finality: deciding transactions, catching up on decisions, publishing them."""
+
+from zope.interface import Attribute, Interface
+
+
+class IFinality(Interface):
+    """Decides each transaction: finalized or rejected.
+
+    A lone devnet masternode decides alone; the Snowball engine polls the
+    masternodes. Either reports through the listeners added here, and either
+    answers other nodes' Snowball queries once attached to the peer network.
+    """
+
+    max_in_flight = Attribute("Back-pressure bound on transactions being decided, or None.")
+    accepts_conflicts = Attribute(
+        "True if a double spend of a pending transaction may be started too (finality "
+        "decides between them); False if the first one holds its inputs.")
+
+    def attach(network, host):
+        """Carry queries and votes over ``network`` (an ``IPeerMessaging``);
+        ``host`` (an ``IFinalityHost``) says what the node knows of a txid."""
+
+    def start(tx):
+        """Begin deciding ``tx`` (already validated, its inputs locked unless a contender)."""
+
+    def cancel(txid):
+        """Stop deciding ``txid`` (evicted or expired); no decision is reported."""
+
+    def tx_settled(txid):
+        """The node refused ``txid`` at entry: queries held for it are answered now."""
+
+    def add_listener(callback):
+        """``callback(txid, accepted, reason)`` is called once per decision."""
+
+    def in_flight():
+        """Number of transactions being decided."""
+
+    def statistics():
+        """Counters of the deciding process as ``(name, kind, documentation, value)``
+        tuples, ``kind`` ``"counter"`` or ``"gauge"``; empty if there is nothing to count."""
+
+    def stop():
+        """Cancel the timers (queries held, polls pending)."""
+
+
+class IFinalityHost(Interface):
+    """What the finality component asks of the node about a transaction."""
+
+    def finalized_recently(txid):
+        """True if ``txid`` finalized here lately."""
+
+    def is_validating(txid):
+        """True while ``txid`` is being verified or its inputs are loading."""
+
+    def have_tx(txid):
+        """True if the node holds, is validating or has decided ``txid``."""
+
+    def settled(txid):
+        """True if the node decided ``txid`` itself (refused, finalized, rejected)."""
+
+
+class ICatchupHost(Interface):
+    """What finality catch-up asks of the node: its journal, and applying others'."""
+
+    def journal_page(after_seq, limit):
+        """Fire with ``[(seq, raw)]`` of committed journal entries after ``after_seq``."""
+
+    def finalized_recently(txid):
+        """True if ``txid`` finalized here lately."""
+
+    def apply_finalized(tx):
+        """Finalize ``tx`` that the network finalized; fire with True if applied,
+        False if known already; fail with ``TxRejected`` if it cannot be (yet)."""
+
+
+class IFinalitySync(Interface):
+    """Serves this node's finality journal and pulls the other masternodes'."""
+
+    applied = Attribute("Number of transactions applied from other journals.")
+    needed = Attribute("How many other masternodes must report a transaction.")
+
+    def attach(network):
+        """Serve and request journal pages over ``network`` (an ``IPeerMessaging``)."""
+
+    def poll():
+        """Ask every connected masternode without an outstanding request."""
+
+
+class IFinalityEvents(Interface):
+    """Pushes this node's finality decisions to the peers that subscribed."""
+
+    subscribers = Attribute("Number of subscribed peers.")
+
+    def attach(network):
+        """Take ``subscribe`` messages from ``network`` (an ``IPeerMessaging``)."""
+
+    def publish(txid, accepted, reason, finality_ms):
+        """Send one decision to every subscriber."""
+
+
+class IDeadlines(Interface):
+    """Items that each expire at a deadline, on one timer of an injected clock."""
+
+    def schedule(timeout, item):
+        """Expire ``item`` ``timeout`` seconds from now unless it is done by then."""
+
+    def pending():
+        """Number of scheduled items neither done nor expired."""
+
+    def stop():
+        """Cancel the timer; nothing scheduled expires any more."""

@@ -1,0 +1,136 @@
+"""The sans-I/O ledger components: UTXO state, mempool, the chain."""
+
+from zope.interface import Attribute, Interface
+
+
+class IUtxoState(Interface):
+    """The UTXO state machine: Unspent -> Locked -> SpentPending -> SpentFinalized -> Confirmed.
+
+    Holds a bounded cache of outputs over storage; outputs that are locked,
+    pending, or changed since the last flush are pinned in memory. Synchronous:
+    callers load missing outputs from storage first (:meth:`missing`, :meth:`load`).
+    """
+
+    count = Attribute("Number of finalized unspent outputs in the set.")
+    total_amount = Attribute("Sum, in units, of finalized unspent outputs.")
+    lock_timeout = Attribute("Seconds a lock holds before it expires.")
+
+    def __len__():
+        """Number of outputs held in memory (pinned and cached)."""
+
+    def get(outpoint):
+        """The in-memory entry of ``outpoint`` (amount, key_hash, status, lock_txid), or None."""
+
+    def missing(outpoints):
+        """The outpoints that are not in memory and must be loaded from storage."""
+
+    def load(rows):
+        """Insert ``(outpoint, amount, key_hash)`` rows read from storage as Unspent."""
+
+    def check_inputs(tx, allow_locked=False):
+        """Return the inputs' total in units, or raise ``TxRejected`` with the reason
+        (``allow_locked``: inputs locked by a rival transaction are admitted)."""
+
+    def lock(tx, pending=False):
+        """Lock every input of ``tx`` for it, atomically, until the lock expires
+        (``pending``: straight to SpentPending)."""
+
+    def lock_holder(outpoint):
+        """The txid holding ``outpoint``'s lock, or None."""
+
+    def mark_pending(txid):
+        """Locked -> SpentPending: the network is voting on ``txid``."""
+
+    def finalize(tx, seq):
+        """Spend the inputs and create the outputs of ``tx``, journal sequence ``seq``."""
+
+    def release(txid):
+        """Roll back the locks of ``txid``: its inputs become Unspent again."""
+
+    def expire_locks():
+        """Release locks past their expiry; return the txids released."""
+
+    def confirm(outpoints):
+        """SpentFinalized -> Confirmed, once a block checkpoints the spend."""
+
+    def applied(seq):
+        """Storage now reflects every journal entry up to ``seq``: unpin them."""
+
+    def summary_at(seq):
+        """``(MuHash, count, total)`` right after journal entry ``seq``, while
+        storage has not applied it; else None."""
+
+    def overlay(key_hash, stored):
+        """Merge stored ``(outpoint, amount)`` rows of one address with memory:
+        ``(outpoint, amount, UtxoStatus)`` of its live outputs."""
+
+    def set_hash():
+        """The hex digest of the incremental MuHash3072 of the finalized set."""
+
+
+class IMempool(Interface):
+    """Pending transactions bounded by count and bytes, ordered by fee rate.
+
+    It also keeps what derives from the pending set: the contenders (double
+    spends of a pending transaction, admitted without locks for finality to
+    decide between) and the pending outputs of each address.
+    """
+
+    size = Attribute("Number of transactions held.")
+    bytes = Attribute("Sum of their encoded sizes.")
+    max_bytes = Attribute("The byte bound.")
+
+    def add(tx, fee, contender=False):
+        """Admit ``tx``; return the txids evicted for it, or raise ``TxRejected``.
+
+        ``contender``: ``tx`` double-spends a pending transaction and holds no locks.
+        """
+
+    def remove(txid):
+        """Forget ``txid``; return its entry or None."""
+
+    def get(txid):
+        """The entry for ``txid`` (``tx``, ``fee``, ``fee_rate``, ``added_at``) or None."""
+
+    def contenders():
+        """The txids admitted as contenders, still pending."""
+
+    def is_contender(txid):
+        """True if ``txid`` is a pending contender."""
+
+    def incoming(key_hash):
+        """Sum, in units, of the pending outputs paying ``key_hash``."""
+
+    def __contains__(txid):
+        """True if ``txid`` is held."""
+
+    def min_fee_rate():
+        """The lowest fee rate (units/byte) a new transaction must beat to enter."""
+
+    def reject(txid, reason):
+        """Remember ``txid`` as rejected (with a time-to-live)."""
+
+    def rejection(txid):
+        """The reason ``txid`` was rejected recently, or None."""
+
+    def forget_rejection(txid):
+        """Drop ``txid`` from the rejected cache (the network finalized it after all)."""
+
+    def expire_rejections():
+        """Forget rejections past their time-to-live."""
+
+
+class IBlockConsensus(Interface):
+    """The chain of blocks that checkpoint finalized transactions."""
+
+    def height():
+        """The best block's height."""
+
+    def best_block_hash():
+        """The best block's hash (bytes)."""
+
+    def get_block(height_or_hash):
+        """A dict of the block's header fields and ``txids``, or None."""
+
+    def masternodes():
+        """The registered masternodes: dicts of pubkey, address, tier, weight, active."""

@@ -1,0 +1,57 @@
+"""The peer-to-peer network as the other components see it."""
+
+from zope.interface import Attribute, Interface
+
+
+class IPeer(Interface):
+    """One connected peer, as ``peers()`` and ``get_peer()`` return it."""
+
+    peer_id = Attribute("The connection's id (int), unique in this process.")
+    pubkey = Attribute("The peer's authenticated public key (bytes), None before the handshake.")
+
+
+class IPeerMessaging(Interface):
+    """Messages to and from ready peers: what finality and catch-up need."""
+
+    def register_handler(kind, callback):
+        """Call ``callback(peer_id, message)`` for every message of ``kind`` from a ready peer."""
+
+    def send(peer_id, message):
+        """Send ``message`` to a ready peer; False if there is no such peer."""
+
+    def peers():
+        """The ready peers, as ``IPeer`` providers."""
+
+    def get_peer(peer_id):
+        """The ``IPeer`` of ``peer_id`` (ready or not), or None."""
+
+
+class IPeerNetwork(IPeerMessaging):
+    """The peer-to-peer network: connections, relay and bans."""
+
+    def broadcast_tx(tx, push=False):
+        """Announce ``tx`` to every connected peer that may not have it
+        (``push``: send it whole rather than by txid)."""
+
+    def peer_info():
+        """A list of dicts as ``getpeerinfo`` returns."""
+
+    def peer_count():
+        """Number of connected, handshaken peers."""
+
+    def list_banned():
+        """Current bans: dicts of address, banned_until, time_remaining, offences, reason."""
+
+    def set_ban(address, seconds=None, remove=False):
+        """Ban ``address`` (an IP) for ``seconds`` (default: by offences), or lift it;
+        a Deferred."""
+
+    def clear_banned():
+        """Lift every ban (a Deferred)."""
+
+
+class IListeningService(Interface):
+    """A child service of the node that accepts connections; the node stops
+    these first, before the services that close connections."""
+
+    port = Attribute("The listening port, None while not listening.")

@@ -1,0 +1,144 @@
+"""The node's own parts: signature checks, its read side, metrics, and what the API asks."""
+
+from zope.interface import Attribute, Interface
+
+
+class ISignatureVerifier(Interface):
+    """Checks the Ed25519 signatures of transactions, on the reactor thread or
+    on worker processes; results come back on the reactor thread."""
+
+    workers = Attribute("Number of worker processes (0: verifies on the calling thread).")
+    restarts = Attribute("Times a worker ended unasked since start (each replaced, up to a limit).")
+
+    def start():
+        """Start the workers, if any."""
+
+    def verify(tx):
+        """Fire with None if every input's signature verifies; fail with
+        ``TxRejected("bad-signature")`` if one does not."""
+
+    def pending():
+        """Number of transactions handed in and not yet reported."""
+
+    def stop():
+        """Report what was handed in, then end the workers; fires when done."""
+
+
+class INodeComponents(Interface):
+    """The node's components and state, as its read side and its metrics see them."""
+
+    network = Attribute("The timecoin.ledger.networks.Network the node is on.")
+    identity = Attribute("The node's timecoin.ledger.keys.PrivateKey.")
+    version = Attribute("The software version string.")
+    started_at = Attribute("When the node was made, on its clock.")
+    state = Attribute("The IUtxoState.")
+    mempool = Attribute("The IMempool.")
+    journal = Attribute("The IJournal.")
+    storage = Attribute("The IStorage.")
+    chain = Attribute("The IBlockConsensus.")
+    finality = Attribute("The IFinality.")
+    verifier = Attribute("The ISignatureVerifier.")
+    peer_network = Attribute("The IPeerNetwork, or None before one is attached.")
+    flush_error = Attribute("Message of the last failed UTXO flush, None once one succeeds.")
+
+    def is_validating(txid):
+        """True while ``txid`` is being verified or its inputs are loading."""
+
+
+class INodeQueries(Interface):
+    """The node's read side: what the API answers from (and the waiters it keeps)."""
+
+    def info():
+        """The ``getinfo`` dict."""
+
+    def transaction_status(txid):
+        """Fire with the ``gettransaction`` dict of ``txid``, or None if unknown."""
+
+    def wait_for_transaction(txid, timeout_s):
+        """Fire with the status once final (finalized/rejected) or at the timeout."""
+
+    def wake(txid):
+        """``txid`` was decided or refused: its waiters get its status now."""
+
+    def unspent(address):
+        """Fire with ``[(outpoint, amount, status_name)]`` of ``address``."""
+
+    def balance(address):
+        """Fire with ``{"finalized": units, "pending": units}`` of ``address``."""
+
+    def txoutset_info():
+        """Count, total and hash of the finalized UTXO set."""
+
+    def mempool_info():
+        """The ``getmempoolinfo`` dict."""
+
+    def height():
+        """The best block height."""
+
+    def block(height_or_hash):
+        """The ``getblock`` dict, or None."""
+
+    def masternodes():
+        """The registered masternodes, as ``getmasternodes`` returns them."""
+
+    def masternodes_active():
+        """Number of active masternodes."""
+
+    def peer_count():
+        """Number of connected peers (0 without a peer network)."""
+
+    def health():
+        """The ``/health`` dict."""
+
+    def stop():
+        """Cancel the waiters' timer."""
+
+
+class INodeMetrics(Interface):
+    """The node's Prometheus metrics: events are counted as they happen."""
+
+    registry = Attribute("The prometheus_client CollectorRegistry served at /metrics.")
+
+    def accepted():
+        """A submitted transaction was admitted."""
+
+    def rejected_on_entry(code):
+        """A submitted transaction was refused with ``code``."""
+
+    def finalized(finality_ms):
+        """A transaction finalized, ``finality_ms`` after it arrived (None: unknown)."""
+
+    def dropped(cause):
+        """An admitted transaction left without finalizing (rejected, evicted, expired)."""
+
+    def synced():
+        """A transaction was finalized from other masternodes' journals."""
+
+    def flushed(seconds):
+        """A UTXO flush took ``seconds``."""
+
+
+class INodeApi(Interface):
+    """What the HTTP API and its RPC methods ask of the node."""
+
+    reactor = Attribute("The IReactorTime the API schedules on.")
+    queries = Attribute("The INodeQueries read side.")
+    metrics = Attribute("The INodeMetrics served at /metrics.")
+    peer_network = Attribute("The IPeerNetwork, or None without one.")
+
+    def submit(tx, from_peer=False):
+        """Validate, lock and start deciding ``tx``; fire with its txid or fail
+        with ``TxRejected``."""
+
+
+class IUtxoFlusher(Interface):
+    """Folds committed journal entries into the UTXO tables."""
+
+    applied_seq = Attribute("Sequence of the last journal entry storage's UTXO tables hold.")
+    error = Attribute("Message of the last failed flush, None once one succeeds.")
+
+    def flush():
+        """Apply what is committed (one batch); fire with the applied sequence."""
+
+    def finish():
+        """Wait for a flush under way, then flush what is left."""

@@ -1,0 +1,75 @@
+"""Durable storage and the finality journal written to it."""
+
+from zope.interface import Attribute, Interface
+
+
+class IStorage(Interface):
+    """Durable storage on one writer thread; every method returns a Deferred."""
+
+    notes = Attribute("Lines worth logging about the last open (schema migrations).")
+
+    def open(genesis):
+        """Open or create the database, replay the journal; fire with its ``ChainMeta``."""
+
+    def load_utxos(outpoints):
+        """Fire with ``(outpoint, amount, key_hash)`` rows for those that exist."""
+
+    def append_journal(records):
+        """Commit finality records atomically; fire once they are durable."""
+
+    def apply_journal(up_to_seq, summary=None):
+        """Fold journal entries up to ``up_to_seq`` into the UTXO tables atomically.
+
+        ``summary`` (MuHash, count, total as of ``up_to_seq``, from the state
+        machine) spares recomputing the set hash when it agrees with the entries.
+        """
+
+    def get_transaction(txid):
+        """Fire with the stored record of a finalized transaction, or None."""
+
+    def journal_page(after_seq, limit, up_to_seq):
+        """Fire with ``[(seq, raw)]`` of journal entries after ``after_seq``, up to
+        ``up_to_seq``, at most ``limit`` of them."""
+
+    def utxos_for(key_hash):
+        """Fire with the stored unspent ``(outpoint, amount)`` of one address."""
+
+    def run_db(fn):
+        """Run ``fn(conn)`` on the writer thread; fire with its result."""
+
+    def close():
+        """Finish queued work and stop the writer thread."""
+
+
+class IJournal(Interface):
+    """The finality journal: builds the records of finalized transactions and
+    commits them to storage in groups; remembers the recently finalized ones."""
+
+    committed_seq = Attribute("Sequence of the last durable record.")
+    last_error = Attribute("Message of the last failed commit, None once one succeeds.")
+    backlog = Attribute("Number of records queued and not yet committed.")
+
+    def record(tx, spent, arrived_at):
+        """A new record for finalized ``tx``, with the next sequence number.
+
+        ``spent``: the UTXO entries its inputs spend (the undo data);
+        ``arrived_at``: when ``tx`` arrived, on the journal's clock.
+        """
+
+    def append(record, notify=True):
+        """Queue ``record``; with ``notify``, a Deferred fires once it is durable."""
+
+    def committing(txid):
+        """The record of ``txid`` if it is queued or being committed, else None."""
+
+    def recent(txid):
+        """The record of ``txid`` if it was committed lately, else None."""
+
+    def find(txid):
+        """The record of ``txid`` if it is committing or committed lately, else None."""
+
+    def drain():
+        """A Deferred that fires once everything queued so far is committed."""
+
+    def stop():
+        """Cancel a pending retry."""
