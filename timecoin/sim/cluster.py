@@ -31,6 +31,8 @@ from timecoin.sim.network import SimNetwork
 from timecoin.testing.fakes import SyncStorage
 
 P2P_PORT = 9333
+#: Where the data directories go when it exists (else the temporary directory).
+MEMORY_FILESYSTEM = "/dev/shm"
 #: Simulated start time (the devnet genesis time).
 START_TIME = 1_767_225_600.0
 
@@ -79,7 +81,9 @@ class Cluster:
 
     ``seed`` seeds every random choice; ``conditions`` are the default
     :class:`~timecoin.sim.network.LinkConditions`; ``config_text`` is TOML
-    appended to every node's configuration. Call :meth:`close` when done.
+    appended to every node's configuration; ``basedir`` holds the data
+    directories (default: ``/dev/shm`` if writable, else the temporary
+    directory). Call :meth:`close` when done.
     """
 
     log = Logger()
@@ -94,6 +98,8 @@ class Cluster:
         random.seed(self.rng.getrandbits(64))
         self.clock = SimClock(START_TIME)
         self.network = SimNetwork(self.clock, self.rng.getrandbits(64), conditions)
+        if basedir is None and os.access(MEMORY_FILESYSTEM, os.W_OK):
+            basedir = MEMORY_FILESYSTEM  # SQLite's fsyncs cost nothing there
         self._basedir = tempfile.mkdtemp(prefix="timecoin-sim-", dir=basedir)
         self.edges = self._edges(topology)
         self.hosts = []
@@ -273,7 +279,7 @@ class Cluster:
                 rows.append((status.get("status"), status.get("reason"),
                              status.get("finality_ms")))
             report[txid.hex()] = rows
-        return {"transactions": report, "set_hashes": [h.hex() for h in self.set_hashes()],
+        return {"transactions": report, "set_hashes": self.set_hashes(),
                 "time": round(self.now, 6)}
 
     # -- adversaries -------------------------------------------------------------

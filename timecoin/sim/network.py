@@ -165,13 +165,12 @@ class SimNetwork:
             connector.failed(error.ConnectionRefusedError("refused by the listener"))
             return
         client_proto = client_factory.buildProtocol(server_addr)
+        if client_proto is None:
+            connector.failed(error.ConnectionLost("the client factory built no protocol"))
+            return
         connection = SimConnection(self, client_addr, server_addr)
         self.connections.append(connection)
         connection.server.attach(server_proto)
-        if client_proto is None:
-            connection.server.loseConnection()
-            connector.failed(error.ConnectionLost("the client factory built no protocol"))
-            return
         connection.client.attach(client_proto)
         connector.connected(connection.client)
         server_proto.makeConnection(connection.server)
