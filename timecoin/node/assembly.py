@@ -187,21 +187,27 @@ class ListenerService(Service):
             return port.stopListening()
 
 
-def build_finality(reactor, prepared):
+def build_finality(reactor, prepared, rng=None):
     """A lone masternode decides alone; otherwise Snowball polls the masternodes
-    (until registration by collateral exists, the genesis ones, all tier Free)."""
+    (until registration by collateral exists, the genesis ones, all tier Free).
+
+    ``rng`` (a ``random.Random``) draws Snowball's samples; None: a fresh one.
+    """
     masternodes = prepared.genesis.masternodes
     if len(masternodes) == 1 and prepared.identity.pubkey == masternodes[0]:
         return LocalFinality(reactor)
     avalanche = prepared.config["consensus.avalanche"]
     return SnowballFinality(reactor, SnowballParams.from_config(avalanche),
                             {pk: TIER_WEIGHTS["free"] for pk in masternodes},
-                            prepared.identity.pubkey, avalanche["query_timeout_ms"])
+                            prepared.identity.pubkey, avalanche["query_timeout_ms"], rng=rng)
 
 
-def build_node(reactor, prepared, storage, meta, stop=None):
-    """The node service with its API listener, peer network and finality."""
-    finality = build_finality(reactor, prepared)
+def build_node(reactor, prepared, storage, meta, stop=None, rng=None):
+    """The node service with its API listener, peer network and finality.
+
+    ``rng`` seeds Snowball's sampling (the simulator passes a seeded one).
+    """
+    finality = build_finality(reactor, prepared, rng)
     workers = prepared.config["validation"]["signature_workers"]
     verifier = ProcessVerifier(reactor, workers) if workers else InlineVerifier()
     node = Node(reactor, prepared.network, prepared.genesis, prepared.config, storage, meta,

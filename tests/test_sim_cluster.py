@@ -1,0 +1,231 @@
+"""Whole devnets in the simulator: real nodes, one clock, in-memory links.
+
+The 4-node finality, double-spend race and restart tests ran on sockets
+(tests/test_devnet_finality.py keeps the end-to-end one there); here they run
+on the simulator with the same assertions, plus 100 nodes, determinism,
+partitions, loss and byzantine voters.
+"""
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from timecoin.finality.snowball import SnowballFinality
+from timecoin.ledger.networks import COIN
+from timecoin.ledger.tx import TxRejected
+from timecoin.sim import scenario
+from timecoin.sim.byzantine import FlippedVotes
+from timecoin.sim.cluster import Cluster
+from timecoin.sim.network import LinkConditions
+
+
+def make_cluster(testcase, size, **options):
+    cluster = Cluster(size, **options)
+    testcase.addCleanup(cluster.close)
+    cluster.start()
+    return cluster
+
+
+def submit_all(cluster, txs, via):
+    """Submit each tx at node ``via[n % len(via)]``; their txids."""
+    return [cluster.wait(cluster.submit(via[n % len(via)], tx), 10) for n, tx in enumerate(txs)]
+
+
+class FourNodeTests(unittest.TestCase):
+    def setUp(self):
+        self.cluster = make_cluster(self, 4, seed=11)
+        self.nodes = self.cluster.nodes
+
+    def final_statuses(self, txid):
+        return self.cluster.wait(defer.gatherResults(
+            [n.queries.wait_for_transaction(txid, 20) for n in self.cluster.nodes]), 30)
+
+    def test_transactions_finalize_on_every_node(self):
+        self.assertTrue(all(isinstance(n.finality, SnowballFinality) for n in self.nodes))
+        self.assertEqual({n.queries.masternodes_active() for n in self.nodes}, {4})
+        txs = [scenario.transfer_from_genesis(i) for i in range(8)]
+        txids = submit_all(self.cluster, txs, range(4))
+        for txid in txids:
+            results = self.final_statuses(txid)
+            self.assertEqual({r["status"] for r in results}, {"finalized"}, results)
+        self.cluster.run_until(lambda: len(set(self.cluster.set_hashes())) == 1, 30)
+        infos = {str(n.queries.txoutset_info()) for n in self.nodes}
+        self.assertEqual(len(infos), 1)
+
+    def agreed(self, a, b, timeout=20):
+        """The set of (status of a, status of b) over the nodes, once they agree."""
+        def pairs():
+            return set(zip(self.cluster.statuses(a), self.cluster.statuses(b), strict=True))
+        self.cluster.clock.run_until(self.cluster.clock.seconds() + timeout,
+                                     lambda: len(pairs()) == 1)
+        return pairs()
+
+    def test_double_spend_race_ends_the_same_everywhere(self):
+        both_rejected = []
+        for i in range(10, 20):
+            a = scenario.transfer_from_genesis(i, COIN)
+            b = scenario.transfer_from_genesis(i, 2 * COIN)
+            sent = [self.cluster.submit(1, a), self.cluster.submit(2, b)]
+            outcomes = self.cluster.wait(defer.DeferredList(sent, consumeErrors=True), 10)
+            for ok, value in outcomes:
+                if not ok:
+                    value.trap(TxRejected)
+            self.final_statuses(a.txid)
+            self.final_statuses(b.txid)
+            # A node that ran out of rounds rejects both; catch-up then brings it
+            # the majority's decision. Every node must end on the same one.
+            pairs = self.agreed(a.txid, b.txid)
+            self.assertEqual(len(pairs), 1, f"nodes disagree: {pairs}")
+            (pair,) = pairs
+            reasons = [(n.mempool.rejection(a.txid), n.mempool.rejection(b.txid))
+                       for n in self.nodes]
+            if pair == ("rejected", "rejected"):
+                # Snowball's liveness limit (max_rounds on a split): safe, bounded.
+                self.assertEqual(reasons, [("max-rounds", "max-rounds")] * 4)
+                both_rejected.append(i)
+                continue
+            self.assertIn(pair, {("finalized", "rejected"), ("rejected", "finalized"),
+                                 ("finalized", None), (None, "finalized")},
+                          f"{pair}: {reasons}")
+        self.assertLessEqual(len(both_rejected), 2, f"races rejected on both sides: "
+                                                    f"{both_rejected}")
+        self.assertEqual(len(set(self.cluster.set_hashes())), 1)
+
+
+class RestartTests(unittest.TestCase):
+    def test_node_stopped_mid_load_catches_up_and_agrees(self):
+        cluster = make_cluster(self, 4, seed=5)
+        first = submit_all(cluster, [scenario.transfer_from_genesis(i) for i in range(20, 26)],
+                           range(4))
+        cluster.wait_settled(first, 20)
+        # Under way while node 3 stops: submitted to the other three.
+        more = [cluster.submit(n % 3, scenario.transfer_from_genesis(i))
+                for n, i in enumerate(range(26, 40))]
+        cluster.stop_node(3)
+        sent = first + [cluster.wait(d, 10) for d in more]
+        cluster.wait_settled(sent, 20)
+        for txid in sent:
+            self.assertEqual(set(cluster.statuses(txid)), {"finalized"})
+        back = cluster.restart_node(3)
+        self.assertEqual(back.queries.peer_count(), 3)
+        target = cluster.nodes[0].state.set_hash()
+        cluster.run_until(lambda: back.state.set_hash() == target, 30, "node 3 caught up")
+        for txid in sent:
+            self.assertEqual(cluster.status(3, txid)["status"], "finalized", txid.hex())
+        self.assertGreater(back.finality_sync.applied, 0)
+        # and it takes part again: a new transaction finalizes on all four
+        txid = cluster.wait(cluster.submit(3, scenario.transfer_from_genesis(41)), 10)
+        cluster.wait_settled([txid], 20)
+        self.assertEqual(cluster.statuses(txid), ["finalized"] * 4)
+
+
+class LargeNetworkTests(unittest.TestCase):
+    def test_hundred_nodes_finalize_on_all(self):
+        # Nodes keep at most max_peers peers: 100 masternodes are not a clique.
+        cluster = make_cluster(self, 100, seed=3, topology=16)
+        txs = [scenario.transfer_from_genesis(i) for i in range(4)]
+        txids = submit_all(cluster, txs, [0, 25, 50, 75])
+        cluster.wait_settled(txids, 30)
+        for txid in txids:
+            self.assertEqual(set(cluster.statuses(txid)), {"finalized"})
+        self.assertEqual(len(set(cluster.set_hashes())), 1)
+        self.assertLess(cluster.now, 5.0)
+
+
+class DeterminismTests(unittest.TestCase):
+    def run_once(self, seed):
+        conditions = LinkConditions(latency=0.02, jitter=0.03)
+        cluster = Cluster(6, seed=seed, conditions=conditions)
+        try:
+            cluster.start()
+            scenario.set_loss(cluster, 0.02)
+            txs = [scenario.transfer_from_genesis(i) for i in range(3)]
+            rival = scenario.transfer_from_genesis(2, 3 * COIN)
+            sent = [cluster.submit(n, tx) for n, tx in enumerate(txs)] + [cluster.submit(5, rival)]
+            cluster.wait(defer.DeferredList(sent, consumeErrors=True), 10)
+            txids = [tx.txid for tx in txs + [rival]]
+            cluster.clock.run_until(cluster.clock.seconds() + 30,
+                                    lambda: all(cluster.settled(t) for t in txids))
+            return cluster.outcome(txids), cluster.clock.events_run
+        finally:
+            cluster.close()
+
+    def test_same_seed_same_outcome(self):
+        first, events = self.run_once(42)
+        again, events_again = self.run_once(42)
+        self.assertEqual(first, again)
+        self.assertEqual(events, events_again)
+        statuses = {row[0] for rows in first["transactions"].values() for row in rows}
+        self.assertIn("finalized", statuses)
+        other, _ = self.run_once(43)
+        self.assertNotEqual(first, other)
+
+
+class ScenarioTests(unittest.TestCase):
+    def test_partition_stops_finality_and_healing_restores_it(self):
+        cluster = make_cluster(self, 4, seed=8)
+        scenario.split(cluster, 0.5)
+        txid = cluster.wait(cluster.submit(0, scenario.transfer_from_genesis(60)), 10)
+        cluster.run(5)
+        self.assertNotIn("finalized", cluster.statuses(txid))
+        scenario.heal(cluster)
+        cluster.wait_settled([txid], 60)
+        self.assertEqual(cluster.statuses(txid), ["finalized"] * 4)
+        cluster.run_until(lambda: len(set(cluster.set_hashes())) == 1, 30)
+
+    def test_loss_slows_but_does_not_stop_finality(self):
+        cluster = make_cluster(self, 5, seed=9)
+        scenario.set_loss(cluster, 0.05)
+        txids = submit_all(cluster, [scenario.transfer_from_genesis(i) for i in range(61, 65)],
+                           range(5))
+        cluster.wait_settled(txids, 60)
+        for txid in txids:
+            self.assertEqual(set(cluster.statuses(txid)), {"finalized"})
+        self.assertGreater(cluster.network.frames_dropped, 0)
+
+    def test_ten_percent_loss_ends_the_same_everywhere(self):
+        cluster = make_cluster(self, 5, seed=9)
+        scenario.set_loss(cluster, 0.1)
+        txids = submit_all(cluster, [scenario.transfer_from_genesis(i) for i in range(61, 65)],
+                           range(5))
+        cluster.wait_settled(txids, 60)
+        cluster.run(300)  # time for catch-up
+        for txid in txids:
+            self.assertEqual(len(set(cluster.statuses(txid))), 1, cluster.statuses(txid))
+
+    test_ten_percent_loss_ends_the_same_everywhere.todo = (
+        "safety under message loss: with 10 % of frames lost, 2 of 5 nodes finalize "
+        "and 3 reject with max-rounds, and catch-up (a strict majority of the other "
+        "masternodes) never reconciles them")
+
+    def test_isolated_node_catches_up_after_healing(self):
+        cluster = make_cluster(self, 5, seed=10)
+        scenario.isolate(cluster, 4)
+        txid = cluster.wait(cluster.submit(0, scenario.transfer_from_genesis(66)), 10)
+        cluster.run_until(lambda: cluster.statuses(txid)[:4] == ["finalized"] * 4, 30)
+        self.assertIsNone(cluster.status(4, txid))
+        scenario.heal(cluster)
+        cluster.run_until(lambda: cluster.status(4, txid) is not None
+                          and cluster.status(4, txid)["status"] == "finalized", 60)
+
+    def test_byzantine_minority_flipping_votes_does_not_stop_finality(self):
+        cluster = make_cluster(self, 7, seed=12)
+        (rewriter,) = scenario.byzantine(cluster, [6], lambda i: FlippedVotes())
+        txids = submit_all(cluster, [scenario.transfer_from_genesis(i) for i in range(70, 73)],
+                           range(6))
+        cluster.wait_settled(txids, 60)
+        for txid in txids:
+            self.assertEqual(set(cluster.statuses(txid)), {"finalized"})
+        self.assertGreater(rewriter.rewritten, 0)
+
+    def test_restart_a_third_of_the_nodes(self):
+        cluster = make_cluster(self, 6, seed=13)
+        before = submit_all(cluster, [scenario.transfer_from_genesis(i) for i in range(80, 83)],
+                            range(6))
+        cluster.wait_settled(before, 30)
+        restarted = scenario.restart_share(cluster, 1 / 3)
+        self.assertEqual(len(restarted), 2)
+        txid = cluster.wait(cluster.submit(restarted[0], scenario.transfer_from_genesis(84)), 10)
+        cluster.wait_settled(before + [txid], 30)
+        self.assertEqual(cluster.statuses(txid), ["finalized"] * 6)
+        for t in before:
+            self.assertEqual(cluster.statuses(t), ["finalized"] * 6)
