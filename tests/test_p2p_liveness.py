@@ -95,8 +95,11 @@ class Timers(unittest.TestCase):
         self.assertIsNotNone(node.inbound("10.0.0.1", 2))
         self.assertIsNone(node.inbound("10.0.0.1", 3))
         self.assertIsNotNone(node.inbound("10.0.0.2", 1))
-        self.assertIsNone(node.inbound("10.0.0.3", 1))
         self.assertEqual(node.service.connection_counts(), {"inbound": 3, "outbound": 0})
+        # Every slot is taken: a new connection evicts a silent one (see test_p2p_limits).
+        first = node.service.connections()[0]
+        self.assertIsNotNone(node.inbound("10.0.0.3", 1))
+        self.assertTrue(first.transport.disconnecting)
 
 
 class Bans(unittest.TestCase):

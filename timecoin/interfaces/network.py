@@ -39,6 +39,10 @@ class IPeerNetwork(IPeerMessaging):
     def peer_count():
         """Number of connected, handshaken peers."""
 
+    def statistics():
+        """The metrics of the peer limits: ``(name, kind, doc, samples)`` tuples,
+        ``kind`` "gauge" or "counter", ``samples`` a list of ``(labels dict, value)``."""
+
     def list_banned():
         """Current bans: dicts of address, banned_until, time_remaining, offences, reason."""
 

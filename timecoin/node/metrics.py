@@ -49,6 +49,21 @@ class _NodeGauges:
         for name, kind, doc, value in node.finality.statistics():
             family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             yield family(name, doc, value=value)
+        if node.peer_network is not None:
+            yield from _labelled(node.peer_network.statistics())
+
+
+def _labelled(statistics):
+    """Metric families of ``(name, kind, doc, [(labels, value)])`` tuples."""
+    for name, kind, doc, samples in statistics:
+        if kind == "counter":
+            name = name.removesuffix("_total")
+        family_type = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+        labels = sorted({key for sample_labels, _ in samples for key in sample_labels})
+        family = family_type(name, doc, labels=labels)
+        for sample_labels, value in samples:
+            family.add_metric([sample_labels.get(key, "") for key in labels], value)
+        yield family
 
 
 def _peak_rss_bytes():

@@ -424,3 +424,7 @@ class Node(MultiService):
 
     def run_db(self, fn):
         return self.storage.run_db(fn)
+
+    def is_protected_peer(self, pubkey):
+        """Masternodes are never evicted: they vote in every poll."""
+        return pubkey in self.genesis.masternodes

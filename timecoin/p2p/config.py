@@ -46,3 +46,32 @@ class P2PConfig:
     target_outbound: int = 8
     #: Seconds between attempts to fill outbound slots (0 < interval).
     discovery_interval: float = 30.0
+    # -- memory bounds (see doc/peer-limits.md) --
+    #: Bytes queued to one peer beyond the transport's own buffer before it is cut.
+    max_send_buffer: int = 8 * 2**20
+    #: Seconds a peer may stay over its send budget (paused) before it is cut.
+    send_stall_timeout: float = 30.0
+    #: Bytes queued to all peers together; beyond it the largest queue is cut.
+    max_total_send_buffer: int = 64 * 2**20
+    #: Txids requested and not yet delivered, all peers together.
+    max_in_flight: int = 100_000
+    #: Txids requested from one peer and not yet delivered.
+    max_in_flight_per_peer: int = 5_000
+    #: Entries of per-peer inventory tables, all peers together: each peer's
+    #: table holds ``min(known_inventory_size, peer_state_budget // max_peers)``.
+    peer_state_budget: int = 1_000_000
+    # -- inbound eviction (see doc/peer-limits.md) --
+    #: Inbound connections accepted from one network group (see timecoin.p2p.eviction).
+    max_inbound_per_group: int = 16
+    #: Protected from eviction: peers of this many distinct network groups...
+    protect_by_group: int = 4
+    #: ...this many with the lowest ping...
+    protect_by_ping: int = 8
+    #: ...and this many that most recently sent a new transaction or a finality message.
+    protect_by_useful: int = 4
+
+    @property
+    def known_inventory_per_peer(self):
+        """The capacity of each peer's known-inventory table under the node budget."""
+        return max(1, min(self.known_inventory_size,
+                          self.peer_state_budget // max(1, self.max_peers)))

@@ -37,6 +37,10 @@ class IPeerHost(Interface):
     def run_db(fn):
         """Run ``fn(conn)`` on the node's database writer thread; a Deferred of its result."""
 
+    def is_protected_peer(pubkey):
+        """True if the peer authenticated as ``pubkey`` must never be evicted
+        to make room for another (a masternode that votes)."""
+
 
 class SynchronousDatabase:
     """``run_db`` over one SQLite connection, run at once on the calling thread.
@@ -84,3 +88,6 @@ class ObserverHost:
 
     def run_db(self, fn):
         return self._db.run_db(fn)
+
+    def is_protected_peer(self, pubkey):
+        return False

@@ -14,6 +14,7 @@ from timecoin.p2p.framing import FrameReceiver, decode_frame, encode_frame
 from timecoin.p2p.handshake import AwaitingHello, Closed, Connecting, new_nonce
 from timecoin.p2p.messages import decode_message
 from timecoin.p2p.ratelimit import BAN, PeerRateLimits
+from timecoin.p2p.sendbuffer import SendBuffer
 from timecoin.p2p.util import BoundedSet, format_address
 
 _peer_ids = itertools.count(1)
@@ -37,7 +38,9 @@ class PeerProtocol(FrameReceiver):
 
     ``host`` provides :class:`~timecoin.p2p.host.IPeerHost`; ``manager`` (the
     :class:`~timecoin.p2p.service.PeerNetworkService`) is told when the
-    connection is made, ready, misbehaving or lost, and its ``ready_state``
+    connection is made, ready, misbehaving or lost, its ``send_account`` (a
+    :class:`~timecoin.p2p.sendbuffer.SendAccount`) sums the send budgets and
+    counts disconnections, and its ``ready_state``
     (a :class:`~timecoin.p2p.handshake.Ready`) routes the messages of a ready
     connection. Every message goes through the table of the connection's
     current :class:`~timecoin.p2p.handshake.State`, in :meth:`frameReceived`.
@@ -62,7 +65,7 @@ class PeerProtocol(FrameReceiver):
         self.remote = None
         self.ping_ms = None
         self.banscore = 0
-        self.known_inventory = BoundedSet(config.known_inventory_size)
+        self.known_inventory = BoundedSet(config.known_inventory_per_peer)
         self.limits = PeerRateLimits(config)
         self._pings = {}
         self._last_received = None
@@ -71,6 +74,10 @@ class PeerProtocol(FrameReceiver):
         self._lost = False
         self._lost_waiters = []
         self.seed = None
+        self.connected_at = self._now
+        #: When the peer last sent a new transaction or a finality message (eviction).
+        self.last_useful = None
+        self.send_buffer = SendBuffer(self, clock, config, manager.send_account)
 
     # -- identity ---------------------------------------------------------
     @property
@@ -89,6 +96,20 @@ class PeerProtocol(FrameReceiver):
     def is_ready(self):
         return self.state.ready
 
+    @property
+    def closing(self):
+        """True once the connection is being closed."""
+        return self._closed
+
+    @property
+    def over_budget(self):
+        """True while the transport's write buffer is full: serve no getdata, push nothing."""
+        return self.send_buffer.over_budget
+
+    def mark_useful(self):
+        """The peer just sent something this node wanted (eviction protects such peers)."""
+        self.last_useful = self.clock.seconds()
+
     def info(self):
         """The ``getpeerinfo`` entry of this peer."""
         return {
@@ -106,6 +127,7 @@ class PeerProtocol(FrameReceiver):
         if self.address is None:
             self.address = self.transport.getPeer()
         _disable_nagle(self.transport)
+        self.transport.registerProducer(self.send_buffer, True)
         now = self.clock.seconds()
         self._last_received = now
         nonce = new_nonce()
@@ -122,6 +144,7 @@ class PeerProtocol(FrameReceiver):
 
     def connectionLost(self, reason):
         self._close()
+        self.send_buffer.stopProducing()
         for call in (self._handshake_call, self._idle_call, self._close_call):
             if call is not None and call.active():
                 call.cancel()
@@ -180,6 +203,7 @@ class PeerProtocol(FrameReceiver):
         if self._closed:
             return
         self.log.info("dropping peer {peer}: {reason}", peer=self.label, reason=reason)
+        self.manager.send_account.disconnects[reason] += 1
         self._close()
         self.transport.abortConnection()
 
@@ -188,6 +212,7 @@ class PeerProtocol(FrameReceiver):
         if self._closed:
             return
         self.log.info("peer {peer} misbehaved: {reason}", peer=self.label, reason=reason)
+        self.manager.send_account.disconnects["misbehaviour"] += 1
         self._close()
         self.banscore = 100
         self.manager.peer_misbehaved(self, reason)
@@ -199,6 +224,7 @@ class PeerProtocol(FrameReceiver):
             return
         self.log.info("refusing peer {peer}: {code}", peer=self.label, code=code)
         self.send(m.Reject(code, message))
+        self.manager.send_account.disconnects[f"refused {code}"] += 1
         self._close()
         self.manager.peer_refused(self, code)
         self.transport.loseConnection()
@@ -209,8 +235,9 @@ class PeerProtocol(FrameReceiver):
         """Send ``message``; False if the connection is closing."""
         if self._closed:
             return False
-        self.transport.write(encode_frame(message, self._compress_threshold))
-        return True
+        frame = encode_frame(message, self._compress_threshold)
+        self.transport.write(frame)
+        return self.send_buffer.wrote(len(frame))
 
     def send_frame(self, frame):
         """Send a complete frame from :func:`~timecoin.p2p.framing.encode_frame`.
@@ -220,7 +247,7 @@ class PeerProtocol(FrameReceiver):
         if self._closed:
             return False
         self.transport.write(frame)
-        return True
+        return self.send_buffer.wrote(len(frame))
 
     def lengthLimitExceeded(self, length):
         self.misbehave(f"frame of {length} bytes exceeds {self.MAX_LENGTH}")

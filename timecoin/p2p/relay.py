@@ -4,7 +4,11 @@ Each peer has a bounded set of txids it is known to have (it announced,
 sent or requested them, or we announced them to it); a txid is announced to
 a peer at most once and never back to where it came from. A txid is
 requested from one peer at a time; if that peer does not deliver within
-``getdata_timeout`` the next announcement of it is followed up.
+``getdata_timeout`` the next announcement of it is followed up. The table
+of requests is an :class:`~timecoin.p2p.inflight.InFlightTable` (O(1) per
+txid, bounded in all and per peer). A peer whose send buffer is over budget
+(see :mod:`timecoin.p2p.sendbuffer`) is served no ``getdata`` and is sent
+``inv`` instead of pushed transactions.
 """
 
 import hashlib
@@ -15,11 +19,11 @@ from twisted.logger import Logger
 from timecoin.ledger.tx import TxRejected
 from timecoin.p2p import messages as m
 from timecoin.p2p.framing import encode_frame
+from timecoin.p2p.inflight import InFlightTable
 from timecoin.p2p.util import BoundedDict
 
 #: Rejection codes that mean the sender relayed something no honest node would.
 MISBEHAVIOUR_CODES = frozenset({"malformed", "too-large", "bad-signature", "wrong-network"})
-MAX_IN_FLIGHT = 100_000
 #: Transactions up to this size are pushed whole by the node that received them.
 PUSH_MAX_BYTES = 4096
 
@@ -34,14 +38,15 @@ class TxRelay:
 
     log = Logger()
 
-    def __init__(self, host, clock, config):
+    def __init__(self, host, clock, config, account):
         self._host = host
         self._clock = clock
         self._timeout = config.getdata_timeout
         self._compress_threshold = config.compress_threshold
         #: Raw transactions announced by this node, to answer getdata.
         self.cache = BoundedDict(config.relay_cache_size)
-        self._in_flight = {}  # txid -> deadline
+        self.in_flight = InFlightTable(config.max_in_flight, config.max_in_flight_per_peer)
+        self._account = account
 
     def broadcast(self, tx, peers, push=False):
         """Announce ``tx`` to each of ``peers`` not known to have it; how many.
@@ -53,15 +58,20 @@ class TxRelay:
         txid = tx.txid
         self.cache[txid] = tx.raw
         announced = 0
-        frame = None
+        push = push and len(tx.raw) <= PUSH_MAX_BYTES
+        frames = {}
         for peer in peers:
             if txid in peer.known_inventory:
                 continue
             peer.known_inventory.add(txid)
+            whole = push
+            if whole and peer.over_budget:
+                whole = False
+                self._account.pushes_skipped += 1
+            frame = frames.get(whole)
             if frame is None:
-                message = (m.TxMessage(tx.raw) if push and len(tx.raw) <= PUSH_MAX_BYTES
-                           else m.Inv((txid,)))
-                frame = encode_frame(message, self._compress_threshold)
+                message = m.TxMessage(tx.raw) if whole else m.Inv((txid,))
+                frame = frames[whole] = encode_frame(message, self._compress_threshold)
             if peer.send_frame(frame):
                 announced += 1
         return announced
@@ -78,38 +88,43 @@ class TxRelay:
         if not wanted:
             return
         now = self._clock.seconds()
-        in_flight = self._in_flight
-        deadline = now + self._timeout
-        requested = []
-        for txid in wanted:
-            if in_flight.get(txid, 0) <= now:
-                in_flight[txid] = deadline
-                requested.append(txid)
-        if len(in_flight) > MAX_IN_FLIGHT:
-            self._in_flight = {t: d for t, d in in_flight.items() if d > now}
+        requested = self.in_flight.request(wanted, peer.peer_id, now, now + self._timeout)
         if requested:
             peer.send(m.GetData(tuple(requested)))
 
     def on_getdata(self, peer, txids):
+        if peer.over_budget:
+            self._account.getdata_skipped += len(txids)
+            return
         for txid in txids:
+            if peer.over_budget:  # this very answer filled the buffer
+                self._account.getdata_skipped += 1
+                continue
             raw = self.cache.get(txid)
             if raw is None:
                 raw = self._host.get_tx_raw(txid)
             if raw is None:
                 continue
             peer.known_inventory.add(txid)
-            peer.send(m.TxMessage(raw))
+            if not peer.send(m.TxMessage(raw)):
+                return
 
     def on_tx(self, peer, raw):
         """Offer a received transaction to the node; a Deferred (errors handled)."""
         txid = txid_of(raw)
         peer.known_inventory.add(txid)
-        self._in_flight.pop(txid, None)
+        self.in_flight.delivered(txid)
         if txid in self.cache:
             return defer.succeed(None)
         d = defer.maybeDeferred(self._host.receive_tx, raw, peer.label)
+        d.addCallback(self._accepted, peer)
         d.addErrback(self._rejected, peer, txid)
         return d
+
+    @staticmethod
+    def _accepted(result, peer):
+        peer.mark_useful()
+        return result
 
     def _rejected(self, failure, peer, txid):
         failure.trap(TxRejected)

@@ -15,11 +15,16 @@ from timecoin.p2p import messages as m
 from timecoin.p2p.bans import BanList
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.discovery import Discovery
+from timecoin.p2p.eviction import Candidate, Evictor, network_group
 from timecoin.p2p.handshake import Ready
 from timecoin.p2p.peerstore import PeerStore, join_host_port, split_host_port
 from timecoin.p2p.protocol import PeerProtocol
 from timecoin.p2p.relay import TxRelay
+from timecoin.p2p.sendbuffer import SendAccount
+from timecoin.p2p.stats import peer_statistics
 from timecoin.p2p.tls import request_client_certificates
+
+_NETWORK_KINDS = frozenset({m.INV, m.GETDATA, m.TX, m.GETADDR, m.ADDR})
 
 
 @implementer(IPeer)
@@ -71,7 +76,10 @@ class PeerNetworkService(service.Service):
         self.started = None
         self.bans = BanList(reactor, host.run_db, self.config.ban_base, self.config.ban_max)
         self.addresses = PeerStore(reactor, host.run_db, self.config.max_known_addresses)
-        self.relay = TxRelay(host, reactor, self.config)
+        self.send_account = SendAccount(self.config.max_total_send_buffer)
+        self.relay = TxRelay(host, reactor, self.config, self.send_account)
+        self.evictor = Evictor(self.config)
+        self._inbound_per_group = Counter()
         self._connections = {}
         self._ready = {}  # pubkey -> PeerProtocol
         self._direction_counts = Counter()
@@ -168,22 +176,47 @@ class PeerNetworkService(service.Service):
         if ip is not None and self.bans.is_banned(ip):
             self.log.info("refusing banned address {ip}", ip=ip)
             return None
-        if direction == "inbound":
-            if len(self._connections) >= self.config.max_peers:
-                self.log.info("refusing {ip}: {n} peers already", ip=ip, n=len(self._connections))
-                return None
-            if self._inbound_per_ip[ip] >= self.config.max_per_ip:
-                self.log.info("refusing {ip}: too many connections from it", ip=ip)
-                return None
+        if direction == "inbound" and not self._inbound_slot(ip):
+            return None
         peer = PeerProtocol(self.host, self, self.reactor, self.config, direction, addr)
         peer.seed = seed
         return peer
+
+    def _inbound_slot(self, ip):
+        """True if an inbound connection from ``ip`` may be accepted, evicting
+        another if every slot is taken (see :mod:`timecoin.p2p.eviction`)."""
+        config = self.config
+        if self._inbound_per_ip[ip] >= config.max_per_ip:
+            self.log.info("refusing {ip}: too many connections from it", ip=ip)
+            self.send_account.disconnects["refused per-ip limit"] += 1
+            return False
+        if self._inbound_per_group[network_group(ip)] >= config.max_inbound_per_group:
+            self.log.info("refusing {ip}: too many connections from its network group", ip=ip)
+            self.send_account.disconnects["refused per-group limit"] += 1
+            return False
+        open_now = sum(1 for p in self._connections.values() if not p.closing)
+        if open_now < config.max_peers:
+            return True
+        candidates = [
+            Candidate(p.peer_id, network_group(p.ip), p.connected_at, p.is_ready,
+                      p.ping_ms, p.last_useful)
+            for p in self._connections.values()
+            if p.direction == "inbound" and not p.closing
+            and not (p.pubkey is not None and self.host.is_protected_peer(p.pubkey))]
+        victim = self.evictor.select(candidates)
+        if victim is None:
+            self.log.info("refusing {ip}: {n} peers already, none to evict", ip=ip, n=open_now)
+            self.send_account.disconnects["refused full"] += 1
+            return False
+        self._connections[victim].drop("evicted")
+        return True
 
     def peer_connected(self, peer):
         self._connections[peer.peer_id] = peer
         self._direction_counts[peer.direction] += 1
         if peer.direction == "inbound":
             self._inbound_per_ip[peer.ip] += 1
+            self._inbound_per_group[network_group(peer.ip)] += 1
 
     def peer_lost(self, peer):
         if self._connections.pop(peer.peer_id, None) is None:
@@ -193,6 +226,10 @@ class PeerNetworkService(service.Service):
             self._inbound_per_ip[peer.ip] -= 1
             if not self._inbound_per_ip[peer.ip]:
                 del self._inbound_per_ip[peer.ip]
+            group = network_group(peer.ip)
+            self._inbound_per_group[group] -= 1
+            if not self._inbound_per_group[group]:
+                del self._inbound_per_group[group]
         if peer.pubkey is not None and self._ready.get(peer.pubkey) is peer:
             del self._ready[peer.pubkey]
 
@@ -254,6 +291,8 @@ class PeerNetworkService(service.Service):
         return handle_then_notify
 
     def _notify_listeners(self, peer, message):
+        if message.KIND not in _NETWORK_KINDS:
+            peer.mark_useful()  # a finality message
         for handler in self._handlers.get(message.KIND, ()):
             handler(peer.peer_id, message)
 
@@ -283,6 +322,10 @@ class PeerNetworkService(service.Service):
     def peer_count(self):
         return len(self._ready)
 
+    def statistics(self):
+        """The peer limits' metrics: ``(name, kind, doc, [(labels, value)])`` tuples."""
+        return peer_statistics(self)
+
     def connection_counts(self):
         """``{"inbound": n, "outbound": n}`` of open connections, handshaken or not."""
         return {"inbound": self._direction_counts["inbound"],
@@ -310,6 +353,10 @@ class PeerNetworkService(service.Service):
         """The ready peers, as :data:`PeerSummary` tuples."""
         return [PeerSummary(p.peer_id, p.pubkey, p.label, p.direction)
                 for p in self._ready.values()]
+
+    def connections(self):
+        """Every open :class:`PeerProtocol`, handshaken or not."""
+        return list(self._connections.values())
 
     def get_peer(self, peer_id):
         """The :class:`PeerProtocol` of ``peer_id`` (ready or not), or None."""

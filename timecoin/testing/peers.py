@@ -26,6 +26,8 @@ class FakePeerHost:
         self.txs = {}
         self.received = []
         self.on_accept = []
+        #: Public keys :meth:`is_protected_peer` protects from eviction.
+        self.protected = set()
 
     def best_height(self):
         return self.height
@@ -52,6 +54,9 @@ class FakePeerHost:
 
     def run_db(self, fn):
         return self.db.run_db(fn)
+
+    def is_protected_peer(self, pubkey):
+        return pubkey in self.protected
 
 
 def make_tx(n, network_id=DEVNET.network_id):
