@@ -350,9 +350,9 @@ class ConnectionTests(CliTestCase):
             "error: cannot reach the node at http://127.0.0.1:24201/rpc: "
             "connection refused (is the node running?)\n")))
         self.assertEqual(RpcClient("http://h:1/rpc/", None, self.treq).url, "http://h:1/rpc")
-        status, _, err = self.run_cli("info", "--rpc", "http://10.0.0.1:9",
+        status, _, err = self.run_cli("info", "--rpc", "http://127.0.0.2:9",
                                       treq=HTTPClient(RefusingAgent()))
-        self.assertIn("http://10.0.0.1:9/rpc", err)
+        self.assertIn("http://127.0.0.2:9/rpc", err)
 
     def test_auth_failure(self):
         self.node.credentials = ("__cookie__", "other")

@@ -42,8 +42,10 @@ class SimTimeout(AssertionError):
 
 
 def host_ip(index):
-    """The IP address of node ``index``."""
-    return f"10.0.{index // 250}.{index % 250 + 1}"
+    """The IP address of node ``index``: a loopback address, so that nothing could
+    leave this machine even if a simulated connection reached a real reactor
+    (each loopback address is its own network group for eviction)."""
+    return f"127.0.{index // 250 + 1}.{index % 250 + 1}"
 
 
 def random_topology(size, degree, rng):

@@ -219,6 +219,7 @@ class SimTransport:
         self._buffer = b""
         self._last_arrival = 0.0
         self.poll_txids = {}  # poll id -> txids asked on this connection (byzantine hooks)
+        self.producer = None
 
     def attach(self, protocol):
         self.protocol = protocol
@@ -257,6 +258,13 @@ class SimTransport:
 
     def setTcpNoDelay(self, enabled):
         pass
+
+    def registerProducer(self, producer, streaming):
+        """Frames leave at once (links have no send buffer): a producer is never paused."""
+        self.producer = producer
+
+    def unregisterProducer(self):
+        self.producer = None
 
     # -- frames --------------------------------------------------------------
     def _send_frame(self, payload):
