@@ -89,7 +89,7 @@ class DaemonService(MultiService):
         # under twistd): filter once the reactor runs, when it has begun in both.
         from twisted.internet import reactor
 
-        reactor.callWhenRunning(_apply_log_level, self.log_level)
+        reactor.callWhenRunning(apply_log_level, self.log_level)
         super().startService()
         for child in self.node:
             if not IListeningService.providedBy(child) or child.failure is None:
@@ -134,7 +134,7 @@ class DaemonService(MultiService):
         return d
 
 
-class _LevelFilter(FilteringLogObserver):
+class LevelFilter(FilteringLogObserver):
     """An observer of twistd's, seeing only events at or above a level."""
 
     def __init__(self, observer, level):
@@ -142,14 +142,14 @@ class _LevelFilter(FilteringLogObserver):
         self.wrapped = observer
 
 
-def _apply_log_level(level):
+def apply_log_level(level):
     """Filter what twistd's observers receive (they exist once logging began);
     applied again, it replaces the threshold instead of stacking filters."""
     threshold = LogLevel.levelWithName(level)
     for observer in list(globalLogPublisher._observers):
-        inner = observer.wrapped if isinstance(observer, _LevelFilter) else observer
+        inner = observer.wrapped if isinstance(observer, LevelFilter) else observer
         globalLogPublisher.removeObserver(observer)
-        globalLogPublisher.addObserver(_LevelFilter(inner, threshold))
+        globalLogPublisher.addObserver(LevelFilter(inner, threshold))
 
 
 def check_db(options):
