@@ -5,7 +5,7 @@ import os
 from twisted.trial import unittest
 
 from tests.support import make_datadir
-from timecoin.node.config import ConfigError, load_file, preset, resolve
+from timecoin.node.config import ConfigError, load_file, parse_peer, preset, resolve
 
 
 class PresetTests(unittest.TestCase):
@@ -80,6 +80,35 @@ class FileTests(unittest.TestCase):
         self.assertEqual(resolve("devnet")["validation"]["signature_workers"], 2)
         values = load_file(self.write("[validation]\nsignature_workers = 0\n"))
         self.assertEqual(values["validation"], {"signature_workers": 0})
+
+    def test_numbers_are_finite_and_in_range(self):
+        self.assertIn("state.lock_timeout_s", self.error("[state]\nlock_timeout_s = inf\n"))
+        self.assertIn("state.lock_timeout_s", self.error("[state]\nlock_timeout_s = nan\n"))
+        self.assertIn("network.rate_limit_tx", self.error("[network]\nrate_limit_tx = 1e17\n"))
+        self.assertIn("network.rate_limit_tx must be an integer from 1 to 1000000",
+                      self.error("[network]\nrate_limit_tx = 100000000000000000\n"))
+        self.assertIn("mempool.max_count", self.error("[mempool]\nmax_count = 1000000000000\n"))
+        self.assertEqual(load_file(self.write("[state]\nlock_timeout_s = 2.5\n"))["state"],
+                         {"lock_timeout_s": 2.5})
+
+    def test_file_that_is_not_utf8(self):
+        path = os.path.join(self.dir, "timecoin.toml")
+        with open(path, "wb") as f:
+            f.write(b"[storage]\n# caf\xe9\n")
+        e = self.assertRaises(ConfigError, load_file, path)
+        self.assertIn("is not UTF-8 text", str(e))
+        self.assertNotIn("\n", str(e))
+
+    def test_peer_addresses(self):
+        self.assertEqual(parse_peer("127.0.0.1:9"), ("127.0.0.1", 9))
+        self.assertEqual(parse_peer("[::1]:24000"), ("::1", 24000))
+        for bad in ("nohost", "127.0.0.1:99999", ":80", "host:", "host:0", "a b:1", "h:x"):
+            e = self.assertRaises(ConfigError, parse_peer, bad)
+            self.assertIn(repr(bad), str(e))
+        self.assertIn("peer 'nohost'", self.error('[node]\npeers = ["nohost"]\n'))
+        e = self.assertRaises(ConfigError, resolve, "devnet",
+                              overrides={("node", "peers"): ["127.0.0.1:99999"]})
+        self.assertIn("from 1 to 65535", str(e))
 
     def test_missing_file(self):
         e = self.assertRaises(ConfigError, load_file, os.path.join(self.dir, "none.toml"))

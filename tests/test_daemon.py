@@ -26,11 +26,14 @@ class StartupErrorTests(unittest.TestCase):
         self.dir = make_datadir(self)
 
     @defer.inlineCallbacks
-    def assertOneLineFailure(self, expected, *args):
-        out, err, code = yield run_twistd(reactor, "--datadir", self.dir,
-                                          "--api", "tcp:0:interface=127.0.0.1",
+    def assertOneLineFailure(self, expected, *args, api="tcp:0:interface=127.0.0.1"):
+        before = sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else None
+        out, err, code = yield run_twistd(reactor, "--datadir", self.dir, "--api", api,
                                           "--p2p", "tcp:0:interface=127.0.0.1", *args)
         self.assertEqual(code, 1, (out, err))
+        if before is not None and "chain.sqlite3" not in before:
+            # Refused before the node was built: nothing written (no .cookie, no key).
+            self.assertEqual(sorted(os.listdir(self.dir)), before)
         self.assertNotIn(b"Traceback", out + err)
         lines = err.decode().strip().splitlines()
         self.assertEqual(len(lines), 1, err)
@@ -66,6 +69,67 @@ class StartupErrorTests(unittest.TestCase):
         self.write("chain.sqlite3", "garbage " * 1000)
         return self.assertOneLineFailure("damaged")
 
+    def test_bad_endpoint_strings(self):
+        return defer.gatherResults([
+            self.assertOneLineFailure("API endpoint 'tcp:notaport' is not valid",
+                                      api="tcp:notaport"),
+            self.assertOneLineFailure("Unknown endpoint type: 'bogus'", api="bogus:1"),
+        ])
+
+    def test_bad_peer_addresses(self):
+        return defer.gatherResults([
+            self.assertOneLineFailure("peer 'nohost' is not HOST:PORT", "--peer", "nohost"),
+            self.assertOneLineFailure("from 1 to 65535", "--peer", "127.0.0.1:99999"),
+        ])
+
+    def test_config_values_that_are_not_finite_or_not_utf8(self):
+        self.write("bad1.toml", "[state]\nlock_timeout_s = inf\n")
+        self.write("bad2.toml", "[network]\nrate_limit_tx = 1e17\n")
+        with open(os.path.join(self.dir, "bad3.toml"), "wb") as f:
+            f.write(b"[storage]\n# \xff\n")
+        return defer.gatherResults([
+            self.assertOneLineFailure("state.lock_timeout_s", "--config",
+                                      os.path.join(self.dir, "bad1.toml")),
+            self.assertOneLineFailure("network.rate_limit_tx", "--config",
+                                      os.path.join(self.dir, "bad2.toml")),
+            self.assertOneLineFailure("not UTF-8", "--config", os.path.join(self.dir, "bad3.toml")),
+        ])
+
+    @defer.inlineCallbacks
+    def test_zero_length_database_is_untouched_until_options_pass(self):
+        path = self.write("chain.sqlite3", "")
+        yield self.assertOneLineFailure("peer 'nohost'", "--peer", "nohost")
+        self.assertEqual(os.path.getsize(path), 0)
+        self.assertEqual(sorted(os.listdir(self.dir)), ["chain.sqlite3"])
+        out, err, code = yield run_twistd(reactor, "--datadir", self.dir, "--check-db")
+        self.assertEqual(code, 1, (out, err))
+        daemon = start_daemon(reactor, self.dir)
+        self.addCleanup(daemon.kill)
+        yield daemon.api_url  # a new database, created at this start
+        self.assertIn(b"database created with schema version", daemon.output)
+        self.assertNotIn(b"[debug]", daemon.output.lower())
+        yield daemon.kill(signal.SIGTERM)
+
+    @defer.inlineCallbacks
+    def test_damage_quick_check_misses_stops_start_and_check_db_reports_it(self):
+        daemon = start_daemon(reactor, self.dir)
+        self.addCleanup(daemon.kill)
+        yield daemon.api_url
+        yield daemon.kill(signal.SIGTERM)
+        out, err, code = yield run_twistd(reactor, "--datadir", self.dir, "--check-db")
+        self.assertEqual(code, 0, (out, err))
+        self.assertIn(b"no damage found", out)
+        conn = sqlite3.connect(os.path.join(self.dir, "chain.sqlite3"))
+        conn.execute("UPDATE utxos SET amount = amount + 1 WHERE vout = 7")
+        conn.commit()
+        conn.close()
+        yield self.assertOneLineFailure("the utxos table holds 1000000000000001 units")
+        out, err, code = yield run_twistd(reactor, "--datadir", self.dir, "--check-db")
+        self.assertEqual(code, 1, (out, err))
+        self.assertNotIn(b"Traceback", out + err)
+        self.assertIn(b"FAIL  utxos rows vs the stored set hash", out)
+        self.assertIn(b": damaged", out)
+
     def test_unreadable_key_file(self):
         return self.assertOneLineFailure("cannot read key file", "--masternode-key",
                                          os.path.join(self.dir, "missing.key"))
@@ -82,6 +146,7 @@ class StartupErrorTests(unittest.TestCase):
         self.assertNotIn(b"Traceback", out + err)
         self.assertEqual(len(err.decode().strip().splitlines()), 1, err)
         self.assertIn("cannot listen", err.decode())
+        self.assertNotIn(".cookie", os.listdir(self.dir))  # no stale credentials left
 
 
 class DurabilityTests(unittest.TestCase):

@@ -30,6 +30,7 @@ from timecoin.interfaces import (
     IPeerNetwork,
     ISignatureVerifier,
     IStorage,
+    IStorageCheck,
     IUtxoFlusher,
     IUtxoState,
 )
@@ -44,6 +45,7 @@ from timecoin.node.verify import InlineVerifier, ProcessVerifier
 from timecoin.p2p.host import IPeerHost, ObserverHost
 from timecoin.p2p.protocol import PeerProtocol
 from timecoin.p2p.service import PeerNetworkService, PeerSummary
+from timecoin.storage.background import StorageCheck
 from timecoin.storage.journal import JournalWriter
 from timecoin.storage.store import Storage
 from timecoin.testing.fakes import KnownTransactions, ManualFinality, SyncStorage
@@ -79,6 +81,8 @@ class InterfaceTests(unittest.TestCase):
         verifyObject(IFinalityEvents, node.events)
         verifyObject(IJournal, node.journal)
         verifyObject(IUtxoFlusher, node.flusher)
+        verifyObject(IStorageCheck, node.storage_check)
+        verifyObject(IStorageCheck, StorageCheck(Clock(), node.storage.path))
 
     def test_network_side(self):
         node = sync_node(self, Clock())

@@ -19,8 +19,10 @@ from twisted.logger import (
 )
 from twisted.python import usage
 
+from timecoin.interfaces import IListeningService
 from timecoin.node.assembly import NodeOptions, StartupError, build_node, open_storage, prepare
 from timecoin.node.config import ConfigError
+from timecoin.storage.check_db import check_database
 from timecoin.storage.store import StorageError
 
 #: The daemon process's garbage-collector thresholds (CPython's are 700, 10,
@@ -41,6 +43,10 @@ class Options(usage.Options):
         ["api", None, None, "API listening endpoint string"],
         ["masternode-key", None, None, "key file of this node's masternode"],
         ["log-level", None, None, "debug, info, warn, error or critical"],
+    ]
+    optFlags = [
+        ["check-db", None, "check the database in full, print a report and exit "
+                           "(0: no damage, 1: damage) without starting the node"],
     ]
 
     def __init__(self):
@@ -73,26 +79,39 @@ class DaemonService(MultiService):
     def __init__(self, node, log_level=None):
         super().__init__()
         self.node = node
-        self.log_level = log_level
+        self.log_level = log_level or "info"
         node.setServiceParent(self)
+        node.on_storage_damage = self._storage_damaged
 
     def startService(self):
-        if self.log_level and self.log_level != "info":
-            # Logging begins after startService under twist (before it under
-            # twistd): filter once the reactor runs, when it has begun in both.
-            from twisted.internet import reactor
+        # twistd's observers take every level: filter always (the default is
+        # info). Logging begins after startService under twist (before it
+        # under twistd): filter once the reactor runs, when it has begun in both.
+        from twisted.internet import reactor
 
-            reactor.callWhenRunning(_apply_log_level, self.log_level)
+        reactor.callWhenRunning(apply_log_level, self.log_level)
         super().startService()
         for child in self.node:
-            failure = getattr(child, "failure", None)
-            if failure is not None:
-                self.node.storage.close_now()
-                fail(f"{child.what} cannot listen on {child.description}: "
-                     f"{failure.getErrorMessage()}")
+            if not IListeningService.providedBy(child) or child.failure is None:
+                continue
+            self.node.storage.close_now()
+            if self.node.cookie_cleanup is not None:
+                self.node.cookie_cleanup()
+            fail(f"{child.what} cannot listen on {child.description}: "
+                 f"{child.failure.getErrorMessage()}")
         peers = self.node.peer_network
         if peers is not None and peers.started is not None:
             peers.started.addErrback(self._peer_network_failed)
+
+    def _storage_damaged(self, problem):
+        """The background storage check found damage: stop, exit 1, one line."""
+        from twisted.internet import reactor
+
+        stderr = sys.__stderr__ or sys.stderr
+        stderr.write(f"timecoin: error: {problem}\n")
+        stderr.flush()
+        reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        reactor.stop()
 
     def _peer_network_failed(self, failure):
         """The P2P port is bound after the ban list loads: a failure ends the
@@ -115,13 +134,36 @@ class DaemonService(MultiService):
         return d
 
 
-def _apply_log_level(level):
-    """Filter what twistd's observers receive (they exist once logging began)."""
+class LevelFilter(FilteringLogObserver):
+    """An observer of twistd's, seeing only events at or above a level."""
+
+    def __init__(self, observer, level):
+        super().__init__(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+        self.wrapped = observer
+
+
+def apply_log_level(level):
+    """Filter what twistd's observers receive (they exist once logging began);
+    applied again, it replaces the threshold instead of stacking filters."""
     threshold = LogLevel.levelWithName(level)
-    predicate = LogLevelFilterPredicate(defaultLogLevel=threshold)
     for observer in list(globalLogPublisher._observers):
+        inner = observer.wrapped if isinstance(observer, LevelFilter) else observer
         globalLogPublisher.removeObserver(observer)
-        globalLogPublisher.addObserver(FilteringLogObserver(observer, [predicate]))
+        globalLogPublisher.addObserver(LevelFilter(inner, threshold))
+
+
+def check_db(options):
+    """``--check-db``: print the report of every check; exit 0 or 1."""
+    prepared = prepare(options.node_options())
+    path = os.path.join(prepared.datadir, "chain.sqlite3")
+    results = check_database(path, prepared.genesis.hash)
+    stdout = sys.__stdout__ or sys.stdout
+    for result in results:
+        stdout.write(result.line() + "\n")
+    damaged = [r for r in results if r.problem is not None]
+    stdout.write(f"{path}: {'damaged' if damaged else 'no damage found'}\n")
+    stdout.flush()
+    raise SystemExit(1 if damaged else 0)
 
 
 def tune_garbage_collector():
@@ -137,6 +179,8 @@ def makeService(options):
     from twisted.internet import reactor
 
     try:
+        if options["check-db"]:
+            check_db(options)
         prepared = prepare(options.node_options())
         storage = open_storage(reactor, prepared)
         meta = storage.open_now(prepared.genesis)

@@ -25,11 +25,12 @@ from timecoin.interfaces.node import (
     ISignatureVerifier,
     IUtxoFlusher,
 )
-from timecoin.interfaces.storage import IJournal, IStorage
+from timecoin.interfaces.storage import IJournal, IStorage, IStorageCheck
 
 __all__ = [
     "IBlockConsensus", "ICatchupHost", "IDeadlines", "IFinality", "IFinalityEvents",
     "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService", "IMempool",
     "INodeApi", "INodeComponents", "INodeMetrics", "INodeQueries", "IPeer", "IPeerMessaging",
-    "IPeerNetwork", "ISignatureVerifier", "IStorage", "IUtxoFlusher", "IUtxoState",
+    "IPeerNetwork", "ISignatureVerifier", "IStorage", "IStorageCheck", "IUtxoFlusher",
+    "IUtxoState",
 ]

@@ -59,3 +59,6 @@ class IListeningService(Interface):
     these first, before the services that close connections."""
 
     port = Attribute("The listening port, None while not listening.")
+    what = Attribute("What listens, for messages (\"API\").")
+    description = Attribute("The endpoint string it listens on.")
+    failure = Attribute("The Failure of listening, None unless it failed.")

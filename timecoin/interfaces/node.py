@@ -40,6 +40,7 @@ class INodeComponents(Interface):
     verifier = Attribute("The ISignatureVerifier.")
     peer_network = Attribute("The IPeerNetwork, or None before one is attached.")
     flush_error = Attribute("Message of the last failed UTXO flush, None once one succeeds.")
+    storage_check = Attribute("The IStorageCheck of the database opened at start.")
 
     def is_validating(txid):
         """True while ``txid`` is being verified or its inputs are loading."""

@@ -7,6 +7,7 @@ class IStorage(Interface):
     """Durable storage on one writer thread; every method returns a Deferred."""
 
     notes = Attribute("Lines worth logging about the last open (schema migrations).")
+    path = Attribute("The database file's path.")
 
     def open(genesis):
         """Open or create the database, replay the journal; fire with its ``ChainMeta``."""
@@ -73,3 +74,20 @@ class IJournal(Interface):
 
     def stop():
         """Cancel a pending retry."""
+
+
+class IStorageCheck(Interface):
+    """The start-up check of the database against itself (indexes, UTXO rows
+    and set hash, journal records), done during open for small sets and on a
+    thread of its own for large ones."""
+
+    state = Attribute("'verifying', 'ok' or 'damaged'.")
+    progress = Attribute("``(outputs checked, outputs expected)`` so far.")
+    problem = Attribute("One line naming the damage once ``state`` is 'damaged', else None.")
+
+    def start(on_damage):
+        """Begin (if there is anything left to check); ``on_damage(line)`` is
+        called on the reactor thread if damage is found."""
+
+    def stop():
+        """Stop checking (the node is stopping); fires once the thread is idle."""

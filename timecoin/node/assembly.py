@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from twisted.application.service import Service
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.testing import MemoryReactor
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -31,6 +32,7 @@ from timecoin.node.verify import InlineVerifier, ProcessVerifier
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.service import PeerNetworkService
 from timecoin.p2p.tls import TLS_PEM_NAME, client_tls_options, ensure_tls_certificate
+from timecoin.storage.background import StorageCheck
 from timecoin.storage.store import Storage
 
 
@@ -87,14 +89,34 @@ def prepare(options):
         overrides[("node", "peers")] = list(options.peers)
     config = configuration.resolve(network.name, options.config_file, datadir, overrides)
     node_cfg = config["node"]
+    p2p = node_cfg.get("p2p") or _default_p2p(network, datadir)
+    api = node_cfg.get("api") or f"tcp:{network.api_port}:interface=127.0.0.1"
+    check_endpoint("API", api)
+    check_endpoint("P2P", p2p, created=os.path.join(datadir, TLS_PEM_NAME))
+    # Only now, with everything checked, may files be written (the node key).
     genesis = make_genesis(network, node_cfg["devnet_masternodes"])
     identity = _identity(network, datadir, node_cfg.get("masternode_key"),
                          joins_others=bool(node_cfg.get("peers")))
     is_masternode = identity.pubkey in genesis.masternodes
-    p2p = node_cfg.get("p2p") or _default_p2p(network, datadir)
-    api = node_cfg.get("api") or f"tcp:{network.api_port}:interface=127.0.0.1"
     return Prepared(network, datadir, config, genesis, identity, is_masternode, p2p, api,
                     list(node_cfg.get("peers", [])))
+
+
+def check_endpoint(what, description, created=None):
+    """Parse a listening endpoint string on a ``MemoryReactor`` (nothing listens,
+    nothing is written); raise :class:`StartupError` with one line if it is
+    not one. ``created``: a TLS key file the node creates itself, whose
+    absence is no error."""
+    if created is not None and description.startswith("ssl:") and created in description \
+            and not os.path.exists(created):
+        return
+    try:
+        serverFromString(MemoryReactor(), description)
+    except (ValueError, TypeError, KeyError, OSError) as e:
+        raise StartupError(f"{what} endpoint {description!r} is not valid: {e}") from None
+    except Exception as e:  # an endpoint plugin's own error (a bad key file, say)
+        raise StartupError(f"{what} endpoint {description!r} is not valid: "
+                           f"{type(e).__name__}: {e}") from None
 
 
 def _identity(network, datadir, key_file, joins_others):
@@ -210,8 +232,9 @@ def build_node(reactor, prepared, storage, meta, stop=None, rng=None):
     finality = build_finality(reactor, prepared, rng)
     workers = prepared.config["validation"]["signature_workers"]
     verifier = ProcessVerifier(reactor, workers) if workers else InlineVerifier()
+    check = StorageCheck(reactor, storage.path, needed=not meta.checked, expected=meta.count)
     node = Node(reactor, prepared.network, prepared.genesis, prepared.config, storage, meta,
-                prepared.identity, finality=finality, verifier=verifier)
+                prepared.identity, finality=finality, verifier=verifier, storage_check=check)
     credentials = [write_cookie(prepared.datadir)]
     api_cfg = prepared.config["api"]
     if "rpcuser" in api_cfg and "rpcpassword" in api_cfg:

@@ -34,10 +34,13 @@ def _alpha(v):
     return None
 
 
-def _positive(v):
-    if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
-        return "a positive number"
-    return None
+def _seconds(hi):
+    def check(v):
+        if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+                or not 0 < v <= hi):
+            return f"a number of seconds greater than 0 and at most {hi}"
+        return None
+    return check
 
 
 def _text(v):
@@ -48,6 +51,28 @@ def _text_list(v):
     if isinstance(v, list) and all(isinstance(x, str) and x for x in v):
         return None
     return "a list of strings"
+
+
+def parse_peer(text):
+    """``(host, port)`` of a ``HOST:PORT`` (``[IPV6]:PORT``) peer address, or
+    raise :class:`ConfigError` saying what is wrong with it."""
+    host, sep, port = text.rpartition(":") if isinstance(text, str) else ("", "", "")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or any(c.isspace() for c in host):
+        raise ConfigError(f"peer {text!r} is not HOST:PORT")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"peer {text!r} has port {port!r}: a port is a number from 1 to 65535")
+    return host, int(port)
+
+
+def _peer_list(v):
+    problem = _text_list(v)
+    if problem:
+        return problem
+    for text in v:
+        parse_peer(text)
+    return None
 
 
 #: Every section and key the node knows, with its check. The keys in
@@ -62,16 +87,17 @@ SCHEMA = {
     },
     "storage": {"cache_size_mb": _int(1, 1 << 20), "flush_interval_ms": _int(10, 600_000)},
     "network": {
-        "max_peers": _int(0, 100_000), "rate_limit_tx": _int(1), "rate_limit_blocks": _int(1),
+        "max_peers": _int(0, 100_000), "rate_limit_tx": _int(1, 1_000_000),
+        "rate_limit_blocks": _int(1, 1_000_000),
         "max_message_size": _int(65_536, 1 << 30), "max_peers_per_ip": _int(1, 100_000),
         "idle_timeout_s": _int(1, 86_400), "handshake_timeout_s": _int(1, 3600),
     },
-    "mempool": {"max_bytes": _int(1_000_000), "max_count": _int(1)},
-    "state": {"lock_timeout_s": _positive},
+    "mempool": {"max_bytes": _int(1_000_000, 1 << 40), "max_count": _int(1, 100_000_000)},
+    "state": {"lock_timeout_s": _seconds(86_400)},
     "validation": {"signature_workers": _int(0, 64)},
     "api": {"rpcuser": _text, "rpcpassword": _text},
     "node": {
-        "p2p": _text, "api": _text, "peers": _text_list, "masternode_key": _text,
+        "p2p": _text, "api": _text, "peers": _peer_list, "masternode_key": _text,
         "log_level": _text, "devnet_masternodes": _int(1, 1000),
     },
 }
@@ -159,6 +185,9 @@ def load_file(path):
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {e.start} is "
+                          f"{e.object[e.start:e.start + 1].hex()})") from None
     out = {}
     for section, key, value in _flatten(data):
         try:

@@ -145,6 +145,13 @@ class NodeQueries:
     def health(self):
         node = self._node
         problems = []
+        check = node.storage_check
+        if check.state == "verifying":
+            done, expected = check.progress
+            problems.append(f"storage: verifying the UTXO set ({done} of {expected} outputs "
+                            "checked)")
+        elif check.state == "damaged":
+            problems.append(f"storage: {check.problem}")
         if node.flush_error:
             problems.append(f"storage: {node.flush_error}")
         if node.journal.last_error:

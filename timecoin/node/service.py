@@ -41,6 +41,7 @@ from timecoin.node.metrics import NodeMetrics
 from timecoin.node.queries import NodeQueries
 from timecoin.node.verify import InlineVerifier
 from timecoin.p2p.host import IPeerHost
+from timecoin.storage.background import StorageCheck
 from timecoin.storage.journal import JournalWriter
 
 #: Approximate memory of one cached output, to turn cache_size_mb into entries.
@@ -57,9 +58,12 @@ class Node(MultiService):
     cookie_cleanup = None
     #: The IFinalitySync pulling other masternodes' journals, once assembled.
     finality_sync = None
+    #: Called with one line if the storage check finds damage (the daemon
+    #: exits with it), or None: the node then refuses new transactions.
+    on_storage_damage = None
 
     def __init__(self, reactor, network, genesis, config, storage, meta, identity,
-                 finality=None, verifier=None):
+                 finality=None, verifier=None, storage_check=None):
         super().__init__()
         self.reactor = reactor
         self.network = network
@@ -87,6 +91,9 @@ class Node(MultiService):
         self.flusher = UtxoFlusher(reactor, storage, self.state, self.journal, self.metrics,
                                    meta.applied_seq)
         self._applied_replayed = meta.replayed
+        #: The IStorageCheck of the database (done already if open checked it).
+        self.storage_check = (storage_check if storage_check is not None
+                              else StorageCheck(reactor, storage.path, needed=False))
         self._validating = set()  # txids being verified or whose inputs are loading
         self._timers = []
 
@@ -105,7 +112,13 @@ class Node(MultiService):
             loop.start(interval, now=False)
             self._timers.append(loop)
         self.verifier.start()
+        self.storage_check.start(self._storage_damaged)
         super().startService()
+
+    def _storage_damaged(self, problem):
+        """The background check found damage: nothing more is accepted."""
+        if self.on_storage_damage is not None:
+            self.on_storage_damage(problem)
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -114,6 +127,7 @@ class Node(MultiService):
         The peer network stops listening before it closes its connections.
         """
         self.running = 0
+        yield self.storage_check.stop()
         listeners = [s for s in self if IListeningService.providedBy(s)]
         for service in listeners:
             yield service.stopService()
@@ -198,6 +212,8 @@ class Node(MultiService):
         return txid in self.mempool or self.finalized_recently(txid)
 
     def _precheck(self, tx):
+        if self.storage_check.state == "damaged":
+            raise TxRejected("storage-damaged", self.storage_check.problem)
         txid = tx.txid
         if self._pending_or_final(txid) or txid in self._validating:
             raise TxRejected("already-known", "transaction is already known")

@@ -15,18 +15,19 @@ Two kinds of write:
   into ``utxos`` and the set's MuHash/count/total in one atomic batch every
   ``flush_interval_ms``, and at start-up for whatever a crash left unapplied.
 
-Schemas are versioned SQL files in ``timecoin/storage/schema`` (``NNN_*.sql``;
-a ``-- include: NAME`` line stands for the file ``NAME`` there, as version 1
-includes the peer network's ``peer_tables.sql``). A database that is
-damaged, of a newer schema, or of another network stops start-up with a clear
-error and is never modified.
+Schemas are versioned SQL files (:mod:`timecoin.storage.migrations`). A new
+database (no file, an empty file, or one whose first start was cut short) gets
+every schema and the genesis in one transaction, so a failed first start leaves
+nothing the next one cannot redo. At every open the database must take a write
+(``BEGIN IMMEDIATE``), pass ``quick_check`` and, when the set is small enough
+(``inline_check_max`` outputs), the checks of :mod:`timecoin.storage.integrity`;
+a larger set is checked in the background (:mod:`timecoin.storage.background`).
+A database that is damaged, of a newer schema, or of another network stops
+start-up with one line and is never modified.
 """
 
 import os
 import sqlite3
-import struct
-from dataclasses import dataclass
-from importlib import resources
 
 import sqlite_utils
 from twisted.internet.threads import deferToThreadPool
@@ -36,77 +37,23 @@ from zope.interface import implementer
 
 from timecoin.interfaces import IStorage
 from timecoin.ledger.muhash import MuHash
-from timecoin.ledger.tx import OutPoint, ledger_changes
+from timecoin.ledger.tx import OutPoint
 from timecoin.ledger.utxo import utxo_element
+from timecoin.storage import integrity
+from timecoin.storage.integrity import DamageFound
+from timecoin.storage.migrations import schema_files, statements
+from timecoin.storage.records import ChainMeta, JournalRecord, encode_undo, plan_fold
 
-_UNDO = struct.Struct("<Q20s")
+__all__ = ["ChainMeta", "JournalRecord", "Storage", "StorageError", "encode_undo",
+           "schema_files"]
+
+#: Sets of up to this many outputs are checked during open; larger ones in the background.
+INLINE_CHECK_MAX = 100_000
 _QUERY_CHUNK = 400
 
 
 class StorageError(Exception):
     """The database cannot be used; the message says why and what to do."""
-
-
-@dataclass
-class ChainMeta:
-    """What start-up reads back: the chain's identity and the UTXO set's summary."""
-
-    genesis_hash: bytes
-    applied_seq: int
-    last_seq: int
-    muhash: MuHash
-    count: int
-    total_amount: int
-    replayed: int = 0
-
-
-@dataclass(frozen=True)
-class JournalRecord:
-    """A finalized transaction as the journal stores it."""
-
-    seq: int
-    txid: bytes
-    raw: bytes
-    spent: bytes
-    finalized_at: float
-    finality_ms: float | None
-    block_height: int | None = None
-
-
-def encode_undo(entries):
-    return b"".join(_UNDO.pack(e.amount, e.key_hash) for e in entries)
-
-
-def _fold_muhash(muhash, changes):
-    """``muhash`` with the spends and new outputs of journal ``changes`` folded in."""
-    for txid, prevouts, undo, outputs in changes:
-        for (prev_txid, vout), (amount, key_hash) in zip(prevouts, undo, strict=True):
-            muhash.remove(utxo_element(OutPoint(prev_txid, vout), amount, key_hash))
-        for vout, (amount, key_hash) in enumerate(outputs):
-            muhash.add(utxo_element(OutPoint(txid, vout), amount, key_hash))
-    return muhash
-
-
-_INCLUDE = "-- include: "
-
-
-def _with_includes(sql, directory):
-    """``sql`` with each ``-- include: NAME`` line replaced by the file ``NAME``."""
-    return "".join(
-        directory.joinpath(line[len(_INCLUDE):].strip()).read_text()
-        if line.startswith(_INCLUDE) else line
-        for line in sql.splitlines(keepends=True))
-
-
-def schema_files():
-    """``(version, sql)`` for each numbered schema file, in order, includes expanded."""
-    directory = resources.files("timecoin.storage").joinpath("schema")
-    files = []
-    for item in directory.iterdir():
-        name = item.name
-        if name.endswith(".sql") and name[:3].isdigit():
-            files.append((int(name[:3]), _with_includes(item.read_text(), directory)))
-    return sorted(files)
 
 
 @implementer(IStorage)
@@ -115,9 +62,11 @@ class Storage:
 
     log = Logger()
 
-    def __init__(self, reactor, path):
+    def __init__(self, reactor, path, inline_check_max=INLINE_CHECK_MAX):
         self._reactor = reactor
         self.path = path
+        #: Sets of up to this many outputs are checked in full during open.
+        self.inline_check_max = inline_check_max
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="timecoin-db")
         self._conn = None
         self._running = False
@@ -168,6 +117,10 @@ class Storage:
     def open(self, genesis):
         return self._run(self.open_now, genesis)
 
+    def _connect(self):
+        """A new connection to the database file."""
+        return sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+
     def open_now(self, genesis):
         """Open the database on the calling thread (before the reactor runs, or
         on the writer thread through :meth:`open`)."""
@@ -176,52 +129,147 @@ class Storage:
             raise StorageError(f"data directory {directory} does not exist")
         if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
             raise StorageError(f"data directory {directory} is not readable and writable")
-        fresh = not os.path.exists(self.path)
-        if not fresh and not os.path.isfile(self.path):
-            raise StorageError(f"database path {self.path} exists but is not a file")
+        if os.path.exists(self.path):
+            if not os.path.isfile(self.path):
+                raise StorageError(f"database path {self.path} exists but is not a file")
+            if not os.access(self.path, os.R_OK | os.W_OK):
+                raise StorageError(f"database {self.path} cannot be written (read-only file); "
+                                   "make it writable or move it aside")
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._conn = conn
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(check)
-            db = sqlite_utils.Database(conn)
-            if db.journal_mode != "wal":
-                db.enable_wal()
-            conn.execute("PRAGMA synchronous=FULL")
-            version = self._migrate(db, fresh)
-            if version == 1 and fresh:
-                self._write_genesis(genesis)
-            meta = self._read_meta()
+            return self._open(genesis)
         except sqlite3.DatabaseError as e:
             self._close_now()
             raise StorageError(
                 f"database {self.path} is damaged or not a timecoin database ({e}); "
                 "it was left untouched: restore it from a backup or move it aside"
             ) from None
-        if meta.genesis_hash != genesis.hash:
+        except (DamageFound, ValueError) as e:
             self._close_now()
+            raise StorageError(
+                f"database {self.path} is damaged: {e}; it was left untouched: restore it "
+                "from a backup or move it aside (timecoin --check-db reports every check)"
+            ) from None
+        except BaseException:
+            self._close_now()
+            raise
+
+    def _open(self, genesis):
+        conn = self._conn = self._connect()
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise sqlite3.DatabaseError(check)
+        # No schema at all: no file, an empty one, or a first start cut short.
+        fresh = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+        self._probe_write()
+        db = sqlite_utils.Database(conn)
+        if db.journal_mode != "wal":
+            db.enable_wal()
+        conn.execute("PRAGMA synchronous=FULL")
+        if fresh:
+            self._initialize(genesis)
+        else:
+            self._migrate(db)
+            if self._initialization_cut_short():
+                self._transaction(self._write_genesis, genesis)
+                self.notes.append("database initialization was cut short; completed it")
+        meta = self._read_meta()
+        if meta.genesis_hash != genesis.hash:
             raise StorageError(
                 f"database {self.path} belongs to another network or genesis "
                 f"({meta.genesis_hash.hex()[:16]}…, expected {genesis.hash.hex()[:16]}…)"
             )
+        if meta.applied_seq > meta.last_seq:
+            raise DamageFound(f"meta applied_seq {meta.applied_seq} is past the journal's "
+                              f"end ({meta.last_seq})")
         if meta.last_seq > meta.applied_seq:
-            meta.replayed = 0 if fresh else meta.last_seq - meta.applied_seq
+            replayed = meta.last_seq - meta.applied_seq
             self.apply_journal_now(meta.last_seq)
-            meta = self._read_meta(replayed=meta.replayed)
+            meta = self._read_meta(replayed=replayed)
+        if meta.count <= self.inline_check_max:
+            self.check_now()
+            meta.checked = True
         return meta
 
-    def _migrate(self, db, fresh):
+    def check_now(self, progress=None):
+        """The start-up checks, on the calling thread: indexes against tables,
+        the UTXO rows against the stored summary, every journal record."""
+        integrity.integrity_check(self._conn)
+        integrity.check_utxo_set(self._conn, progress)
+        integrity.check_journal(self._conn)
+
+    def _probe_write(self):
+        """Take (and give back) a write lock and write once: a database that
+        cannot be written stops start-up here, not at the first finality."""
+        c = self._conn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            version = c.execute("PRAGMA user_version").fetchone()[0]
+            c.execute(f"PRAGMA user_version = {int(version)}")
+        except sqlite3.OperationalError as e:
+            raise StorageError(f"database {self.path} cannot be written ({e}); "
+                               "make it and its directory writable") from None
+        finally:
+            self._rollback()
+
+    def _rollback(self):
+        """Roll back the open transaction, if SQLite has not already (it does on
+        a full disk); a failure to roll back is logged, never raised over the
+        error that caused it."""
+        c = self._conn
+        if c is None or not c.in_transaction:
+            return
+        try:
+            c.execute("ROLLBACK")
+        except sqlite3.Error as e:
+            self.log.warn("rollback failed: {error}", error=e)
+
+    def _transaction(self, fn, *args):
+        """``fn(*args)`` in one write transaction; the error that stops it is the
+        one raised."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(*args)
+            c.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        return result
+
+    def _initialize(self, genesis):
+        """Every schema and the genesis, applied, in one transaction."""
+        known = schema_files()
+
+        def create():
+            for _, sql in known:
+                for statement in statements(sql):
+                    self._conn.execute(statement)
+            self._conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (known[-1][0],))
+            self._write_genesis(genesis)
+
+        self._transaction(create)
+        self.notes.append(f"database created with schema version {known[-1][0]}")
+
+    def _initialization_cut_short(self):
+        """True for a database with the schema and nothing else (left by a
+        first start that stopped between the two)."""
+        c = self._conn
+        has_genesis = c.execute("SELECT 1 FROM meta WHERE key = 'genesis_hash'").fetchone()
+        if has_genesis:
+            return False
+        return not any(c.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+                       for table in ("transactions", "utxos", "blocks"))
+
+    def _migrate(self, db):
         known = schema_files()
         latest = known[-1][0]
         tables = set(db.table_names())
-        if "meta" in tables:
-            row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = int(row[0]) if row else 0
-        elif tables:
+        if "meta" not in tables:
             raise sqlite3.DatabaseError("it has tables but no timecoin schema version")
-        else:
-            version = 0
+        row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = row[0] if row else 0
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise DamageFound(f"meta schema_version is not an integer ({version!r:.20})")
         if version > latest:
             raise StorageError(
                 f"database {self.path} has schema version {version}, newer than this "
@@ -229,17 +277,19 @@ class Storage:
             )
         for number, sql in known:
             if number > version:
-                self._conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{sql}\n"
-                    f"INSERT OR REPLACE INTO meta VALUES ('schema_version', {number});\nCOMMIT;"
-                )
+                def migrate(sql=sql, number=number):
+                    for statement in statements(sql):
+                        self._conn.execute(statement)
+                    self._conn.execute("INSERT OR REPLACE INTO meta VALUES "
+                                       "('schema_version', ?)", (number,))
+                self._transaction(migrate)
                 # Reported by the node once logging runs (this may run before).
                 self.notes.append(f"database schema migrated to version {number}")
         return latest
 
     def _write_genesis(self, genesis):
+        """The genesis rows and its outputs in the UTXO tables (inside a transaction)."""
         c = self._conn
-        c.execute("BEGIN IMMEDIATE")
         c.executemany("INSERT INTO meta VALUES (?, ?)", [
             ("genesis_hash", genesis.hash), ("applied_seq", 0),
             ("muhash", MuHash().serialize()), ("utxo_count", 0), ("utxo_total", 0),
@@ -250,16 +300,15 @@ class Storage:
             " block_height) VALUES (?, ?, ?, x'', ?, NULL, 0)",
             [(i + 1, tx.txid, tx.raw, genesis.timestamp) for i, tx in enumerate(genesis.txs)],
         )
-        c.execute("COMMIT")
+        self._write_fold(self._plan_fold(len(genesis.txs)))
 
     def _read_meta(self, replayed=0):
-        rows = dict(self._conn.execute("SELECT key, value FROM meta"))
+        meta = integrity.read_meta(self._conn)
         last = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM transactions").fetchone()[0]
         return ChainMeta(
-            genesis_hash=bytes(rows["genesis_hash"]), applied_seq=int(rows["applied_seq"]),
-            last_seq=last, muhash=MuHash.deserialize(rows["muhash"]),
-            count=int(rows["utxo_count"]), total_amount=int(rows["utxo_total"]),
-            replayed=replayed,
+            genesis_hash=meta["genesis_hash"], applied_seq=meta["applied_seq"],
+            last_seq=last, muhash=meta["muhash"], count=meta["utxo_count"],
+            total_amount=meta["utxo_total"], replayed=replayed,
         )
 
     # -- the journal ---------------------------------------------------------
@@ -268,18 +317,12 @@ class Storage:
         return self._run(self._append_now, list(records))
 
     def _append_now(self, records):
-        c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            c.executemany(
-                "INSERT INTO transactions (seq, txid, raw, spent, finalized_at, finality_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(r.seq, r.txid, r.raw, r.spent, r.finalized_at, r.finality_ms) for r in records],
-            )
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
+        self._transaction(
+            self._conn.executemany,
+            "INSERT INTO transactions (seq, txid, raw, spent, finalized_at, finality_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(r.seq, r.txid, r.raw, r.spent, r.finalized_at, r.finality_ms) for r in records],
+        )
         return len(records)
 
     def apply_journal(self, up_to_seq, summary=None):
@@ -295,52 +338,23 @@ class Storage:
         ones the entries add up to; otherwise (and without it, as when
         replaying at start-up) the hash is recomputed from the entries.
         """
+        plan = self._plan_fold(up_to_seq, summary)
+        if plan is None:
+            return self._read_meta().applied_seq
+        self._transaction(self._write_fold, plan)
+        return plan[2][0][0]  # the new applied_seq
+
+    def _plan_fold(self, up_to_seq, summary=None):
+        return plan_fold(self._conn, self._read_meta(), up_to_seq, summary)
+
+    def _write_fold(self, plan):
+        """Write a fold (inside a transaction)."""
+        deleted, created, updates = plan
         c = self._conn
-        meta = self._read_meta()
-        if up_to_seq <= meta.applied_seq:
-            return meta.applied_seq
-        rows = c.execute(
-            "SELECT seq, raw, spent FROM transactions WHERE seq > ? AND seq <= ? ORDER BY seq",
-            (meta.applied_seq, up_to_seq),
-        ).fetchall()
-        count, total = meta.count, meta.total_amount
-        created, deleted, changes = {}, [], []
-        for _, raw, spent in rows:
-            txid, prevouts, outputs = ledger_changes(raw)
-            undo = list(_UNDO.iter_unpack(spent))
-            if len(undo) != len(prevouts):
-                raise ValueError(f"journal entry {txid.hex()} has undo data of the wrong size")
-            for key, (amount, _) in zip(prevouts, undo, strict=True):
-                count -= 1
-                total -= amount
-                if created.pop(key, None) is None:
-                    deleted.append(key)
-            for vout, (amount, key_hash) in enumerate(outputs):
-                count += 1
-                total += amount
-                created[(txid, vout)] = (txid, vout, amount, key_hash)
-            changes.append((txid, prevouts, undo, outputs))
-        last = rows[-1][0] if rows else up_to_seq
-        if summary is not None and summary[1:] == (count, total) and last == up_to_seq:
-            muhash = summary[0]
-        else:
-            muhash = _fold_muhash(meta.muhash, changes)
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            c.executemany("DELETE FROM utxos WHERE txid = ? AND vout = ?", deleted)
-            c.executemany(
-                "INSERT INTO utxos (txid, vout, amount, key_hash) VALUES (?, ?, ?, ?)",
-                created.values(),
-            )
-            c.executemany("UPDATE meta SET value = ? WHERE key = ?", [
-                (last, "applied_seq"), (muhash.serialize(), "muhash"),
-                (count, "utxo_count"), (total, "utxo_total"),
-            ])
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        return last
+        c.executemany("DELETE FROM utxos WHERE txid = ? AND vout = ?", deleted)
+        c.executemany("INSERT INTO utxos (txid, vout, amount, key_hash) VALUES (?, ?, ?, ?)",
+                      created)
+        c.executemany("UPDATE meta SET value = ? WHERE key = ?", updates)
 
     # -- reads ---------------------------------------------------------------
 
