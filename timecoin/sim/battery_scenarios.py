@@ -65,6 +65,7 @@ def loss(percent):
         scenario.set_loss(run.cluster, percent / 100)
         originals = run.send_uncontested(BATCH)
         run.settle(timeout=DISTURBED_S)
+        scenario.set_loss(run.cluster, 0.0)  # the default conditions carry the loss
         scenario.heal(run.cluster)
         run.respend_unfinalized(originals)
         run.settle()
