@@ -22,6 +22,7 @@ class FinalityEventPublisher:
     def __init__(self):
         self._network = None
         self._subscribers = set()
+        self._listeners = []
 
     def attach(self, network):
         self._network = network
@@ -35,7 +36,12 @@ class FinalityEventPublisher:
     def subscribers(self):
         return len(self._subscribers)
 
+    def add_listener(self, callback):
+        self._listeners.append(callback)
+
     def publish(self, txid, accepted, reason, finality_ms):
+        for listener in self._listeners:
+            listener(txid, accepted, reason, finality_ms)
         if not self._subscribers:
             return
         ms = 0 if finality_ms is None else min(int(finality_ms), 2**32 - 1)

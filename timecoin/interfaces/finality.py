@@ -95,7 +95,11 @@ class IFinalityEvents(Interface):
         """Take ``subscribe`` messages from ``network`` (an ``IPeerMessaging``)."""
 
     def publish(txid, accepted, reason, finality_ms):
-        """Send one decision to every subscriber."""
+        """Send one decision to every subscriber, and report it to the listeners."""
+
+    def add_listener(callback):
+        """``callback(txid, accepted, reason, finality_ms)`` is called for every
+        decision published (finalized once durable, or rejected), subscribers or not."""
 
 
 class IDeadlines(Interface):

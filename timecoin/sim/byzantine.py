@@ -116,3 +116,51 @@ class VoteRewriter(FrameFilter):
         if votes is None:
             return None
         return encode_frame_payload(SnowballVotes(answer.poll_id, tuple(bool(v) for v in votes)))
+
+
+@implementer(IVoteStrategy)
+class NoThenYesVotes:
+    """Against the first spend of each coin, for every later spend: "no" to the
+    first transaction it is asked about that spends a coin, "yes" to every other
+    spend of that coin (the re-spend a wallet makes when the first stalled).
+    ``coin_of`` maps a txid to its coin (any hashable), for the txids it knows;
+    others are answered honestly."""
+
+    def __init__(self, coin_of):
+        self._coin_of = coin_of
+        self._first = {}
+
+    def votes(self, recipient, txids, honest):
+        out = []
+        for txid, vote in zip(txids, honest, strict=True):
+            coin = self._coin_of.get(txid)
+            if coin is None:
+                out.append(vote)
+                continue
+            first = self._first.setdefault(coin, txid)
+            out.append(txid != first)
+        return tuple(out)
+
+
+@implementer(IVoteStrategy)
+class SplitVotes:
+    """Equivocates per poller, the same way every time: pollers in one half
+    (by their address) hear "yes" for the first spend of each coin it saw and
+    "no" for the others, the other half the opposite, so each half is pushed
+    toward another side of every conflict. ``coin_of`` as for NoThenYesVotes."""
+
+    def __init__(self, coin_of):
+        self._coin_of = coin_of
+        self._first = {}
+
+    def votes(self, recipient, txids, honest):
+        half = sum(recipient.encode()) % 2 == 0
+        out = []
+        for txid, vote in zip(txids, honest, strict=True):
+            coin = self._coin_of.get(txid)
+            if coin is None:
+                out.append(vote)
+                continue
+            first = self._first.setdefault(coin, txid)
+            out.append((txid == first) == half)
+        return tuple(out)

@@ -116,6 +116,12 @@ class Cluster:
             self.hosts.append(SimNode(i, ip, datadir, key_file, HostReactor(self.network, ip)))
         for i, j in self.edges:
             self.hosts[max(i, j)].seeds.append(self.hosts[min(i, j)].address)
+        self._start_listeners = []
+
+    def add_start_listener(self, callback):
+        """``callback(index, node)`` is called for every node built (at each
+        start and restart), before the node starts."""
+        self._start_listeners.append(callback)
 
     def _edges(self, topology):
         if topology == "all":
@@ -170,6 +176,8 @@ class Cluster:
         storage.run_db(lambda conn: conn.execute("PRAGMA synchronous=OFF"))
         node = build_node(host.reactor, prepared, storage, meta,
                           rng=random.Random(self.rng.getrandbits(64)))
+        for callback in self._start_listeners:
+            callback(index, node)
         node.startService()
         host.node = node
         return node
