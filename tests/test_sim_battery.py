@@ -176,8 +176,6 @@ class BatteryTests(unittest.TestCase):
 
 #: What today's protocol does in the scenarios it fails (seeds 0 and 1, 4 nodes).
 TODAY = {
-    "loss-2": "2 % loss: a transfer finalized on some nodes, rejected with max-rounds on "
-              "others and never reconciled (2 liveness failures, seed 0)",
     "loss-5": "5 % loss: 2 statuses rejected then finalized, 2 liveness failures (seed 1)",
     "partition-50": "uncontested transfers sent during a 50/50 partition are rejected with "
                     "max-rounds and never finalize after healing (4 per seed)",
