@@ -11,6 +11,7 @@ from twisted.trial import unittest
 from tests.api_support import LogCapture, basic_auth, connect_raw, post_rpc
 from tests.support import api_url, make_datadir, start_node
 from timecoin.api.guard import MAX_BODY, connection_cap
+from timecoin.node.config import ConfigError, preset, resolve
 from timecoin.testing.waiting import wait_until
 
 HUGE = 200 * 2**20
@@ -153,3 +154,12 @@ class ConnectionCap(unittest.TestCase):
         self.assertIn("open-file limit", log.messages(LogLevel.warn)[0])
         self.assertEqual(connection_cap(100, 126, limit=64, in_use=10), 1)
         self.assertGreaterEqual(connection_cap(100, 0), 1)
+
+
+class ConfigKey(unittest.TestCase):
+    def test_max_connections_is_a_checked_key_with_a_default(self):
+        self.assertEqual(preset("devnet")["api"]["max_connections"], 100)
+        for bad in (0, -1, 1.5, "many", True):
+            with self.assertRaises(ConfigError) as caught:
+                resolve("devnet", overrides={("api", "max_connections"): bad})
+            self.assertIn("api.max_connections", str(caught.exception))
