@@ -138,7 +138,9 @@ class EncodingTests(unittest.TestCase):
         self.assertTrue(jsonrpc.nesting_exceeds(b"[" * 33 + b"]" * 33))
         self.assertFalse(jsonrpc.nesting_exceeds(b'["' + b"[" * 100 + b'"]'))
         self.assertFalse(jsonrpc.nesting_exceeds(b'["\\"' + b"[" * 100 + b'"]'))
-        self.assertTrue(jsonrpc.nesting_exceeds(b"[{]}"))
+        self.assertTrue(jsonrpc.nesting_exceeds(b"[{]}" * 20))
+        self.assertFalse(jsonrpc.nesting_exceeds(b"[{]}"))  # left to json.loads
+        self.assertTrue(jsonrpc.nesting_exceeds(b"[" * 33))
         self.assertFalse(jsonrpc.nesting_exceeds(b'{"a": [1, {"b": []}], "c": {}}'))
 
     def test_results_are_never_non_standard_json(self):

@@ -35,12 +35,16 @@ class InvalidRequest(ValueError):
 
 def nesting_exceeds(body, limit=MAX_DEPTH):
     """True if the brackets of ``body`` (bytes) outside strings nest deeper than
-    ``limit``, or do not balance (then the body is not JSON either).
+    ``limit``, or do not balance (then the body is not JSON either); a body
+    with at most ``limit`` openings is never too deep (any imbalance in it is
+    left to ``json.loads``, which it cannot drive into deep recursion).
 
     Each pass removes the innermost ``[]``/``{}`` pairs of every branch, so a
     balanced body of depth ``d`` is empty after ``d`` passes: regular
     expressions do the work, in time linear in the body for each pass.
     """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # too few openings to nest deeper (json.loads finds imbalance)
     brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", body))
     for _ in range(limit):
         if not brackets:
