@@ -2,6 +2,7 @@
 and body size on the headers, the connection cap, the open-file reserve."""
 
 import os
+import resource
 
 import treq
 from twisted.internet import defer, reactor
@@ -10,7 +11,8 @@ from twisted.trial import unittest
 
 from tests.api_support import LogCapture, basic_auth, connect_raw, post_rpc
 from tests.support import api_url, make_datadir, start_node
-from timecoin.api.guard import MAX_BODY, connection_cap
+from timecoin.api.guard import MAX_BODY, connection_cap, open_file_count
+from timecoin.node.assembly import reserved_descriptors
 from timecoin.node.config import ConfigError, preset, resolve
 from timecoin.testing.waiting import wait_until
 
@@ -144,6 +146,28 @@ class ConnectionCap(unittest.TestCase):
             c.transport.loseConnection()
         yield wait_until(reactor, lambda: site.open_connections == 0)
         self.assertEqual(log.tracebacks(), [])
+
+    @defer.inlineCallbacks
+    def test_a_node_under_a_low_open_file_limit_lowers_its_cap(self):
+        log = LogCapture(self)
+        datadir = make_datadir(self)
+        with open(os.path.join(datadir, "timecoin.toml"), "w") as f:
+            f.write("[validation]\nsignature_workers = 0\n")  # no processes to spawn
+        reserved = reserved_descriptors(resolve("devnet", datadir=datadir))
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        low = open_file_count() + reserved + 50
+        if soft != resource.RLIM_INFINITY and soft <= low:
+            raise unittest.SkipTest(f"the open-file limit is already {soft}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        node = yield start_node(self, reactor, datadir)
+        cap = node.getServiceNamed("api").factory.max_connections
+        self.assertLessEqual(cap, 50)
+        self.assertGreaterEqual(cap, 1)
+        self.assertTrue(any("open-file limit" in m for m in log.messages(LogLevel.warn)))
+        status, answer = yield post_rpc(node, {"jsonrpc": "2.0", "id": 1,
+                                               "method": "getblockcount"})
+        self.assertEqual(answer["result"], 0)
 
     def test_the_cap_leaves_descriptors_for_storage(self):
         log = LogCapture(self)
