@@ -1,14 +1,16 @@
 """JSON-RPC 2.0 methods of a node, independent of HTTP.
 
-Each method validates its parameters and returns a value or a Deferred;
-errors are :class:`RpcError` with a code (bitcoind's where one applies) and a
-one-line message.
+Parameters are checked against the method's entry in
+:data:`timecoin.api.catalog.CATALOG` before the method runs, and arrive
+converted (a txid as bytes); methods return a value or a Deferred. Errors are
+:class:`RpcError` with a code (bitcoind's where one applies) and a one-line
+message.
 """
 
-import inspect
-
 from twisted.internet import defer
+from zope.interface import implementer
 
+from timecoin.api.catalog import CATALOG, METHODS
 from timecoin.api.client import (  # the codes are shared with the client
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -19,12 +21,12 @@ from timecoin.api.client import (  # the codes are shared with the client
     PARSE_ERROR,
     TX_REJECTED,
 )
+from timecoin.api.params import ParamError
+from timecoin.interfaces import IRpcMethods
 from timecoin.ledger.keys import AddressError
 from timecoin.ledger.tx import TxRejected, decode_hex
 
 __all__ = ["INTERNAL_ERROR", "INVALID_REQUEST", "PARSE_ERROR", "RpcError", "RpcMethods"]
-
-MAX_WAIT_S = 600
 
 
 class RpcError(Exception):
@@ -36,22 +38,7 @@ class RpcError(Exception):
         self.message = message
 
 
-def _txid(value):
-    try:
-        txid = bytes.fromhex(value)
-    except (TypeError, ValueError):
-        txid = b""
-    if len(txid) != 32:
-        raise RpcError(INVALID_PARAMS, "txid must be 64 hexadecimal characters")
-    return txid
-
-
-def _address(value):
-    if not isinstance(value, str):
-        raise RpcError(INVALID_PARAMS, "address must be a string")
-    return value
-
-
+@implementer(IRpcMethods)
 class RpcMethods:
     """The methods of the specification, bound to one node (an ``INodeApi``:
     its read side answers, its ``submit`` takes transactions)."""
@@ -60,7 +47,7 @@ class RpcMethods:
         self.node = node
         self.queries = node.queries
         self._stop = stop
-        self.methods = {
+        self._handlers = {
             "getinfo": self.getinfo, "sendrawtransaction": self.sendrawtransaction,
             "gettransaction": self.gettransaction,
             "waitfortransaction": self.waitfortransaction, "getbalance": self.getbalance,
@@ -69,42 +56,24 @@ class RpcMethods:
             "gettxoutsetinfo": self.gettxoutsetinfo, "getpeerinfo": self.getpeerinfo,
             "getmasternodes": self.getmasternodes, "stop": self.stop,
             "listbanned": self.listbanned, "setban": self.setban,
-            "clearbanned": self.clearbanned,
+            "clearbanned": self.clearbanned, "help": self.help,
         }
-        self._signatures = {}
+        if set(self._handlers) != set(CATALOG):
+            raise RuntimeError("every method in the catalog needs a handler, and only those")
 
     def call(self, method, params):
-        """Fire with the result of ``method(*params)`` or fail with :class:`RpcError`."""
-        fn = self.methods.get(method) if isinstance(method, str) else None
-        if fn is None:
+        """Fire with the result of ``method`` on ``params`` (a list, a dict or
+        None) or fail with :class:`RpcError`."""
+        spec = CATALOG.get(method) if isinstance(method, str) else None
+        if spec is None:
             return defer.fail(RpcError(METHOD_NOT_FOUND, f"method not found: {method}"))
-        args, kwargs = (params, {}) if isinstance(params, list) else ((), params)
-        if not isinstance(params, list | dict):
-            return defer.fail(RpcError(INVALID_PARAMS, "params must be an array or object"))
-        problem = self._check_params(method, fn, args, kwargs)
-        if problem is not None:
-            return defer.fail(RpcError(INVALID_PARAMS, f"{method}: {problem}"))
-        return defer.maybeDeferred(fn, *args, **kwargs).addErrback(_translate)
-
-    def _check_params(self, method, fn, args, kwargs):
-        """Why ``args``/``kwargs`` do not fit ``fn``, or None (arity cached per method)."""
-        shape = self._signatures.get(method)
-        if shape is None:
-            signature = inspect.signature(fn)
-            required = sum(1 for p in signature.parameters.values() if p.default is p.empty)
-            shape = self._signatures[method] = (signature, required, len(signature.parameters))
-        signature, required, allowed = shape
-        if not kwargs:
-            if required <= len(args) <= allowed:
-                return None
-            return f"takes {required} to {allowed} parameters, {len(args)} given"
         try:
-            signature.bind(*args, **kwargs)
-        except TypeError as e:
-            return str(e)
-        return None
+            args = spec.bind(params)
+        except ParamError as e:
+            return defer.fail(RpcError(INVALID_PARAMS, f"{method}: {e}"))
+        return defer.maybeDeferred(self._handlers[method], *args).addErrback(_translate)
 
-    # -- methods -------------------------------------------------------------
+    # -- methods (parameters already checked and converted) -----------------
 
     def getinfo(self):
         return self.queries.info()
@@ -114,20 +83,16 @@ class RpcMethods:
         return d.addCallback(lambda txid: txid.hex())
 
     def gettransaction(self, txid):
-        return self.queries.transaction_status(_txid(txid)).addCallback(_found(txid))
+        return self.queries.transaction_status(txid).addCallback(_found(txid))
 
-    def waitfortransaction(self, txid, timeout_s=60):
-        if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not (
-                0 <= timeout_s <= MAX_WAIT_S):
-            raise RpcError(INVALID_PARAMS, f"timeout_s must be a number from 0 to {MAX_WAIT_S}")
-        d = self.queries.wait_for_transaction(_txid(txid), timeout_s)
-        return d.addCallback(_found(txid))
+    def waitfortransaction(self, txid, timeout_s):
+        return self.queries.wait_for_transaction(txid, timeout_s).addCallback(_found(txid))
 
     def getbalance(self, address):
-        return self.queries.balance(_address(address))
+        return self.queries.balance(address)
 
     def listunspent(self, address):
-        d = self.queries.unspent(_address(address))
+        d = self.queries.unspent(address)
         return d.addCallback(lambda rows: [
             {"txid": op.txid.hex(), "vout": op.vout, "amount": amount, "status": status}
             for op, amount, status in rows
@@ -137,17 +102,10 @@ class RpcMethods:
         return self.queries.height()
 
     def getblock(self, height_or_hash):
-        key = height_or_hash
-        if isinstance(key, str):
-            try:
-                key = bytes.fromhex(key)
-            except ValueError:
-                raise RpcError(INVALID_PARAMS, "block hash must be hexadecimal") from None
-        elif isinstance(key, bool) or not isinstance(key, int):
-            raise RpcError(INVALID_PARAMS, "give a block height or hash")
-        block = self.queries.block(key)
+        block = self.queries.block(height_or_hash)
         if block is None:
-            raise RpcError(NOT_FOUND, f"block not found: {height_or_hash}")
+            shown = height_or_hash.hex() if isinstance(height_or_hash, bytes) else height_or_hash
+            raise RpcError(NOT_FOUND, f"block not found: {shown}")
         return block
 
     def getmempoolinfo(self):
@@ -178,19 +136,27 @@ class RpcMethods:
     def listbanned(self):
         return self._network().list_banned()
 
-    def setban(self, address, command="add", seconds=None):
-        if command not in ("add", "remove"):
-            raise RpcError(INVALID_PARAMS, "command must be 'add' or 'remove'")
-        return self._network().set_ban(address, seconds, remove=(command == "remove"))
+    def setban(self, address, command, seconds):
+        d = self._network().set_ban(address, seconds, remove=(command == "remove"))
+        return d.addCallback(lambda _: None)
 
     def clearbanned(self):
-        return self._network().clear_banned()
+        return self._network().clear_banned().addCallback(lambda _: None)
+
+    def help(self, method):  # noqa: A003 - the specification's name
+        if method is None:
+            return [{"method": spec.name, "usage": spec.usage(), "help": spec.help}
+                    for spec in METHODS]
+        spec = CATALOG.get(method)
+        if spec is None:
+            raise RpcError(INVALID_PARAMS, f"help: no method named {method[:64]!r}")
+        return spec.describe()
 
 
 def _found(txid):
     def check(result):
         if result is None:
-            raise RpcError(NOT_FOUND, f"transaction not found: {txid}")
+            raise RpcError(NOT_FOUND, f"transaction not found: {txid.hex()}")
         return result
     return check
 

@@ -2,12 +2,11 @@
 
 Credentials are the cookie (``__cookie__:<hex>`` in ``<datadir>/.cookie``,
 written at start with mode 0600) or ``rpcuser``/``rpcpassword`` from the
-``[api]`` config section. Requests larger than ``MAX_BODY`` are refused before
-they are parsed; a JSON-RPC batch holds at most ``MAX_BATCH`` calls.
+``[api]`` config section. The limits applied before any work (credentials and
+body size from the headers, the connection cap) are in :mod:`timecoin.api.guard`;
+a JSON-RPC batch holds at most ``MAX_BATCH`` calls. doc/limits.md lists them.
 """
 
-import base64
-import hmac
 import json
 import os
 import secrets
@@ -17,15 +16,16 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import resource, server
 
-from timecoin.api.rpc import (
-    INTERNAL_ERROR,
-    INVALID_REQUEST,
-    PARSE_ERROR,
-    RpcError,
-    RpcMethods,
+from timecoin.api import jsonrpc
+from timecoin.api.guard import (
+    DEFAULT_MAX_CONNECTIONS,
+    MAX_BODY,
+    ApiMetrics,
+    Credentials,
+    GuardedSite,
 )
+from timecoin.api.rpc import INTERNAL_ERROR, PARSE_ERROR, RpcError, RpcMethods
 
-MAX_BODY = 64 * 2**20
 MAX_BATCH = 1000
 COOKIE_USER = "__cookie__"
 
@@ -70,7 +70,10 @@ class HealthResource(resource.Resource):
 
 
 class RpcResource(resource.Resource):
-    """``POST /rpc``: JSON-RPC 2.0 with HTTP Basic authentication."""
+    """``POST /rpc``: JSON-RPC 2.0 with HTTP Basic authentication, answering
+    from ``methods`` (an ``IRpcMethods``). Notifications (calls without an
+    ``id``) run and get no response; a request of notifications only is
+    answered 204 without a body."""
 
     isLeaf = True
     log = Logger()
@@ -78,56 +81,49 @@ class RpcResource(resource.Resource):
     def __init__(self, methods, credentials):
         super().__init__()
         self._methods = methods
-        self._credentials = [f"{u}:{p}".encode() for u, p in credentials]
-
-    def _authorized(self, request):
-        header = request.getHeader(b"authorization") or b""
-        if not header.startswith(b"Basic "):
-            return False
-        try:
-            given = base64.b64decode(header[6:], validate=True)
-        except ValueError:
-            return False
-        return any(hmac.compare_digest(given, c) for c in self._credentials)
+        self._credentials = credentials
 
     def render_POST(self, request):
-        if not self._authorized(request):
+        # Requests with a body were checked on their headers (GuardedRequest);
+        # this covers the others, and a resource served by a plain Site.
+        if not self._credentials.authorized(request.requestHeaders):
             request.setHeader(b"www-authenticate", b'Basic realm="timecoin"')
             return _json(request, 401, {"error": "authentication required"})
-        body = request.content.read(MAX_BODY + 1)
+        body = request.content.read(MAX_BODY + 1) if request.content is not None else b""
         if len(body) > MAX_BODY:
             return _json(request, 413, {"error": f"request larger than {MAX_BODY} bytes"})
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return _json(request, 200, _error(None, PARSE_ERROR, "parse error: not JSON"))
+            payload = jsonrpc.decode(body)
+        except jsonrpc.ParseError as e:
+            return self._encode(request, jsonrpc.error(None, PARSE_ERROR, f"parse error: {e}"))
         if isinstance(payload, list):
             if not payload or len(payload) > MAX_BATCH:
-                return _json(request, 200, _error(
-                    None, INVALID_REQUEST, f"a batch holds 1 to {MAX_BATCH} calls"))
+                return self._encode(request, jsonrpc.invalid_request(
+                    f"a batch holds 1 to {MAX_BATCH} calls"))
             responses = [self._one(call) for call in payload]
-            waiting = [i for i, r in enumerate(responses) if isinstance(r, defer.Deferred)]
-            if not waiting:
-                return _json(request, 200, responses)  # every call answered at once
-            d = _gather(responses, waiting)
         else:
-            response = self._one(payload)
-            if not isinstance(response, defer.Deferred):
-                return _json(request, 200, response)
-            d = response
-        d.addCallback(lambda response: self._finish(request, response))
+            responses = [self._one(payload)]
+        batch = isinstance(payload, list)
+        waiting = [i for i, r in enumerate(responses) if isinstance(r, defer.Deferred)]
+        if not waiting:
+            return self._reply(request, responses, batch)  # every call answered at once
+        d = _gather(responses, waiting)
+        d.addCallback(lambda done: self._finish(request, done, batch))
         d.addErrback(self._crashed, request)
         return server.NOT_DONE_YET
 
-    def _one(self, call):
-        """The response to one call: a dict, or a Deferred of one if it must wait."""
-        if not isinstance(call, dict) or call.get("jsonrpc") != "2.0" or "method" not in call:
-            return _error(call.get("id") if isinstance(call, dict) else None,
-                          INVALID_REQUEST, "invalid JSON-RPC 2.0 request")
-        call_id = call.get("id")
-        d = self._methods.call(call["method"], call.get("params", []))
-        d.addCallbacks(lambda result: {"jsonrpc": "2.0", "id": call_id, "result": result},
-                       lambda f: self._failed(f, call_id, call["method"]))
+    def _one(self, payload):
+        """The response to one call: a dict, None for a notification, or a
+        Deferred of either if it must wait."""
+        try:
+            call = jsonrpc.parse_call(payload)
+        except jsonrpc.InvalidRequest as e:
+            return jsonrpc.invalid_request(str(e), e.call_id)
+        d = self._methods.call(call.method, call.params)
+        d.addCallbacks(lambda value: jsonrpc.result(call.call_id, value),
+                       lambda f: self._failed(f, call.call_id, call.method))
+        if call.notification:
+            d.addCallback(lambda _: None)
         # Most calls are answered at once: then the response is returned as is.
         # (A fired Deferred may still wait on one chained to it: ask, don't peek.)
         answered = []
@@ -136,14 +132,37 @@ class RpcResource(resource.Resource):
 
     def _failed(self, failure, call_id, method):
         if failure.check(RpcError):
-            return _error(call_id, failure.value.code, failure.value.message)
+            return jsonrpc.error(call_id, failure.value.code, failure.value.message)
         self.log.failure("RPC {method} failed", failure, method=method)
-        return _error(call_id, INTERNAL_ERROR, f"internal error: {failure.getErrorMessage()}")
+        return jsonrpc.error(call_id, INTERNAL_ERROR,
+                             f"internal error: {failure.getErrorMessage()}")
 
-    def _finish(self, request, response):
+    def _reply(self, request, responses, batch):
+        """The HTTP body for ``responses`` (notifications' Nones left out)."""
+        parts = [self._encoded(r) for r in responses if r is not None]
+        if not parts:
+            request.setResponseCode(204)
+            return b""
+        request.setResponseCode(200)
+        request.setHeader(b"content-type", b"application/json")
+        return b"[" + b", ".join(parts) + b"]" if batch else parts[0]
+
+    def _encode(self, request, response):
+        return self._reply(request, [response], False)
+
+    def _encoded(self, response):
+        data, problem = jsonrpc.encode_response(response)
+        if problem is not None:
+            self.log.error("RPC response not representable in JSON: {problem}",
+                           problem=problem)
+        return data
+
+    def _finish(self, request, responses, batch):
         if request._disconnected:
             return
-        request.write(_json(request, 200, response))
+        body = self._reply(request, responses, batch)
+        if body:
+            request.write(body)
         request.finish()
 
     def _crashed(self, failure, request):
@@ -171,26 +190,13 @@ def _gather(responses, waiting):
     return done
 
 
-def _error(call_id, code, message):
-    return {"jsonrpc": "2.0", "id": call_id, "error": {"code": code, "message": message}}
-
-
-class QuietSite(server.Site):
-    """A ``Site`` without per-request access log lines (they cost more than the
-    requests at load; the metrics count requests instead)."""
-
-    def log(self, request):
-        pass
-
-
-def build_site(node, credentials, stop=None):
+def build_site(node, credentials, stop=None, max_connections=DEFAULT_MAX_CONNECTIONS):
     """The API's ``Site`` for ``node`` (an ``INodeApi``): ``/rpc``, ``/health``
-    and ``/metrics``."""
+    and ``/metrics``, with at most ``max_connections`` open connections."""
+    accepted = Credentials(credentials)
     root = resource.Resource()
-    root.putChild(b"rpc", RpcResource(RpcMethods(node, stop), credentials))
+    root.putChild(b"rpc", RpcResource(RpcMethods(node, stop), accepted))
     root.putChild(b"health", HealthResource(node.queries))
     root.putChild(b"metrics", MetricsResource(registry=node.metrics.registry))
-    site = QuietSite(root)
-    site.displayTracebacks = False
-    site.noisy = False
-    return site
+    metrics = ApiMetrics(node.metrics.registry)
+    return GuardedSite(root, accepted, metrics, max_connections, reactor=node.reactor)

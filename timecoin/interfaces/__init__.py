@@ -7,6 +7,7 @@ Deferreds and never block the reactor thread. The interfaces are grouped by
 layer in the submodules and all importable from here.
 """
 
+from timecoin.interfaces.api import IRpcMethods
 from timecoin.interfaces.finality import (
     ICatchupHost,
     IDeadlines,
@@ -31,6 +32,6 @@ __all__ = [
     "IBlockConsensus", "ICatchupHost", "IDeadlines", "IFinality", "IFinalityEvents",
     "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService", "IMempool",
     "INodeApi", "INodeComponents", "INodeMetrics", "INodeQueries", "IPeer", "IPeerMessaging",
-    "IPeerNetwork", "ISignatureVerifier", "IStorage", "IStorageCheck", "IUtxoFlusher",
-    "IUtxoState",
+    "IPeerNetwork", "IRpcMethods", "ISignatureVerifier", "IStorage", "IStorageCheck",
+    "IUtxoFlusher", "IUtxoState",
 ]

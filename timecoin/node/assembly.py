@@ -16,6 +16,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from timecoin.api.guard import connection_cap
 from timecoin.api.site import build_site, remove_cookie, write_cookie
 from timecoin.consensus.snowball import SnowballParams
 from timecoin.finality.catchup import FinalitySync
@@ -224,6 +225,18 @@ def build_finality(reactor, prepared, rng=None):
                             prepared.identity.pubkey, avalanche["query_timeout_ms"], rng=rng)
 
 
+#: File descriptors kept free for the database (SQLite's file, WAL, shared
+#: memory and temporary files, the peer database) and for logs and listeners.
+RESERVED_FOR_STORAGE = 32
+
+
+def reserved_descriptors(config):
+    """Descriptors the API must leave free: storage, every peer connection, and
+    the signature workers' pipes."""
+    return (RESERVED_FOR_STORAGE + config["network"]["max_peers"]
+            + 3 * config["validation"]["signature_workers"])
+
+
 def build_node(reactor, prepared, storage, meta, stop=None, rng=None):
     """The node service with its API listener, peer network and finality.
 
@@ -239,7 +252,9 @@ def build_node(reactor, prepared, storage, meta, stop=None, rng=None):
     api_cfg = prepared.config["api"]
     if "rpcuser" in api_cfg and "rpcpassword" in api_cfg:
         credentials.append((api_cfg["rpcuser"], api_cfg["rpcpassword"]))
-    api = ListenerService(reactor, prepared.api, build_site(node, credentials, stop), "API")
+    cap = connection_cap(api_cfg["max_connections"], reserved_descriptors(prepared.config))
+    site = build_site(node, credentials, stop, max_connections=cap)
+    api = ListenerService(reactor, prepared.api, site, "API")
     api.setName("api")
     api.setServiceParent(node)
     peers = build_peer_network(reactor, prepared, node)

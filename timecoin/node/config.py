@@ -95,7 +95,7 @@ SCHEMA = {
     "mempool": {"max_bytes": _int(1_000_000, 1 << 40), "max_count": _int(1, 100_000_000)},
     "state": {"lock_timeout_s": _seconds(86_400)},
     "validation": {"signature_workers": _int(0, 64)},
-    "api": {"rpcuser": _text, "rpcpassword": _text},
+    "api": {"rpcuser": _text, "rpcpassword": _text, "max_connections": _int(1, 100_000)},
     "node": {
         "p2p": _text, "api": _text, "peers": _peer_list, "masternode_key": _text,
         "log_level": _text, "devnet_masternodes": _int(1, 1000),
@@ -116,7 +116,7 @@ _TESTNET = {
     "mempool": {"max_bytes": 300_000_000, "max_count": 500_000},
     "state": {"lock_timeout_s": 30.0},
     "validation": {"signature_workers": 2},
-    "api": {},
+    "api": {"max_connections": 100},
     "node": {"peers": [], "log_level": "info", "devnet_masternodes": 1},
 }
 

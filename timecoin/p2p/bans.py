@@ -5,6 +5,9 @@ local proxy should not misbehave either); ``set_ban(address, remove=True)``
 lifts a ban by hand.
 """
 
+import ipaddress
+import math
+
 from twisted.logger import Logger
 
 
@@ -32,9 +35,23 @@ class BanList:
             return conn.execute("SELECT address, until, offences, reason FROM bans").fetchall()
 
         def loaded(rows):
+            damaged = []
             for address, until, offences, reason in rows:
-                self._entries[address] = (until, offences, reason)
-            return len(rows)
+                problem = _row_problem(address, until, offences, reason)
+                if problem is None:
+                    self._entries[address] = (float(until), offences, reason)
+                else:
+                    damaged.append(address)
+                    self.log.warn("bans table: dropped the row of {address!r}: {problem}",
+                                  address=address, problem=problem)
+            if not damaged:
+                return len(rows)
+            return self._run_db(lambda conn: drop(conn, damaged)).addCallback(
+                lambda _: len(rows) - len(damaged))
+
+        def drop(conn, addresses):
+            conn.executemany("DELETE FROM bans WHERE address IS ?", [(a,) for a in addresses])
+            conn.commit()
 
         return self._run_db(read).addCallback(loaded)
 
@@ -88,3 +105,20 @@ class BanList:
             for address, (until, offences, reason) in sorted(self._entries.items())
             if until > now
         ]
+
+
+def _row_problem(address, until, offences, reason):
+    """Why a stored ban cannot be used (written by an older version, or damaged), or None."""
+    try:
+        if not isinstance(address, str):
+            raise ValueError(address)
+        ipaddress.ip_address(address)
+    except ValueError:
+        return "the address is not an IP address"
+    if isinstance(until, bool) or not isinstance(until, int | float) or not math.isfinite(until):
+        return "its end is not a finite time"
+    if isinstance(offences, bool) or not isinstance(offences, int) or offences < 0:
+        return "its offence count is not a count"
+    if not isinstance(reason, str):
+        return "its reason is not text"
+    return None
