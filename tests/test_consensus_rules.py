@@ -4,7 +4,9 @@ restart records, votes after decisions and catch-up by stake."""
 import random
 
 from twisted.trial import unittest
+from zope.interface.verify import verifyObject
 
+from timecoin.consensus.interfaces import IPollManager, ISnowballEngine
 from timecoin.consensus.polls import PollManager
 from timecoin.consensus.sampling import Reputation
 from timecoin.consensus.snowball import (
@@ -36,6 +38,13 @@ def reply_all(polls, queries, vote=lambda validator, txid: True, skip=()):
             decisions += polls.on_reply(query.poll_id, query.validator,
                                         [vote(query.validator, t) for t in query.txids])
     return decisions
+
+
+class InterfaceTests(unittest.TestCase):
+    def test_engine_and_poll_manager_provide_their_interfaces(self):
+        polls, engine = manager(4)
+        self.assertTrue(verifyObject(ISnowballEngine, engine))
+        self.assertTrue(verifyObject(IPollManager, polls))
 
 
 class QuorumTests(unittest.TestCase):

@@ -26,6 +26,9 @@ Times are seconds (``reactor.seconds()`` in the node, a simulated clock in
 from collections import Counter
 from dataclasses import dataclass, field
 
+from zope.interface import implementer
+
+from timecoin.consensus.interfaces import IPollManager
 from timecoin.consensus.sampling import weighted_sample
 
 #: Default bound on the txids asked about in one query.
@@ -69,6 +72,7 @@ class PollStats:
     ignored: Counter = field(default_factory=Counter)
 
 
+@implementer(IPollManager)
 class PollManager:
     """Runs Snowball polls for one node over the stake-weighted active set.
 

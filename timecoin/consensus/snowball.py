@@ -25,6 +25,9 @@ runs the polls and feeds each finished one to :meth:`SnowballEngine.record_poll`
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from zope.interface import implementer
+
+from timecoin.consensus.interfaces import ISnowballEngine
 from timecoin.consensus.params import CONFIG_KEYS, SnowballParams
 from timecoin.consensus.state import (
     ConflictSetRecord,
@@ -59,6 +62,7 @@ class _Set:
     pinned: object = None  # after restore: the only member this node votes for
 
 
+@implementer(ISnowballEngine)
 class SnowballEngine:
     """Snowball over conflict sets: preferences, counters and decisions.
 

@@ -71,6 +71,17 @@ def _finality_metrics(finality):
     yield CounterMetricFamily("timecoin_snowball_missing_replies",
                               "Sampled validators that did not answer in time",
                               value=polls.missing_replies)
+    yield CounterMetricFamily("timecoin_snowball_polls_early_terminated",
+                              "Polls ended as soon as their outcome was certain",
+                              value=polls.early_terminated)
+    yield CounterMetricFamily("timecoin_snowball_polls_aborted",
+                              "Attempts to poll refused: reachable stake below alpha",
+                              value=polls.aborted)
+    yield CounterMetricFamily("timecoin_snowball_votes", "Votes tallied, this node's included",
+                              value=polls.votes)
+    yield CounterMetricFamily("timecoin_snowball_stalled",
+                              "Transactions that ran max_rounds undecided (still pending)",
+                              value=stats.stalled)
     asked = polls.replies + polls.missing_replies
     yield GaugeMetricFamily("timecoin_snowball_validator_response_rate",
                             "Share of sampled validators that answered",
