@@ -17,11 +17,10 @@ Scenarios, the safety battery and the byzantine sweep are in
 
 import heapq
 import random
-from collections import Counter
-from dataclasses import dataclass, field
 
 from timecoin.consensus.polls import PollManager
 from timecoin.consensus.sampling import Reputation
+from timecoin.consensus.sim_report import SimReport, build_report  # noqa: F401 (re-exported)
 from timecoin.consensus.snowball import REASON_DOUBLE_SPEND, SnowballEngine, SnowballParams
 
 HONEST = "honest"
@@ -63,31 +62,6 @@ class SimNode:
         return None if decided is None else decided[0]
 
 
-@dataclass
-class SimReport:
-    """What happened in a run, seen from the honest nodes."""
-
-    conflicting_finalizations: list = field(default_factory=list)
-    status_changes: list = field(default_factory=list)
-    split_decisions: list = field(default_factory=list)
-    accepted_share: dict = field(default_factory=dict)
-    decided_share: dict = field(default_factory=dict)
-    rounds_to_accept: Counter = field(default_factory=Counter)
-    finality_s: list = field(default_factory=list)
-    preference_flips: int = 0
-    polls: int = 0
-    aborted_polls: int = 0
-    stalled: int = 0
-    messages: int = 0
-    dropped: int = 0
-    sim_time: float = 0.0
-
-    @property
-    def safe(self):
-        """No two honest nodes finalized conflicting transactions; no status changed."""
-        return not self.conflicting_finalizations and not self.status_changes
-
-
 class Simulation:
     """N nodes, one clock, one message queue; deterministic for a given ``seed``.
 
@@ -115,8 +89,8 @@ class Simulation:
         self.events = 0
         self._queue = []
         self._seq = 0
-        self._messages = 0
-        self._dropped = 0
+        self.messages_sent = 0
+        self.messages_dropped = 0
         self._group = None  # node id -> partition group, while partitioned
         self._cut = {}  # node id -> the only node ids it can talk to (an eclipse)
         weights = list(weights) if weights is not None else [1.0] * n_nodes
@@ -267,10 +241,10 @@ class Simulation:
         heapq.heappush(self._queue, (when, self._seq, kind, args))
 
     def _send(self, sender, receiver, kind, *args):
-        self._messages += 1
+        self.messages_sent += 1
         lossy = self.loss and (self.loss_until is None or self.now < self.loss_until)
         if not self._linked(sender, receiver) or (lossy and self.rng.random() < self.loss):
-            self._dropped += 1
+            self.messages_dropped += 1
             return
         self._push(self.now + self._latency(), kind, receiver, *args)
 
@@ -377,38 +351,8 @@ class Simulation:
     # -- results --------------------------------------------------------------
 
     def report(self):
-        """A :class:`SimReport` of the honest nodes' decisions so far."""
-        honest = self.honest_nodes
-        report = SimReport(
-            polls=sum(n.polls.stats.started for n in honest),
-            aborted_polls=sum(n.polls.stats.aborted for n in honest),
-            messages=self._messages, dropped=self._dropped, sim_time=self.now,
-        )
-        accepted_by_outpoint = {}
-        for txid, outpoints in self.txs.items():
-            verdicts = [n.decisions[txid][0] for n in honest if txid in n.decisions]
-            report.accepted_share[txid] = sum(verdicts) / len(honest)
-            report.decided_share[txid] = len(verdicts) / len(honest)
-            if any(verdicts) and not all(verdicts):
-                report.split_decisions.append(txid)
-            if any(verdicts):
-                for op in outpoints:
-                    accepted_by_outpoint.setdefault(op, set()).add(txid)
-        for op, txids in sorted(accepted_by_outpoint.items(), key=repr):
-            if len(txids) > 1:
-                report.conflicting_finalizations.append((op, sorted(txids)))
-        for node in honest:
-            seen = {}
-            for txid, accepted in node.history:
-                if seen.setdefault(txid, accepted) != accepted:
-                    report.status_changes.append((node.node_id, txid))
-            for txid, (accepted, _, at) in node.decisions.items():
-                if accepted:
-                    report.finality_s.append(at - self.submitted_at[txid])
-            report.rounds_to_accept.update(node.engine.stats.rounds_to_accept)
-            report.preference_flips += node.engine.stats.preference_flips
-            report.stalled += node.engine.stats.stalled
-        return report
+        """A :class:`~timecoin.consensus.sim_report.SimReport` of the honest nodes so far."""
+        return build_report(self)
 
 
 if __name__ == "__main__":  # pragma: no cover
