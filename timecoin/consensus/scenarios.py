@@ -150,13 +150,15 @@ def main(argv=None):
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--strategies", default=f"{NO_THEN_YES},{YES_TO_BOTH},{ALWAYS_FLIP}")
+    parser.add_argument("--shares", default="0.2,0.25,0.3,0.33,0.35,0.4,0.45,0.5",
+                        help="byzantine stake shares for --sweep, comma-separated")
     args = parser.parse_args(argv)
     seeds = range(1, args.seeds + 1)
     if args.battery:
         print(f"## battery, {args.nodes} nodes\n")
         print(format_rows(battery(args.nodes, seeds)))
     if args.sweep:
-        shares = (0.2, 0.25, 0.3, 0.33, 0.35, 0.4, 0.45, 0.5)
+        shares = [float(x) for x in args.shares.split(",")]
         for strategy in args.strategies.split(","):
             print(f"\n## sweep: {strategy}, {args.nodes} nodes\n")
             print(format_rows(sweep(strategy, shares, args.nodes, seeds), first="byzantine"))
