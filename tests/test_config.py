@@ -13,7 +13,7 @@ class PresetTests(unittest.TestCase):
         p = preset("testnet")
         self.assertEqual(p["consensus.avalanche"], {
             "sample_size": 20, "finality_confidence": 15, "beta": 15, "alpha": 0.75,
-            "query_timeout_ms": 2000, "max_rounds": 30})
+            "alpha_preference": 0.75, "query_timeout_ms": 2000, "max_rounds": 30})
         self.assertEqual(p["storage"], {"cache_size_mb": 256, "flush_interval_ms": 1000})
         self.assertEqual((p["network"]["max_peers"], p["network"]["rate_limit_tx"],
                           p["network"]["rate_limit_blocks"], p["network"]["max_message_size"]),
@@ -23,7 +23,7 @@ class PresetTests(unittest.TestCase):
         p = preset("mainnet")
         self.assertEqual(p["consensus.avalanche"], {
             "sample_size": 50, "finality_confidence": 20, "beta": 20, "alpha": 0.75,
-            "query_timeout_ms": 3000, "max_rounds": 50})
+            "alpha_preference": 0.75, "query_timeout_ms": 3000, "max_rounds": 50})
         self.assertEqual(p["storage"], {"cache_size_mb": 512, "flush_interval_ms": 2000})
         self.assertEqual((p["network"]["max_peers"], p["network"]["rate_limit_tx"],
                           p["network"]["rate_limit_blocks"]), (100, 5000, 500))
@@ -58,6 +58,11 @@ class FileTests(unittest.TestCase):
     def test_api_credentials(self):
         values = load_file(self.write('[api]\nrpcuser = "u"\nrpcpassword = "p"\n'))
         self.assertEqual(values["api"], {"rpcuser": "u", "rpcpassword": "p"})
+
+    def test_alpha_preference_may_not_exceed_alpha(self):
+        self.write("[consensus.avalanche]\nalpha = 0.8\nalpha_preference = 0.9\n")
+        e = self.assertRaises(ConfigError, resolve, "testnet", datadir=self.dir)
+        self.assertIn("alpha_preference must not exceed", str(e))
 
     def test_errors_name_the_key(self):
         self.assertIn("not valid TOML", self.error("[storage\n"))

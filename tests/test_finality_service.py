@@ -68,6 +68,10 @@ class FakeNetwork:
     def deliver(self, peer_id, message):
         self.handlers[message.KIND](peer_id, decode_message(encode_message(message)))
 
+    def drop(self, pubkey):
+        """The masternode ``pubkey`` disconnects."""
+        self._peers = [p for p in self._peers if p.pubkey != pubkey]
+
     def take(self, kind):
         out = [(p, msg) for p, msg in self.sent if msg.KIND == kind]
         self.sent = [(p, msg) for p, msg in self.sent if msg.KIND != kind]
@@ -118,14 +122,31 @@ class SnowballFinalityTests(unittest.TestCase):
         self.assertTrue(all(d[1] for d in self.decisions))
         self.assertEqual(self.finality.in_flight(), 0)
 
-    def test_unanswered_polls_time_out_and_reject_after_max_rounds(self):
+    def test_unanswered_polls_stall_without_freeing_the_transaction(self):
         tx = tx_for(4)
         self.finality.start(tx)
         for _ in range(20):
             self.network.take(m.SNOWBALL_QUERY)
             self.clock.advance(0.5)
-        self.assertEqual(self.decisions, [(tx.txid, False, "max-rounds")])
+        self.assertEqual(self.decisions, [])
+        self.assertTrue(self.finality.engine.is_stalled(tx.txid))
+        self.assertEqual(self.finality.engine.snapshot(tx.txid).reason, "stalled")
+        self.assertEqual(self.finality.in_flight(), 1)
         self.assertGreater(self.finality.polls.stats.missing_replies, 0)
+        # Polling goes on, less often: the transaction is still asked about.
+        asked = 0
+        for _ in range(200):
+            asked += sum(tx.txid in q.txids for _, q in self.network.take(m.SNOWBALL_QUERY))
+            self.clock.advance(0.5)
+        self.assertGreater(asked, 0)
+
+    def test_two_of_four_connected_never_polls(self):
+        self.network.drop(KEYS[2])
+        self.network.drop(KEYS[3])
+        self.finality.start(tx_for(9))
+        self.clock.advance(5)
+        self.assertEqual(self.network.take(m.SNOWBALL_QUERY), [])
+        self.assertIn("insufficient-connected-stake", self.finality.poll_abort_reason)
 
     def test_query_about_unknown_tx_fetches_then_answers(self):
         tx = tx_for(5)

@@ -6,7 +6,7 @@ from twisted.trial import unittest
 
 from timecoin.consensus.polls import PollManager, Query
 from timecoin.consensus.sampling import Reputation
-from timecoin.consensus.snowball import ACCEPTED, PENDING, REJECTED, SnowballEngine, SnowballParams
+from timecoin.consensus.snowball import ACCEPTED, PENDING, SnowballEngine, SnowballParams
 
 
 class FakeClock:
@@ -49,8 +49,10 @@ class PollManagerTests(unittest.TestCase):
         self.engine.add("a", ["o1"])
         self.engine.add("b", ["o2"])
         queries = self.manager.start_poll(0.0)
-        self.assertEqual(len(queries), 4)
-        self.assertEqual(len({q.validator for q in queries}), 4)
+        # k = 4 drawn from the six active validators, this node among them:
+        # it votes itself, without a query.
+        self.assertIn(len(queries), (3, 4))
+        self.assertEqual(len({q.validator for q in queries}), len(queries))
         self.assertNotIn("me", {q.validator for q in queries})
         self.assertEqual({q.txids for q in queries}, {("a", "b")})
         self.assertEqual({q.poll_id for q in queries}, {1})
@@ -85,16 +87,16 @@ class PollManagerTests(unittest.TestCase):
     def test_timeout_counts_missing_as_no_and_penalizes(self):
         self.engine.add("a", ["o1"])
         queries = self.manager.start_poll(0.0)
-        for query in queries[:2]:
-            self.manager.on_reply(query.poll_id, query.validator, [True])
+        # One "no": the outcome still hangs on the silent validators.
+        self.manager.on_reply(queries[0].poll_id, queries[0].validator, [False])
         self.assertEqual(self.manager.on_tick(1.999), [])
         self.assertEqual(self.manager.polls_in_flight, 1)
         self.assertEqual(self.manager.on_tick(2.0), [])
         self.assertEqual(self.manager.polls_in_flight, 0)
         self.assertEqual(self.manager.stats.expired, 1)
-        self.assertEqual(self.manager.stats.missing_replies, 2)
-        self.assertEqual(self.reputation.timeouts, 2)
-        silent = {q.validator for q in queries[2:]}
+        self.assertEqual(self.manager.stats.missing_replies, len(queries) - 1)
+        self.assertEqual(self.reputation.timeouts, len(queries) - 1)
+        silent = {q.validator for q in queries[1:]}
         self.assertEqual(set(self.reputation.penalized()), silent)
         snapshot = self.engine.snapshot("a")
         self.assertEqual((snapshot.rounds, snapshot.confidence), (1, 0))
@@ -126,7 +128,7 @@ class PollManagerTests(unittest.TestCase):
         self.assertEqual(self.manager.stats.replies, 1)
         self.assertEqual(self.manager.polls_in_flight, 1)
 
-    def test_contrary_votes_penalized_on_decision(self):
+    def test_votes_never_change_sampling_weights(self):
         self.engine.add("a", ["o1"])
         self.engine.add("b", ["o1"])
         for step in range(3):
@@ -134,17 +136,11 @@ class PollManagerTests(unittest.TestCase):
             for index, query in enumerate(queries):
                 votes = [True, False] if index else [False, True]
                 self.manager.on_reply(query.poll_id, query.validator, votes)
-        self.assertEqual(self.engine.status("a"), ACCEPTED)
-        self.assertEqual(self.engine.status("b"), REJECTED)
-        self.assertGreaterEqual(self.reputation.contrary_votes, 2)
-
-    def test_dissent_on_uncontested_round_penalized(self):
-        self.engine.add("a", ["o1"])
-        queries = self.manager.start_poll(0.0)
+        self.engine.add("c", ["o2"])
+        queries = self.manager.start_poll(5.0)
         for index, query in enumerate(queries):
-            self.manager.on_reply(query.poll_id, query.validator, [index > 0])
-        self.assertEqual(self.reputation.dissents, 1)
-        self.assertEqual(list(self.reputation.penalized()), [queries[0].validator])
+            self.manager.on_reply(query.poll_id, query.validator, [index > 0] * 3)
+        self.assertEqual(self.reputation.penalized(), {})
 
     def test_small_network_quorum_is_strict_majority_of_sample(self):
         manager, engine, _, _ = make(validators=2)
@@ -157,16 +153,19 @@ class PollManagerTests(unittest.TestCase):
 
     def test_no_validators_means_no_poll(self):
         manager, engine, _, _ = make(validators=0)
+        manager.set_validators({})
         engine.add("a", ["o1"])
         self.assertFalse(manager.can_start())
         self.assertEqual(manager.start_poll(0.0), [])
 
-    def test_cancel_forgets(self):
+    def test_cancel_forgets_only_what_was_never_polled(self):
         self.engine.add("a", ["o1"])
-        answer_all(self.manager, self.manager.start_poll(0.0))
         self.assertTrue(self.manager.cancel("a"))
         self.assertIsNone(self.engine.status("a"))
-        self.assertEqual(self.manager._last_votes, {})
+        self.engine.add("b", ["o2"])
+        answer_all(self.manager, self.manager.start_poll(0.0))
+        self.assertFalse(self.manager.cancel("b"))
+        self.assertEqual(self.engine.status("b"), PENDING)
 
     def test_set_validators(self):
         self.engine.add("a", ["o1"])

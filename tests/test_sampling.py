@@ -72,17 +72,17 @@ class ReputationTests(unittest.TestCase):
         self.assertEqual(self.reputation.multiplier("a"), 1.0)
         self.reputation.record_timeout("a")
         self.assertAlmostEqual(self.reputation.multiplier("a"), 0.5)
-        self.reputation.record_contrary("a")
-        self.assertAlmostEqual(self.reputation.multiplier("a"), 0.4)
-        self.reputation.record_dissent("a")
-        self.assertAlmostEqual(self.reputation.multiplier("a"), 0.32)
+        self.reputation.record_timeout("a")
+        self.assertAlmostEqual(self.reputation.multiplier("a"), 0.25)
         for _ in range(50):
             self.reputation.record_timeout("a")
         self.assertAlmostEqual(self.reputation.multiplier("a"), 0.05)
-        self.assertEqual(
-            (self.reputation.timeouts, self.reputation.contrary_votes, self.reputation.dissents),
-            (51, 1, 1),
-        )
+        self.assertEqual(self.reputation.timeouts, 52)
+
+    def test_votes_have_no_lever_on_weights(self):
+        # Only timeouts are recorded: there is no way to penalize a vote.
+        self.assertFalse(hasattr(self.reputation, "record_contrary"))
+        self.assertFalse(hasattr(self.reputation, "record_dissent"))
 
     def test_recovers_with_half_life(self):
         self.reputation.record_timeout("a")
@@ -100,8 +100,8 @@ class ReputationTests(unittest.TestCase):
         self.assertEqual(self.reputation.penalized(), {"b": 0.5})
 
     def test_bad_settings(self):
-        for kwargs in ({"floor": 0}, {"timeout_penalty": 0}, {"contrary_penalty": 1.5},
-                       {"dissent_penalty": -1}, {"half_life_s": 0}):
+        for kwargs in ({"floor": 0}, {"timeout_penalty": 0}, {"timeout_penalty": 1.5},
+                       {"half_life_s": 0}):
             self.assertRaises(ValueError, Reputation, self.clock, **kwargs)
 
     def test_always_timing_out_validator_sampled_less_but_never_excluded(self):

@@ -69,7 +69,8 @@ class ParamsTests(unittest.TestCase):
         self.assertEqual(SnowballParams(alpha=1.0).quorum(20), 20)
 
     def test_preference_quorum(self):
-        self.assertEqual(SnowballParams().preference_quorum(20), 11)
+        self.assertEqual(SnowballParams().preference_quorum(20), 15)
+        self.assertEqual(SnowballParams(alpha=0.7).preference_quorum(20), 14)
         self.assertEqual(SnowballParams(alpha_preference=0.6).preference_quorum(20), 12)
         self.assertEqual(SnowballParams().preference_quorum(1), 1)
 
@@ -149,7 +150,9 @@ class EngineTests(unittest.TestCase):
         self.assertTrue(self.engine.is_preferred("b"))
         self.assertFalse(self.engine.is_preferred("a"))
         self.assertEqual(self.engine.stats.preference_flips, 1)
-        self.engine.record_poll({"a": (3, 4), "b": (1, 4)})  # a tie goes to the smaller txid
+        self.engine.record_poll({"a": (3, 4), "b": (1, 4)})  # a tie keeps the preference
+        self.assertTrue(self.engine.is_preferred("b"))
+        self.engine.record_poll({"a": (3, 4), "b": (1, 4)})
         self.assertTrue(self.engine.is_preferred("a"))
         self.assertEqual(self.engine.stats.preference_flips, 2)
 
@@ -167,32 +170,38 @@ class EngineTests(unittest.TestCase):
         self.engine.add("c", ["o3"])
         self.assertEqual(self.engine.votes(["a", "b", "c", "zz"]), [True, False, False, False])
         self.assertTrue(self.engine.is_contested("c"))
-        self.engine.cancel("a")
-        self.assertEqual(self.engine.votes(["b", "c"]), [True, False])
+        decisions = []
+        for _ in range(5):  # beta: "a" is contested
+            decisions += self.engine.record_poll({"a": (4, 4), "c": (4, 4)})
+        self.assertEqual(decisions, [("a", True, "finalized"), ("b", False, "conflict"),
+                                     ("c", True, "finalized")])
+        self.assertEqual(self.engine.votes(["a", "b", "c"]), [True, False, True])
 
-    def test_max_rounds_rejects(self):
+    def test_max_rounds_stalls_and_never_frees_the_coin(self):
         self.engine.add("a", ["o1"])
         for _ in range(9):
             self.assertEqual(poll(self.engine, 2, 4, ["a"]), [])
-        self.assertEqual(poll(self.engine, 2, 4, ["a"]), [("a", False, "max-rounds")])
-        self.assertEqual(self.engine.status("a"), REJECTED)
-        self.assertEqual(self.engine.stats.rejected["max-rounds"], 1)
-
-    def test_rejecting_the_preference_moves_it_to_the_strongest(self):
-        engine = SnowballEngine(small(alpha=1.0, alpha_preference=0.6, max_rounds=5))
-        engine.add("a", ["o1"])
-        engine.add("b", ["o1"])
-        engine.add("c", ["o1"])
-        for _ in range(2):
-            engine.record_poll({"a": (3, 4)})  # strength, but no confidence
-        engine.record_poll({"c": (3, 4)})
-        self.assertTrue(engine.is_preferred("a"))
-        self.assertEqual(engine.snapshot("a").confidence, 0)
-        for _ in range(2):
-            self.assertEqual(engine.record_poll({"a": (0, 4)}), [])
-        self.assertEqual(engine.record_poll({"a": (0, 4)}), [("a", False, "max-rounds")])
-        self.assertTrue(engine.is_preferred("c"))
-        self.assertFalse(engine.is_preferred("b"))
+        self.assertFalse(self.engine.is_stalled("a"))
+        self.assertEqual(poll(self.engine, 2, 4, ["a"]), [])
+        self.assertEqual(self.engine.status("a"), PENDING)
+        self.assertTrue(self.engine.is_stalled("a"))
+        self.assertEqual(self.engine.snapshot("a").reason, "stalled")
+        self.assertEqual(self.engine.stats.stalled, 1)
+        self.assertFalse(self.engine.cancel("a"))  # it was polled: it stays bound
+        # A later spend of the same coin joins the set as a contender.
+        self.assertEqual(self.engine.add("c", ["o1"]), [])
+        self.assertEqual(self.engine.conflicts("c"), {"a"})
+        self.assertTrue(self.engine.is_contested("c"))
+        self.assertEqual(self.engine.votes(["a", "c"]), [True, False])
+        # Polling slows down but goes on.
+        included = [("a" in self.engine.in_flight()) for _ in range(40)]
+        self.assertGreater(sum(included), 2)
+        self.assertLess(sum(included), 20)
+        # A stalled set is still decided by polls.
+        decisions = []
+        for _ in range(5):
+            decisions += poll(self.engine, 4, 4, ["c"])
+        self.assertEqual(decisions, [("c", True, "finalized"), ("a", False, "conflict")])
 
     def test_cancel(self):
         self.engine.add("a", ["o1"])
@@ -202,6 +211,15 @@ class EngineTests(unittest.TestCase):
         self.assertIsNone(self.engine.status("a"))
         self.assertTrue(self.engine.is_preferred("b"))
         self.assertEqual(self.engine.record_poll({"a": (4, 4)}), [])
+
+    def test_cancel_refused_once_polled_or_voted(self):
+        self.engine.add("a", ["o1"])
+        self.engine.add("b", ["o2"])
+        self.engine.votes(["a"])
+        poll(self.engine, 0, 4, ["b"])
+        self.assertFalse(self.engine.cancel("a"))
+        self.assertFalse(self.engine.cancel("b"))
+        self.assertEqual(len(self.engine), 2)
 
     def test_double_spend_of_an_accepted_outpoint(self):
         self.engine.add("a", ["o1"])

@@ -1,12 +1,23 @@
-"""Sans-I/O poll manager: sample validators, batch queries, tally replies.
+"""Sans-I/O poll manager: sample the active set, batch queries, tally replies.
 
-One *poll* asks each of up to ``k`` sampled validators about the same batch of
-pending txids in one query. It finishes when every sampled validator has
-replied, or when :meth:`PollManager.on_tick` sees its deadline pass; missing
-replies then count as "no" votes and are reported to the
-:class:`~timecoin.consensus.sampling.Reputation`. A finished poll is tallied into
-``{txid: (yes, sample_size)}`` and fed to the
-:class:`~timecoin.consensus.snowball.SnowballEngine`, whose decisions are returned.
+One *poll* asks a sample of the **whole active set** (``{validator: stake}``,
+this node included) about the same batch of pending txids. With ``n <= k``
+active validators the sample is all of them; otherwise ``k`` are drawn by
+stake. This node's own current preference is its vote (no message); sampled
+validators it is not connected to simply do not answer (no query is sent).
+Quorums are counted out of the sample size, so an unreachable validator is a
+"no": four masternodes decide with three (3 of 4) and never with two.
+
+A node whose reachable stake (itself plus the connected validators) is below
+``alpha`` of the active stake does not poll at all: :meth:`PollManager.start_poll`
+returns nothing, ``abort_reason`` says why and ``stats.aborted`` counts it.
+
+A poll ends as soon as its outcome is certain for every txid in it (each has
+reached ``alpha``, or can no longer reach a threshold it has not reached given
+the replies outstanding), or at its deadline (missing replies are "no" votes
+and count against the validator's sampling weight: see
+:mod:`timecoin.consensus.sampling`). The tally ``{txid: (yes, sample_size)}``
+goes to the :class:`~timecoin.consensus.snowball.SnowballEngine`.
 
 Times are seconds (``reactor.seconds()`` in the node, a simulated clock in
 :mod:`timecoin.consensus.simulation`); nothing here schedules, sends or sleeps.
@@ -15,11 +26,15 @@ Times are seconds (``reactor.seconds()`` in the node, a simulated clock in
 from collections import Counter
 from dataclasses import dataclass, field
 
+from zope.interface import implementer
+
+from timecoin.consensus.interfaces import IPollManager
 from timecoin.consensus.sampling import weighted_sample
-from timecoin.consensus.snowball import PENDING, REASON_CONFLICT, REASON_FINALIZED
 
 #: Default bound on the txids asked about in one query.
 DEFAULT_BATCH_LIMIT = 1024
+#: ``abort_reason`` when the reachable stake cannot make a quorum.
+ABORT_NO_QUORUM = "insufficient-connected-stake"
 
 
 @dataclass(frozen=True)
@@ -35,10 +50,11 @@ class Query:
 class _Poll:
     poll_id: int
     txids: tuple
-    validators: frozenset
+    sample: frozenset  # every sampled validator, this node included
+    waiting: set  # sampled validators a query was sent to and not answered
     deadline: float
+    yes: list  # per txid
     contested: bool = False
-    replies: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -47,19 +63,25 @@ class PollStats:
 
     started: int = 0
     completed: int = 0
+    early_terminated: int = 0
     expired: int = 0
+    aborted: int = 0
     replies: int = 0
     missing_replies: int = 0
+    votes: int = 0
     ignored: Counter = field(default_factory=Counter)
 
 
+@implementer(IPollManager)
 class PollManager:
-    """Runs Snowball polls for one node over a set of weighted validators.
+    """Runs Snowball polls for one node over the stake-weighted active set.
 
     ``engine`` is a :class:`~timecoin.consensus.snowball.SnowballEngine`, ``reputation``
-    a :class:`~timecoin.consensus.sampling.Reputation`, ``rng`` a ``random.Random``.
-    ``self_id`` is never sampled. At most ``max_polls`` polls are in flight;
-    each asks about at most ``batch_limit`` txids.
+    a :class:`~timecoin.consensus.sampling.Reputation` (timeouts only), ``rng`` a
+    ``random.Random``. ``validators`` is the active set ``{id: stake}`` (it may
+    include ``self_id``) and ``connected`` the ids this node can reach now
+    (default: all of them). At most ``max_polls`` polls are in flight; each
+    asks about at most ``batch_limit`` txids.
     """
 
     def __init__(
@@ -73,6 +95,7 @@ class PollManager:
         batch_limit=DEFAULT_BATCH_LIMIT,
         validators=None,
         max_contested_polls=1,
+        connected=None,
     ):
         if query_timeout_ms <= 0 or max_polls < 1 or batch_limit < 1:
             raise ValueError("query_timeout_ms, max_polls and batch_limit must be positive")
@@ -88,14 +111,51 @@ class PollManager:
         #: each round seeing the preferences the previous one produced.
         self.max_contested_polls = min(max_contested_polls, max_polls)
         self.stats = PollStats()
-        self._validators = dict(validators or {})
+        #: Why the last attempt to poll started nothing (None if it could poll).
+        self.abort_reason = None
+        self._validators = {}
+        self._connected = None
+        self.set_validators(validators or {}, connected)
         self._polls = {}  # poll_id -> _Poll, oldest first
         self._next_id = 1
-        self._last_votes = {}  # txid -> {validator: last vote}, for contrary-vote penalties
 
-    def set_validators(self, weights):
-        """Replace the active validators: ``{validator_id: stake weight}``."""
-        self._validators = dict(weights)
+    def set_validators(self, weights, connected=None):
+        """Replace the active set ``{validator_id: stake}`` and, if given, the connected ids."""
+        self._validators = {v: w for v, w in weights.items() if w > 0}
+        if connected is not None:
+            self.set_connected(connected)
+
+    def set_connected(self, connected):
+        """The validator ids this node can reach now (this node is always reachable)."""
+        self._connected = frozenset(connected)
+
+    def _reachable(self, validator):
+        return validator == self.self_id or self._connected is None or (
+            validator in self._connected)
+
+    def reachable_stake(self):
+        """``(reachable, total)`` active stake: this node plus the connected validators."""
+        total = sum(self._validators.values())
+        reach = sum(w for v, w in self._validators.items() if self._reachable(v))
+        return reach, total
+
+    def has_quorum(self):
+        """True if the reachable stake is at least ``alpha`` of the active stake."""
+        return self.engine.params.reaches_quorum(*self.reachable_stake())
+
+    def trusted_report(self, reporters):
+        """True if ``reporters`` hold more than ``alpha`` of the active stake."""
+        stake = sum(self._validators.get(v, 0) for v in set(reporters))
+        return self.engine.params.exceeds_confidence_share(stake, sum(self._validators.values()))
+
+    def report_finalized(self, txid, outpoints, reporters):
+        """Catch-up: ``reporters`` say ``txid`` is finalized; return the engine's decisions.
+
+        Applied directly only when they hold more than ``alpha`` of the active
+        stake and ``txid`` conflicts with nothing pending; otherwise ``txid`` is
+        just polled as usual (see :meth:`SnowballEngine.report_finalized`).
+        """
+        return self.engine.report_finalized(txid, outpoints, self.trusted_report(reporters))
 
     @property
     def polls_in_flight(self):
@@ -103,51 +163,59 @@ class PollManager:
         return len(self._polls)
 
     def can_start(self):
-        """True if :meth:`start_poll` would start a poll now."""
-        return (
-            len(self._polls) < self.max_polls
-            and len(self.engine) > 0
-            and any(v != self.self_id and w > 0 for v, w in self._validators.items())
-        )
+        """True if :meth:`start_poll` may start a poll now (something pending, room, quorum).
+
+        With something to poll and room for it but too little reachable stake,
+        it sets ``abort_reason`` and counts the aborted attempt.
+        """
+        if len(self._polls) >= self.max_polls or not len(self.engine):
+            return False
+        reach, total = self.reachable_stake()
+        if not self.engine.params.reaches_quorum(reach, total):
+            self.abort_reason = f"{ABORT_NO_QUORUM}: {reach:g} of {total:g} active stake reachable"
+            self.stats.aborted += 1
+            return False
+        self.abort_reason = None
+        return True
 
     def start_poll(self, now):
         """Start a poll if possible; return the :class:`Query` list to send (maybe empty)."""
-        if len(self._polls) >= self.max_polls:
+        if not self.can_start():
             return []
-        txids = self.engine.in_flight(self.batch_limit)
         is_contested = self.engine.is_contested
-        busy = sum(1 for p in self._polls.values() if p.contested)
-        if busy >= self.max_contested_polls:
-            # Contested sets learn from each round's outcome: fewer, fresher polls.
-            txids = [t for t in txids if not is_contested(t)]
-        txids = tuple(txids)
+        # Contested sets learn from each round's outcome: fewer, fresher polls.
+        busy = sum(1 for p in self._polls.values() if p.contested) >= self.max_contested_polls
+        txids = tuple(self.engine.in_flight(self.batch_limit, contested=not busy))
         if not txids:
             return []
         weights = self.reputation.adjusted(self._validators)
-        sample = weighted_sample(weights, self.engine.params.k, self.rng, exclude=(self.self_id,))
-        if not sample:
-            return []
-        poll = _Poll(self._next_id, txids, frozenset(sample), now + self.query_timeout_s,
-                     contested=any(map(is_contested, txids)))
+        sample = weighted_sample(weights, self.engine.params.k, self.rng)
+        yes = [0] * len(txids)
+        if self.self_id in sample:
+            yes = [int(v) for v in self.engine.votes(txids)]
+        asked = [v for v in sample if v != self.self_id and self._reachable(v)]
+        poll = _Poll(self._next_id, txids, frozenset(sample), set(asked),
+                     now + self.query_timeout_s, yes, contested=any(map(is_contested, txids)))
         self._next_id += 1
         self._polls[poll.poll_id] = poll
         self.stats.started += 1
-        return [Query(poll.poll_id, validator, txids) for validator in sample]
+        # A poll with nobody to ask (only this node sampled) ends at its deadline.
+        return [Query(poll.poll_id, validator, txids) for validator in asked]
 
     def on_reply(self, poll_id, validator, votes):
         """A validator answered: ``votes`` are bools aligned with the query's txids.
 
-        Returns the decisions made if this reply completed the poll. Replies to
-        unknown or finished polls, from validators not sampled, duplicates and
+        Returns the decisions made if this reply ended the poll. Replies to
+        unknown or finished polls, from validators not asked, duplicates and
         malformed vote lists are ignored and counted in ``stats.ignored``.
         """
         poll = self._polls.get(poll_id)
         reason = None
         if poll is None:
             reason = "unknown-poll"
-        elif validator not in poll.validators:
+        elif validator not in poll.sample or validator == self.self_id:
             reason = "not-sampled"
-        elif validator in poll.replies:
+        elif validator not in poll.waiting:
             reason = "duplicate"
         elif not isinstance(votes, (list, tuple)) or len(votes) != len(poll.txids):
             reason = "bad-length"
@@ -157,23 +225,25 @@ class PollManager:
             self.stats.ignored[reason] += 1
             return []
         self.stats.replies += 1
-        poll.replies[validator] = votes
-        if len(poll.replies) < len(poll.validators):
-            return []
-        del self._polls[poll_id]
-        self.stats.completed += 1
-        return self._finish(poll)
+        poll.waiting.discard(validator)
+        tally = poll.yes
+        for index, vote in enumerate(votes):
+            tally[index] += vote
+        if not poll.waiting:
+            return self._end(poll, early=False)
+        if self._certain(poll):
+            return self._end(poll, early=True)
+        return []
 
     def on_tick(self, now):
         """Expire polls whose deadline is at or before ``now``; return their decisions."""
         decisions = []
         for poll in [p for p in self._polls.values() if p.deadline <= now]:
-            del self._polls[poll.poll_id]
             self.stats.expired += 1
-            for validator in sorted(poll.validators - poll.replies.keys(), key=repr):
+            for validator in sorted(poll.waiting, key=repr):
                 self.stats.missing_replies += 1
                 self.reputation.record_timeout(validator)
-            decisions.extend(self._finish(poll))
+            decisions.extend(self._end(poll, early=None))
         return decisions
 
     def next_deadline(self):
@@ -181,41 +251,30 @@ class PollManager:
         return min((p.deadline for p in self._polls.values()), default=None)
 
     def cancel(self, txid):
-        """Cancel ``txid`` in the engine and forget its votes; True if it was pending."""
-        self._last_votes.pop(txid, None)
+        """Cancel ``txid`` in the engine if it was never polled; True if it was forgotten."""
         return self.engine.cancel(txid)
 
-    def _finish(self, poll):
-        size = len(poll.validators)
-        quorum = self.engine.params.quorum(size)
-        replies = poll.replies.items()
-        unanimous = len(poll.replies)
-        results = {}
-        dissenters = set()
-        for index, txid in enumerate(poll.txids):
-            yes = 0
-            last = self._last_votes.setdefault(txid, {})
-            for validator, votes in replies:
-                vote = votes[index]
-                yes += vote
-                last[validator] = vote
-            results[txid] = (yes, size)
-            # A successful round on an uncontested transaction: the validators
-            # that voted no dissent (none did if every reply said yes).
-            if quorum <= yes < unanimous and self.engine.status(txid) == PENDING and not (
-                self.engine.is_contested(txid)
-            ):
-                dissenters.update(v for v, votes in poll.replies.items() if not votes[index])
-        for validator in sorted(dissenters, key=repr):
-            self.reputation.record_dissent(validator)
-        decisions = self.engine.record_poll(results)
-        for txid, accepted, reason in decisions:
-            last = self._last_votes.pop(txid, {})
-            if reason in (REASON_FINALIZED, REASON_CONFLICT):
-                for validator, vote in last.items():
-                    if vote != accepted:
-                        self.reputation.record_contrary(validator)
-        for txid in poll.txids:
-            if txid in self._last_votes and self.engine.status(txid) != PENDING:
-                del self._last_votes[txid]
-        return decisions
+    def _certain(self, poll):
+        """True if no outstanding reply can change any txid's outcome."""
+        size = len(poll.sample)
+        params = self.engine.params
+        confidence, preference = params.quorum(size), params.preference_quorum(size)
+        outstanding = len(poll.waiting)
+        for yes in poll.yes:
+            if yes >= confidence:
+                continue
+            best = yes + outstanding
+            if best < preference or (yes >= preference and best < confidence):
+                continue
+            return False
+        return True
+
+    def _end(self, poll, early):
+        del self._polls[poll.poll_id]
+        if early is not None:
+            self.stats.completed += 1
+            self.stats.early_terminated += bool(early and poll.waiting)
+        self.stats.votes += len(poll.sample) - len(poll.waiting)
+        size = len(poll.sample)
+        results = {txid: (yes, size) for txid, yes in zip(poll.txids, poll.yes, strict=True)}
+        return self.engine.record_poll(results)

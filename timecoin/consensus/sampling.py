@@ -3,11 +3,10 @@
 :func:`weighted_sample` draws ``k`` distinct validators with probability
 proportional to weight (successive sampling without replacement, as when
 drawing names from a hat one by one). :class:`Reputation` scales each
-validator's weight by a multiplier in ``[floor, 1]``: a timeout, a vote
-against the final outcome or a "no" on an uncontested transaction that won
-its round lowers it, and it recovers toward 1 with a half-life
-measured on an injected clock. A validator is never excluded: the floor keeps
-its weight positive.
+validator's weight by a multiplier in ``[floor, 1]``: a timeout lowers it,
+and it recovers toward 1 with a half-life measured on an injected clock. A
+validator is never excluded: the floor keeps its weight positive. Votes
+never change a weight.
 """
 
 import math
@@ -39,47 +38,30 @@ def weighted_sample(weights, k, rng, exclude=()):
 
 
 class Reputation:
-    """Per-validator sampling multipliers that punish timeouts and contrary votes.
+    """Per-validator sampling multipliers that punish timeouts, and nothing else.
 
-    Each validator's multiplier starts at 1. :meth:`record_timeout` multiplies
-    it by ``timeout_penalty``, :meth:`record_contrary` by ``contrary_penalty``
-    and :meth:`record_dissent` by ``dissent_penalty``; it never drops below
-    ``floor`` (> 0), so a validator is sampled less but never excluded.
-    Between events the deficit ``1 - m`` halves every ``half_life_s`` seconds
-    of ``clock()`` (an injected callable, e.g. ``reactor.seconds``), so a
-    validator that behaves again recovers.
+    Each validator's multiplier starts at 1; :meth:`record_timeout` multiplies
+    it by ``timeout_penalty``, never below ``floor`` (> 0), so a validator that
+    does not answer is sampled less but never excluded. Between timeouts the
+    deficit ``1 - m`` halves every ``half_life_s`` seconds of ``clock()`` (an
+    injected callable, e.g. ``reactor.seconds``), so a validator that answers
+    again recovers. How a validator *votes* never changes its weight:
+    down-weighting disagreement would let an attacker bias samples toward the
+    side it wants (see ``doc/snowball.md``).
     """
 
-    def __init__(
-        self,
-        clock,
-        timeout_penalty=0.5,
-        contrary_penalty=0.8,
-        dissent_penalty=0.8,
-        floor=0.05,
-        half_life_s=300.0,
-    ):
+    def __init__(self, clock, timeout_penalty=0.5, floor=0.05, half_life_s=300.0):
         if not 0 < floor <= 1:
             raise ValueError("floor must be in (0, 1]")
-        penalties = {
-            "timeout_penalty": timeout_penalty,
-            "contrary_penalty": contrary_penalty,
-            "dissent_penalty": dissent_penalty,
-        }
-        for name, penalty in penalties.items():
-            if not 0 < penalty <= 1:
-                raise ValueError(f"{name} must be in (0, 1]")
+        if not 0 < timeout_penalty <= 1:
+            raise ValueError("timeout_penalty must be in (0, 1]")
         if half_life_s <= 0:
             raise ValueError("half_life_s must be > 0")
         self.clock = clock
         self.timeout_penalty = timeout_penalty
-        self.contrary_penalty = contrary_penalty
-        self.dissent_penalty = dissent_penalty
         self.floor = floor
         self.half_life_s = half_life_s
         self.timeouts = 0
-        self.contrary_votes = 0
-        self.dissents = 0
         self._state = {}  # validator -> (multiplier, as of time)
 
     def multiplier(self, validator):
@@ -95,24 +77,11 @@ class Reputation:
             return 1.0
         return recovered
 
-    def _penalize(self, validator, factor):
-        value = max(self.floor, self.multiplier(validator) * factor)
-        self._state[validator] = (value, self.clock())
-
     def record_timeout(self, validator):
         """``validator`` did not answer a query in time."""
         self.timeouts += 1
-        self._penalize(validator, self.timeout_penalty)
-
-    def record_contrary(self, validator):
-        """``validator``'s last vote on a decided transaction opposed the decision."""
-        self.contrary_votes += 1
-        self._penalize(validator, self.contrary_penalty)
-
-    def record_dissent(self, validator):
-        """``validator`` voted no on an uncontested transaction that won the round."""
-        self.dissents += 1
-        self._penalize(validator, self.dissent_penalty)
+        value = max(self.floor, self.multiplier(validator) * self.timeout_penalty)
+        self._state[validator] = (value, self.clock())
 
     def adjusted(self, weights):
         """``{validator: weight * multiplier}`` for sampling."""

@@ -1,18 +1,44 @@
 """Snowball finality over conflict sets: a sans-I/O engine driven by poll results.
 
-A *conflict set* is every pending transaction spending one outpoint; a
-transaction with several inputs belongs to several sets. Per set the engine
+A *conflict set* is every transaction this node has seen spending one outpoint;
+a transaction with several inputs belongs to several sets. Per set the engine
 keeps a preference (what this node votes), and per transaction its preference
-strength (successful rounds in total), its confidence (consecutive successful
-rounds) and the number of polls it has been in. See ``doc/snowball.md``.
+strength (rounds reaching ``alpha_preference``), its confidence (consecutive
+rounds reaching ``alpha``) and the number of polls it has been in. The rules
+follow avalanchego's n-ary Snowball; ``doc/snowball.md`` states them.
 
-The engine never samples, sends or times anything: :mod:`timecoin.consensus.polls` runs
-the polls and feeds each finished one to :meth:`SnowballEngine.record_poll`.
+Safety rules kept here:
+
+* once a transaction entered, its outpoints stay bound to its conflict set
+  until one member is finalized: nothing local (no timeout, no round limit)
+  frees them; ``max_rounds`` only marks a transaction *stalled*;
+* ``rejected`` means invalid at entry or a conflicting transaction was
+  finalized; ``accepted`` and ``rejected`` are terminal;
+* votes follow decisions (also beyond the in-memory window, through
+  ``lookup``), and after :meth:`SnowballEngine.restore` the node never votes for
+  another side of a set it voted on before, until that set is decided.
+
+The engine never samples, sends or times anything: :mod:`timecoin.consensus.polls`
+runs the polls and feeds each finished one to :meth:`SnowballEngine.record_poll`.
 """
 
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
-from fractions import Fraction
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from zope.interface import implementer
+
+from timecoin.consensus.interfaces import ISnowballEngine
+from timecoin.consensus.params import CONFIG_KEYS, SnowballParams
+from timecoin.consensus.state import (
+    ConflictSetRecord,
+    EngineStats,
+    FinalStatusError,
+    TxSnapshot,
+    _Tx,
+)
+
+__all__ = ["CONFIG_KEYS", "ConflictSetRecord", "EngineStats", "FinalStatusError",
+           "SnowballEngine", "SnowballParams", "TxSnapshot"]
 
 PENDING = "pending"
 ACCEPTED = "accepted"
@@ -22,181 +48,80 @@ REJECTED = "rejected"
 REASON_FINALIZED = "finalized"
 REASON_CONFLICT = "conflict"
 REASON_DOUBLE_SPEND = "double-spend"
-REASON_MAX_ROUNDS = "max-rounds"
-
-#: The ``[consensus.avalanche]`` keys read by :meth:`SnowballParams.from_config`.
-CONFIG_KEYS = ("sample_size", "alpha", "beta", "finality_confidence", "max_rounds")
-
-
-def _share(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float, Fraction)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    # Exact arithmetic: 0.7 * 10 must give 7, not 7.000000000000001.
-    share = Fraction(value).limit_denominator(1_000_000)
-    if not Fraction(1, 2) < share <= 1:
-        raise ValueError(f"{name} must be in (0.5, 1], got {value!r}")
-    return share
-
-
-def _count(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class SnowballParams:
-    """Validated Snowball parameters (the ``[consensus.avalanche]`` section).
-
-    ``alpha`` is the share of a sample that must vote yes for a round to count
-    (alpha confidence). ``alpha_preference`` (not a config key; default: a bare
-    strict majority) is the share that raises a transaction's preference
-    strength and so may flip a preference; it never exceeds ``alpha``.
-    """
-
-    k: int = 20
-    alpha: float = 0.75
-    beta: int = 15
-    finality_confidence: int = 15
-    max_rounds: int = 30
-    alpha_preference: float | None = None
-
-    def __post_init__(self):
-        _count(self.k, "sample_size")
-        alpha = _share(self.alpha, "alpha")
-        _count(self.beta, "beta")
-        _count(self.finality_confidence, "finality_confidence")
-        _count(self.max_rounds, "max_rounds")
-        if self.max_rounds < max(self.beta, self.finality_confidence):
-            raise ValueError("max_rounds must be >= beta and >= finality_confidence")
-        if self.alpha_preference is None:
-            pref = None
-        else:
-            pref = _share(self.alpha_preference, "alpha_preference")
-            if pref > alpha:
-                raise ValueError("alpha_preference must not exceed alpha")
-        object.__setattr__(self, "_alpha_share", alpha)
-        object.__setattr__(self, "_pref_share", pref)
-
-    @classmethod
-    def from_config(cls, section):
-        """Build from a ``[consensus.avalanche]`` mapping; missing keys keep defaults."""
-        kwargs = {}
-        for key in CONFIG_KEYS:
-            if key in section:
-                kwargs["k" if key == "sample_size" else key] = section[key]
-        return cls(**kwargs)
-
-    @staticmethod
-    def majority(n):
-        """The smallest strict majority of ``n`` votes."""
-        return n // 2 + 1
-
-    def quorum(self, n):
-        """Yes votes needed out of an actual sample of ``n`` for a successful round.
-
-        ``max(ceil(alpha * n), n // 2 + 1)``: at least the alpha share and always
-        a strict majority, also on networks smaller than ``k`` (1 of 1, 2 of 2,
-        3 of 3, 3 of 4 with alpha 0.75). An empty sample (``n == 0``) can never
-        succeed: its quorum is 1.
-        """
-        if n <= 0:
-            return 1
-        share = self._alpha_share
-        return max(-((-share.numerator * n) // share.denominator), self.majority(n))
-
-    def preference_quorum(self, n):
-        """Yes votes out of ``n`` that raise preference strength (<= :meth:`quorum`)."""
-        if n <= 0:
-            return 1
-        if self._pref_share is None:
-            return self.majority(n)
-        share = self._pref_share
-        return max(-((-share.numerator * n) // share.denominator), self.majority(n))
+REASON_REPORTED = "finalized-by-network"
+#: The reason a pending transaction's snapshot gives once it ran ``max_rounds``.
+REASON_STALLED = "stalled"
+#: A stalled transaction is polled once every 2, 4, ... up to this many poll starts.
+MAX_STALL_BACKOFF = 16
 
 
 @dataclass
-class _Tx:
-    txid: object
-    outpoints: tuple
-    strength: int = 0
-    confidence: int = 0
-    rounds: int = 0
-    contested: bool = False
+class _Set:
+    members: list  # txids in arrival order
+    preferred: object  # the txid this node prefers
+    pinned: object = None  # after restore: the only member this node votes for
 
 
-@dataclass(frozen=True)
-class TxSnapshot:
-    """A pending transaction's counters, for RPC, metrics and tests."""
-
-    txid: object
-    preferred: bool
-    contested: bool
-    strength: int
-    confidence: int
-    rounds: int
-
-
-@dataclass
-class EngineStats:
-    """Counters of one engine since it was made."""
-
-    polls: int = 0
-    successful_rounds: int = 0
-    failed_rounds: int = 0
-    ambiguous_rounds: int = 0
-    preference_flips: int = 0
-    accepted: int = 0
-    rejected: Counter = field(default_factory=Counter)
-    rounds_to_accept: Counter = field(default_factory=Counter)
-
-
+@implementer(ISnowballEngine)
 class SnowballEngine:
     """Snowball over conflict sets: preferences, counters and decisions.
 
-    Decisions are ``(txid, accepted, reason)`` tuples, returned by :meth:`add`
-    and :meth:`record_poll`; each transaction is decided at most once and a
-    decision never changes. ``remember`` bounds how many decided transactions
-    (and outpoints spent by accepted ones) are kept to answer votes.
+    Decisions are ``(txid, accepted, reason)`` tuples, returned by :meth:`add`,
+    :meth:`record_poll` and :meth:`report_finalized`; each transaction is
+    decided at most once and a decision never changes. ``remember`` bounds how
+    many decided transactions (and outpoints spent by accepted ones) are kept;
+    ``lookup(txid)`` (True: finalized, False: rejected, None: unknown), e.g. a
+    journal lookup, answers votes beyond that window.
     """
 
-    def __init__(self, params, remember=100_000):
+    def __init__(self, params, remember=100_000, lookup=None):
         self.params = params
         self.stats = EngineStats()
         self._remember = remember
+        self._lookup = lookup
         self._pending = {}  # txid -> _Tx, in arrival order
-        self._sets = {}  # outpoint -> list of pending txids; [0] is the preference
+        self._sets = {}  # outpoint -> _Set, while it has a pending member
         self._decided = OrderedDict()  # txid -> True (accepted) / False (rejected)
         self._spent = OrderedDict()  # outpoint -> accepted txid
+        self._voted = {}  # outpoint -> (members, preferred) last voted on
+        self._dirty = set()  # outpoints whose voted record changed since dirty_records()
+        self._ticks = 0  # calls of in_flight(), the clock of stall back-off
 
     # -- transactions -------------------------------------------------------
 
     def add(self, txid, outpoints):
-        """A validated transaction was seen; return decisions (empty unless a double spend).
+        """A validated transaction entered; return decisions (empty unless a double spend).
 
-        It joins the conflict set of each outpoint; the first transaction seen
+        It joins the conflict set of each outpoint (as a contender if the set
+        exists, however long it has been polled); the first transaction seen
         in a set is that set's preference. Known txids are ignored.
         """
         if txid in self._pending or txid in self._decided:
             return []
         outpoints = tuple(dict.fromkeys(outpoints))
         if any(op in self._spent for op in outpoints):
-            return [self._decide_rejected(txid, REASON_DOUBLE_SPEND)]
+            return [self._decide(txid, False, REASON_DOUBLE_SPEND)]
         tx = _Tx(txid, outpoints)
         self._pending[txid] = tx
         for op in outpoints:
-            members = self._sets.setdefault(op, [])
-            if members:
-                tx.contested = True
-                for other in members:
-                    self._pending[other].contested = True
-            members.append(txid)
+            conflict_set = self._sets.get(op)
+            if conflict_set is None:
+                self._sets[op] = _Set([txid], txid)
+                continue
+            tx.contested = True
+            for other in conflict_set.members:
+                self._pending[other].contested = True
+            conflict_set.members.append(txid)
         return []
 
     def cancel(self, txid):
-        """Stop deciding ``txid`` without a decision; True if it was pending."""
+        """Forget pending ``txid`` if it was never polled; True if forgotten.
+
+        A transaction that has been in a poll stays bound to its conflict sets
+        (other nodes may have counted this node's vote): it is not forgotten.
+        """
         tx = self._pending.get(txid)
-        if tx is None:
+        if tx is None or tx.rounds or tx.voted:
             return False
         self._drop(tx)
         return True
@@ -215,21 +140,26 @@ class SnowballEngine:
         tx = self._pending.get(txid)
         if tx is None:
             return None
-        return TxSnapshot(
-            txid, self.is_preferred(txid), tx.contested, tx.strength, tx.confidence, tx.rounds
-        )
+        return TxSnapshot(txid, self.is_preferred(txid), tx.contested, tx.strength,
+                          tx.confidence, tx.rounds, tx.stalled,
+                          REASON_STALLED if tx.stalled else None)
 
     def is_contested(self, txid):
         """True if pending ``txid`` has (or had) a conflicting transaction."""
         tx = self._pending.get(txid)
         return tx is not None and tx.contested
 
+    def is_stalled(self, txid):
+        """True if pending ``txid`` ran ``max_rounds`` polls undecided."""
+        tx = self._pending.get(txid)
+        return tx is not None and tx.stalled
+
     def conflicts(self, txid):
         """The pending transactions sharing an outpoint with pending ``txid``."""
         tx = self._pending.get(txid)
         if tx is None:
             return set()
-        return {other for op in tx.outpoints for other in self._sets[op] if other != txid}
+        return {o for op in tx.outpoints for o in self._sets[op].members if o != txid}
 
     def __len__(self):
         return len(self._pending)
@@ -239,45 +169,109 @@ class SnowballEngine:
     def is_preferred(self, txid):
         """This node's vote on ``txid``: preferred in every one of its conflict sets.
 
-        Accepted transactions are preferred; rejected and unknown ones are not.
+        Accepted transactions are preferred, rejected ones are not; unknown
+        ones are looked up (``lookup``), else not preferred. A set pinned by
+        :meth:`restore` is voted for its pinned member only.
         """
         tx = self._pending.get(txid)
         if tx is None:
-            return self._decided.get(txid, False)
-        sets = self._sets
+            decided = self._decided.get(txid)
+            if decided is None and self._lookup is not None:
+                decided = self._lookup(txid)
+            return bool(decided)
         for op in tx.outpoints:
-            if sets[op][0] != txid:
+            conflict_set = self._sets[op]
+            if (conflict_set.pinned or conflict_set.preferred) != txid:
                 return False
         return True
 
     def votes(self, txids):
-        """The answer to a query: ``[is_preferred(t) for t in txids]``."""
-        is_preferred = self.is_preferred
-        return [is_preferred(t) for t in txids]
+        """The answer to a query: ``[is_preferred(t) for t in txids]``.
 
-    def in_flight(self, limit=None):
-        """Up to ``limit`` pending txids, oldest first: the batch for the next poll."""
-        if limit is None or limit >= len(self._pending):
-            return list(self._pending)
-        return [t for t, _ in zip(self._pending, range(limit), strict=False)]
+        Each conflict set voted on is recorded for :meth:`dirty_records`: the
+        caller persists those records before the votes leave.
+        """
+        answer = []
+        for txid in txids:
+            answer.append(self.is_preferred(txid))
+            tx = self._pending.get(txid)
+            if tx is not None:
+                tx.voted = True
+                self._mark_voted(tx)
+        return answer
+
+    def dirty_records(self):
+        """The :class:`ConflictSetRecord` list changed by votes since the last call."""
+        records = []
+        for op in sorted(self._dirty, key=repr):
+            conflict_set = self._sets.get(op)
+            if conflict_set is None:
+                continue
+            members = tuple((t, self._pending[t].outpoints) for t in conflict_set.members)
+            records.append(ConflictSetRecord(op, members, self._voted[op][1]))
+        self._dirty.clear()
+        return records
+
+    def restore(self, records):
+        """Reload conflict sets from :meth:`dirty_records` output saved before a restart.
+
+        Members are added (decided ones skipped); each set is pinned to the
+        member it was voted for: this node votes for no other member of that
+        set until the set is decided. Later records for a set replace earlier
+        ones. Returns decisions (double spends of outpoints already spent).
+        """
+        decisions = []
+        latest = {}
+        for record in records:
+            latest[record.outpoint] = record
+            for txid, outpoints in record.members:
+                decisions.extend(self.add(txid, outpoints))
+        for op, record in latest.items():
+            conflict_set = self._sets.get(op)
+            if conflict_set is not None and record.preferred in conflict_set.members:
+                conflict_set.preferred = conflict_set.pinned = record.preferred
+                self._voted[op] = (tuple(conflict_set.members), record.preferred)
+        return decisions
+
+    def in_flight(self, limit=None, contested=True):
+        """Up to ``limit`` pending txids, oldest first: the batch for the next poll.
+
+        With ``contested=False`` only uncontested transactions are taken.
+
+        A stalled transaction is included only once every 2, 4, ...,
+        :data:`MAX_STALL_BACKOFF` calls while its rounds keep failing (its
+        polling slows down but goes on); a successful round restores full speed.
+        """
+        self._ticks += 1
+        batch = []
+        for txid, tx in self._pending.items():
+            if limit is not None and len(batch) >= limit:
+                break
+            if tx.stalled and self._ticks < tx.next_tick or not contested and tx.contested:
+                continue
+            if tx.stalled:
+                tx.backoff = min(tx.backoff * 2, MAX_STALL_BACKOFF)
+                tx.next_tick = self._ticks + tx.backoff
+            batch.append(txid)
+        return batch
 
     # -- polls --------------------------------------------------------------
 
     def record_poll(self, results):
         """Feed one finished poll: ``{txid: (yes_count, sample_size)}``; return decisions.
 
-        A round is successful for a transaction when ``yes >= quorum(sample_size)``;
-        it raises the confidence of that transaction and resets the confidence of
-        every transaction conflicting with it. A failed round resets confidence.
-        If two conflicting transactions both reach the quorum (only possible
-        with byzantine voters) the round counts as failed for both.
+        Per transaction, as avalanchego's n-ary Snowball: ``yes >=
+        preference_quorum`` raises its strength (it becomes a set's preference
+        only with strictly more strength than the current one: a tie keeps the
+        preference) and resets the confidence of its conflicts; ``yes >=
+        quorum`` then raises its confidence, anything less resets it. Two
+        conflicting transactions both reaching a threshold in one poll (only
+        byzantine voters can do that) count as failed rounds for both.
         """
         params = self.params
         pending = self._pending
         self.stats.polls += 1
-        polled = []
-        winners = set()
-        strong = set()
+        polled, winners, strong = [], set(), set()
         quorums = {}  # sample size -> (preference quorum, quorum)
         for txid, (yes, size) in results.items():
             tx = pending.get(txid)
@@ -292,86 +286,115 @@ class SnowballEngine:
                 strong.add(txid)
                 if yes >= needed[1]:
                     winners.add(txid)
-        # Only a contested transaction (one that has had a rival) has conflicts.
-        ambiguous = {t for t in winners if pending[t].contested and self.conflicts(t) & winners}
-        self.stats.ambiguous_rounds += len(ambiguous)
+        ambiguous = {t for t in strong if pending[t].contested and self.conflicts(t) & strong}
+        self.stats.ambiguous_rounds += len(ambiguous & winners)
+        strong -= ambiguous
         winners -= ambiguous
-        strong -= {t for t in strong if pending[t].contested and self.conflicts(t) & strong}
         for txid in strong:
             self._strengthen(pending[txid])
         for tx in polled:
             if tx.txid in winners:
                 self.stats.successful_rounds += 1
                 tx.confidence += 1
-                if tx.contested:
-                    for other in self.conflicts(tx.txid):
-                        pending[other].confidence = 0
+                tx.backoff, tx.next_tick = 1, 0  # progress: poll it at full speed again
             else:
                 self.stats.failed_rounds += 1
                 tx.confidence = 0
+        for txid in strong:
+            if pending[txid].contested:
+                for other in self.conflicts(txid):
+                    pending[other].confidence = 0
         decisions = []
         for tx in polled:
             needed = params.beta if tx.contested else params.finality_confidence
-            if tx.txid in self._pending and tx.confidence >= needed:
-                decisions.extend(self._accept(tx))
+            if tx.txid in pending and tx.confidence >= needed:
+                decisions.extend(self._accept(tx, REASON_FINALIZED))
         for tx in polled:
-            if tx.txid in self._pending and tx.rounds >= params.max_rounds:
-                self._drop(tx)
-                decisions.append(self._decide_rejected(tx.txid, REASON_MAX_ROUNDS))
+            if tx.txid in pending and not tx.stalled and tx.rounds >= params.max_rounds:
+                tx.stalled = True
+                self.stats.stalled += 1
         return decisions
 
+    def report_finalized(self, txid, outpoints, trusted):
+        """Catch-up input: peers report ``txid`` (spending ``outpoints``) finalized.
+
+        ``trusted`` is the caller's verdict that the reporters hold more than
+        ``alpha`` of the active stake (:meth:`SnowballParams.exceeds_confidence_share`).
+        The report is applied directly only if trusted and ``txid`` conflicts
+        with no pending transaction; otherwise ``txid`` merely enters (if new)
+        and is polled as usual. A rejected ``txid`` stays rejected. Returns
+        decisions.
+        """
+        if txid in self._decided:
+            return []
+        decisions = self.add(txid, outpoints)
+        if decisions or not trusted or self.conflicts(txid):
+            self.stats.reports_deferred += 1
+            return decisions
+        self.stats.reports_applied += 1
+        return self._accept(self._pending[txid], REASON_REPORTED)
+
     # -- internals ----------------------------------------------------------
+
+    def _mark_voted(self, tx):
+        for op in tx.outpoints:
+            conflict_set = self._sets[op]
+            record = (tuple(conflict_set.members), conflict_set.pinned or conflict_set.preferred)
+            if self._voted.get(op) != record:
+                self._voted[op] = record
+                self._dirty.add(op)
 
     def _strengthen(self, tx):
         tx.strength += 1
         for op in tx.outpoints:
-            members = self._sets[op]
-            preferred = self._pending[members[0]]
-            # Ties go to the smaller txid: nodes split evenly, and flipping in
-            # step, then converge instead of swapping preferences forever.
-            if preferred is not tx and (tx.strength, preferred.txid) > (
-                    preferred.strength, tx.txid):
-                members.remove(tx.txid)
-                members.insert(0, tx.txid)
+            conflict_set = self._sets[op]
+            preferred = self._pending[conflict_set.preferred]
+            if preferred is not tx and tx.strength > preferred.strength:
+                conflict_set.preferred = tx.txid
                 self.stats.preference_flips += 1
 
-    def _accept(self, tx):
+    def _accept(self, tx, reason):
         conflicts = self.conflicts(tx.txid)
         losers = [t for t in self._pending if t in conflicts] if conflicts else []
         self._drop(tx)
-        self._remember_decision(tx.txid, True)
+        decisions = [self._decide(tx.txid, True, reason)]
         for op in tx.outpoints:
             self._spent[op] = tx.txid
-        self.stats.accepted += 1
         self.stats.rounds_to_accept[tx.rounds] += 1
-        decisions = [(tx.txid, True, REASON_FINALIZED)]
         for other in losers:
             self._drop(self._pending[other])
-            decisions.append(self._decide_rejected(other, REASON_CONFLICT))
+            decisions.append(self._decide(other, False, REASON_CONFLICT))
         return decisions
 
-    def _decide_rejected(self, txid, reason):
-        self._remember_decision(txid, False)
-        self.stats.rejected[reason] += 1
-        return (txid, False, reason)
-
-    def _drop(self, tx):
-        """Remove a pending tx; a set losing its preference prefers its strongest member."""
-        del self._pending[tx.txid]
-        for op in tx.outpoints:
-            members = self._sets[op]
-            was_preferred = members[0] == tx.txid
-            members.remove(tx.txid)
-            if not members:
-                del self._sets[op]
-            elif was_preferred:
-                best = min(members, key=lambda t: (-self._pending[t].strength, t))
-                members.remove(best)
-                members.insert(0, best)
-
-    def _remember_decision(self, txid, accepted):
+    def _decide(self, txid, accepted, reason):
+        known = self._decided.get(txid)
+        if known is not None and known != accepted:
+            raise FinalStatusError(f"{txid!r} was decided {known}, cannot become {accepted}")
         self._decided[txid] = accepted
         while len(self._decided) > self._remember:
             self._decided.popitem(last=False)
         while len(self._spent) > self._remember:
             self._spent.popitem(last=False)
+        if accepted:
+            self.stats.accepted += 1
+        else:
+            self.stats.rejected[reason] += 1
+        return (txid, accepted, reason)
+
+    def _drop(self, tx):
+        """Remove a pending tx; a set losing its preference prefers its strongest member."""
+        del self._pending[tx.txid]
+        for op in tx.outpoints:
+            conflict_set = self._sets[op]
+            conflict_set.members.remove(tx.txid)
+            if not conflict_set.members:
+                del self._sets[op]
+                self._voted.pop(op, None)
+                self._dirty.discard(op)
+                continue
+            if conflict_set.pinned == tx.txid:
+                conflict_set.pinned = None
+            if conflict_set.preferred == tx.txid:
+                # max() keeps the earliest member on a tie: no txid-order rule to grind.
+                conflict_set.preferred = max(conflict_set.members,
+                                             key=lambda t: self._pending[t].strength)

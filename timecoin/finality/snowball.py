@@ -3,9 +3,11 @@
 :class:`SnowballFinality` provides :class:`~timecoin.interfaces.IFinality`. It
 feeds validated transactions to a :class:`~timecoin.consensus.snowball.SnowballEngine`,
 runs polls with a :class:`~timecoin.consensus.polls.PollManager` (stake-weighted samples
-of the connected masternodes, every transaction in flight batched into one
-query per sampled validator), answers other nodes' queries with this node's
-preferences, and reports each decision to its listeners.
+of the whole active set of masternodes, this node included; sampled ones it is
+not connected to count as silent; every transaction in flight batched into one
+query per sampled validator; no poll while the reachable stake is below
+alpha), answers other nodes' queries with this node's preferences, and reports
+each decision to its listeners.
 
 A query naming a transaction this node has not seen is answered once the
 transaction has been fetched (``getdata`` to the asker) and validated, or,
@@ -45,9 +47,9 @@ class SnowballFinality:
     max_in_flight = 1024
 
     def __init__(self, clock, params, masternodes, self_pubkey, query_timeout_ms,
-                 rng=None, max_polls=4):
+                 rng=None, max_polls=4, lookup=None):
         self._clock = clock
-        self.engine = SnowballEngine(params, remember=REMEMBER_DECISIONS)
+        self.engine = SnowballEngine(params, remember=REMEMBER_DECISIONS, lookup=lookup)
         self.reputation = Reputation(clock.seconds)
         self.polls = PollManager(self.engine, self.reputation, rng or random.Random(),
                                  self_pubkey, query_timeout_ms, max_polls)
@@ -135,8 +137,14 @@ class SnowballFinality:
                     self._peer_of[peer.pubkey] = peer.peer_id
         return {pk: self.masternodes[pk] for pk in self._peer_of}
 
+    @property
+    def poll_abort_reason(self):
+        """Why this node cannot poll now (e.g. too little connected stake), or None."""
+        return self.polls.abort_reason
+
     def _pump(self):
-        self.polls.set_validators(self.active_validators())
+        # Samples come from the whole active set; the connected ones can answer.
+        self.polls.set_validators(self.masternodes, connected=self.active_validators())
         now = self._clock.seconds()
         while self.polls.can_start():
             queries = self.polls.start_poll(now)

@@ -82,7 +82,8 @@ def _peer_list(v):
 SCHEMA = {
     "consensus.avalanche": {
         "sample_size": _int(1, 1000), "finality_confidence": _int(1, 1000),
-        "beta": _int(1, 1000), "alpha": _alpha, "query_timeout_ms": _int(1, 600_000),
+        "beta": _int(1, 1000), "alpha": _alpha, "alpha_preference": _alpha,
+        "query_timeout_ms": _int(1, 600_000),
         "max_rounds": _int(1, 100_000),
     },
     "storage": {"cache_size_mb": _int(1, 1 << 20), "flush_interval_ms": _int(10, 600_000)},
@@ -105,7 +106,7 @@ SCHEMA = {
 _TESTNET = {
     "consensus.avalanche": {
         "sample_size": 20, "finality_confidence": 15, "beta": 15, "alpha": 0.75,
-        "query_timeout_ms": 2000, "max_rounds": 30,
+        "alpha_preference": 0.75, "query_timeout_ms": 2000, "max_rounds": 30,
     },
     "storage": {"cache_size_mb": 256, "flush_interval_ms": 1000},
     "network": {
@@ -214,4 +215,8 @@ def resolve(network_name, config_file=None, datadir=None, overrides=None):
     for (section, key), value in (overrides or {}).items():
         validate(section, key, value)
         values[section][key] = value
+    avalanche = values["consensus.avalanche"]
+    if avalanche["alpha_preference"] > avalanche["alpha"]:
+        raise ConfigError("config key consensus.avalanche.alpha_preference must not exceed "
+                          f"alpha ({avalanche['alpha']!r}), got {avalanche['alpha_preference']!r}")
     return values
