@@ -398,3 +398,64 @@ class ConnectionTests(CliTestCase):
         self.assertEqual(results[:2], [9, ["x", 1]])
         self.assertIsInstance(results[2], RpcError)
         self.assertEqual(self.successResultOf(client.batch([])), [])
+
+
+class MasternodeCommandTests(CliTestCase):
+    def setUp(self):
+        super().setUp()
+        self.mn_file = os.path.join(self.datadir, "mn.json")
+        PrivateKey.devnet(8).save(self.mn_file)
+        self.node.handlers["getmasternodes"] = lambda: []
+        self.node.handlers["sendrawtransaction"] = lambda h: decode_hex(h).txid.hex()
+
+    def test_register_reuses_an_output_of_the_tier_amount(self):
+        from timecoin.ledger.registration import BRONZE
+        from timecoin.ledger.tx import registration_of
+        utxos = [utxo("aa", 0, BRONZE.collateral), utxo("bb", 1, 3 * COIN)]
+        self.node.handlers["listunspent"] = lambda address: utxos
+        status, out, err = self.run_cli("masternode", "register", "--key", self.key_file,
+                                        "--masternode-key", self.mn_file, "--tier", "bronze",
+                                        "--collateral", "aa" * 32 + ":0", "--json")
+        self.assertEqual(status, 0, err)
+        tx = self.sent_tx()
+        check_stateless(tx, DEVNET.network_id)
+        self.assertEqual(tx.inputs[0].prevout, OutPoint(b"\xaa" * 32, 0))
+        self.assertEqual(tx.outputs[0].amount, BRONZE.collateral)
+        reg = registration_of(tx)
+        self.assertEqual(reg.masternode_pubkey, PrivateKey.devnet(8).pubkey)
+        self.assertEqual(json.loads(out)["collateral"], f"{tx.txid.hex()}:0")
+
+    def test_register_refusals(self):
+        self.node.handlers["listunspent"] = lambda address: [utxo("aa", 0, 5 * COIN)]
+        base = ["masternode", "register", "--key", self.key_file, "--masternode-key",
+                self.mn_file]
+        self.assertEqual(self.run_cli(*base, "--tier", "platinum")[0], 2)
+        self.assertEqual(self.run_cli(*base, "--tier", "gold", "--collateral", "xyz")[0], 2)
+        status, _, err = self.run_cli(*base, "--tier", "bronze", "--collateral", "aa" * 32 + ":0")
+        self.assertEqual(status, 1)
+        self.assertIn("needs exactly 1000.00000000 TIME", err)
+        status, _, err = self.run_cli(*base, "--tier", "gold")
+        self.assertEqual(status, 1)
+        self.assertIn("insufficient funds", err)
+
+    def test_send_never_spends_a_collateral(self):
+        status, _, err = self.send("--amount", "1", utxos=[
+            {**utxo("aa", 0, 1000 * COIN), "collateral": True}, utxo("bb", 1, 3 * COIN)])
+        self.assertEqual(status, 0, err)
+        self.assertEqual([i.prevout for i in self.sent_tx().inputs], [OutPoint(b"\xbb" * 32, 1)])
+
+    def test_deregister_spends_the_collateral_back(self):
+        collateral = "aa" * 32 + ":0"
+        self.node.handlers["listunspent"] = lambda address: [
+            {**utxo("aa", 0, 1000 * COIN), "collateral": True}]
+        self.node.handlers["getmasternodes"] = lambda: [
+            {"pubkey": "11" * 32, "collateral": collateral, "leaving": False}]
+        status, _, err = self.run_cli("masternode", "deregister", "--key", self.key_file)
+        self.assertEqual(status, 0, err)
+        tx = self.sent_tx()
+        self.assertEqual([i.prevout for i in tx.inputs], [OutPoint(b"\xaa" * 32, 0)])
+        self.assertEqual(tx.outputs[0].key_hash, PrivateKey.devnet(0).key_hash)
+        self.node.handlers["getmasternodes"] = lambda: []
+        status, _, err = self.run_cli("masternode", "deregister", "--key", self.key_file)
+        self.assertEqual(status, 1)
+        self.assertIn("no such registered masternode", err)

@@ -11,8 +11,9 @@ from twisted.trial import unittest
 
 from tests.support import devnet_funding, make_datadir, transfer
 from timecoin.api.client import RpcClient, read_cookie
+from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.keys import PrivateKey
-from timecoin.ledger.networks import COIN
+from timecoin.ledger.networks import COIN, DEVNET
 from timecoin.testing.processes import is_running, run_cli, run_twistd, start_daemon, worker_pids
 from timecoin.testing.waiting import poll, wait_until
 
@@ -123,7 +124,8 @@ class StartupErrorTests(unittest.TestCase):
         conn.execute("UPDATE utxos SET amount = amount + 1 WHERE vout = 7")
         conn.commit()
         conn.close()
-        yield self.assertOneLineFailure("the utxos table holds 1000000000000001 units")
+        supply = make_genesis(DEVNET).total_supply  # the dev keys' funds and a collateral
+        yield self.assertOneLineFailure(f"the utxos table holds {supply + 1} units")
         out, err, code = yield run_twistd(reactor, "--datadir", self.dir, "--check-db")
         self.assertEqual(code, 1, (out, err))
         self.assertNotIn(b"Traceback", out + err)

@@ -136,7 +136,7 @@ class RpcTests(unittest.TestCase):
         self.assertEqual(balance["finalized"], AMOUNT0 + 5 * COIN)
         unspent = yield self.rpc.call("listunspent", DEST.address())
         self.assertIn({"txid": tx.txid.hex(), "vout": 0, "amount": 5 * COIN,
-                       "status": "unspent"}, unspent)
+                       "status": "unspent", "collateral": False}, unspent)
         again = yield self.rpc.call("gettransaction", tx.txid.hex())
         self.assertEqual(again["status"], "finalized")
 

@@ -15,6 +15,8 @@ from timecoin.storage.peer_tables import PEER_TABLES
 from timecoin.storage.store import JournalRecord, Storage, StorageError, encode_undo, schema_files
 
 GENESIS = make_genesis(DEVNET)
+#: The funded dev keys' outputs and the genesis masternode's collateral.
+GENESIS_OUTPUTS = sum(len(tx.outputs) for tx in GENESIS.txs)
 
 
 def record(seq, tx, spent_entries):
@@ -40,7 +42,7 @@ class StorageTests(unittest.TestCase):
     def test_fresh_database_holds_the_genesis(self):
         storage, meta = self.open()
         self.assertEqual(meta.genesis_hash, GENESIS.hash)
-        self.assertEqual(meta.count, 100)
+        self.assertEqual(meta.count, GENESIS_OUTPUTS)
         self.assertEqual(meta.total_amount, GENESIS.total_supply)
         self.assertEqual(meta.applied_seq, meta.last_seq)
         conn = sqlite3.connect(self.path)

@@ -45,7 +45,8 @@ METHODS = (
                '{"finalized": units, "pending": units}',
                (Param("address", _ADDRESS, "a timecoin address"),)),
     MethodSpec("listunspent", "Unspent outputs of an address.",
-               "a list of {txid, vout, amount, status}",
+               "a list of {txid, vout, amount, status, collateral} (collateral: the output "
+               "is a masternode's collateral; spending it deregisters the masternode)",
                (Param("address", _ADDRESS, "a timecoin address"),)),
     MethodSpec("getblockcount", "The best block height.", "the height (an integer)"),
     MethodSpec("getblock", "A block by height or hash.", "header fields and txids",
@@ -60,7 +61,10 @@ METHODS = (
                "a list of {id, address, direction, version, ping_ms, banscore}"),
     MethodSpec("getmasternodes", "The registered masternodes.",
                "a list of {pubkey, address, tier, weight, collateral, reward_address, "
-               "registered_height, active, online}"),
+               "registered_height, active, online, leaving} (registered_height null: "
+               "pending until a block confirms it; active: in the active set; online: "
+               "this node hears from it; leaving: its collateral was spent, it leaves "
+               "at the next block)"),
     MethodSpec("listbanned", "The banned peer addresses.",
                "a list of {address, banned_until, time_remaining, offences, reason}"),
     MethodSpec("setban", "Ban a peer address, or lift its ban.", "null",

@@ -94,7 +94,8 @@ class RpcMethods:
     def listunspent(self, address):
         d = self.queries.unspent(address)
         return d.addCallback(lambda rows: [
-            {"txid": op.txid.hex(), "vout": op.vout, "amount": amount, "status": status}
+            {"txid": op.txid.hex(), "vout": op.vout, "amount": amount, "status": status,
+             "collateral": self.queries.is_collateral(op)}
             for op, amount, status in rows
         ])
 

@@ -41,14 +41,15 @@ __all__ = ["COMMANDS", "EXTRA_COMMANDS", "Command", "CommandError", "Context", "
 
 #: ``"module:ATTRIBUTE"`` strings naming further :class:`Command` objects
 #: (for instance ``"timecoin.cli.devnet:COMMAND"``), loaded by :func:`build_parser`.
-EXTRA_COMMANDS = ("timecoin.cli.devnet:COMMAND", "timecoin.bench.command:COMMAND")
+EXTRA_COMMANDS = ("timecoin.cli.devnet:COMMAND", "timecoin.cli.masternode:COMMAND",
+                  "timecoin.bench.command:COMMAND")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{self.format_usage()}{self.prog}: error: {message}")
 
 
-def _add_common(p, suppress):
+def add_common_options(p, suppress):
     default = {"default": argparse.SUPPRESS} if suppress else {}
     p.add_argument("--network", choices=sorted(NETWORKS), help="default devnet",
                    **(default or {"default": "devnet"}))
@@ -72,11 +73,11 @@ def build_parser():
     """The ``timecoin`` argument parser with every registered subcommand."""
     _load_extra_commands()
     parser = _Parser(prog="timecoin", description="Talk to a timecoin node.")
-    _add_common(parser, suppress=False)
+    add_common_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", required=True)
     for cmd in COMMANDS.values():
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
-        _add_common(p, suppress=True)
+        add_common_options(p, suppress=True)
         cmd.add_arguments(p)
         p.set_defaults(command=cmd)
     return parser

@@ -110,19 +110,27 @@ def run_send(ctx):
     if a.hex_only:
         ctx.emit({"txid": tx.txid.hex(), "hex": tx.hex(), "fee": fee}, tx.hex())
         return 0
+    return (yield submit_and_report(ctx, tx, a.wait, a.timeout))
+
+
+@defer.inlineCallbacks
+def submit_and_report(ctx, tx, wait, timeout, extra=None):
+    """Submit ``tx``; print its txid (and with ``wait`` its final status and
+    finality time); fire with the exit status. ``extra``: more JSON fields."""
     txid = yield ctx.rpc.call("sendrawtransaction", tx.hex())
-    if not a.wait:
-        ctx.emit({"txid": txid, "status": "pending", "finality_ms": None}, txid)
+    extra = extra or {}
+    if not wait:
+        ctx.emit({"txid": txid, "status": "pending", "finality_ms": None, **extra}, txid)
         return 0
-    result = yield ctx.rpc.call("waitfortransaction", txid, a.timeout,
-                                timeout=a.timeout + RPC_TIMEOUT)
+    result = yield ctx.rpc.call("waitfortransaction", txid, timeout,
+                                timeout=timeout + RPC_TIMEOUT)
     status, ms = result.get("status"), result.get("finality_ms")
-    ctx.emit({"txid": txid, "status": status, "finality_ms": ms},
+    ctx.emit({"txid": txid, "status": status, "finality_ms": ms, **extra},
              txid, f"status: {status}", f"finality_ms: {format_cell(ms)}")
     if status in ("finalized", "confirmed"):
         return 0
     ctx.err.write(f"error: transaction {txid} is {status}"
-                  f"{' after ' + str(a.timeout) + ' s' if status == 'pending' else ''}\n")
+                  f"{' after ' + str(timeout) + ' s' if status == 'pending' else ''}\n")
     return 1
 
 
@@ -160,7 +168,8 @@ def run_peers(ctx):
 @defer.inlineCallbacks
 def run_masternodes(ctx):
     result = yield ctx.rpc.call("getmasternodes")
-    columns = ["pubkey", "address", "tier", "weight", "active"]
+    columns = ["pubkey", "tier", "weight", "collateral", "reward_address",
+               "registered_height", "active", "online"]
     ctx.emit(result, *format_table(result, columns, "no masternodes"))
     return 0
 

@@ -62,36 +62,42 @@ def check_address(text, network):
 
 # -- coin selection and fees ---------------------------------------------------
 
-def estimate_size(n_inputs, n_outputs):
-    """The exact encoded size of a transfer with these counts (signatures are fixed-size)."""
-    return TX_BASE_SIZE + TX_INPUT_SIZE * n_inputs + TX_OUTPUT_SIZE * n_outputs
+def estimate_size(n_inputs, n_outputs, payload=0):
+    """The exact encoded size of a transaction with these counts and ``payload``
+    bytes (signatures are fixed-size)."""
+    return TX_BASE_SIZE + TX_INPUT_SIZE * n_inputs + TX_OUTPUT_SIZE * n_outputs + payload
 
 
-def default_fee(n_inputs, n_outputs=2):
+def default_fee(n_inputs, n_outputs=2, payload=0):
     """``max(MIN_FEE_RATE × size, 0.0001 TIME)`` in units."""
-    return max(MIN_FEE_RATE * estimate_size(n_inputs, n_outputs), MIN_DEFAULT_FEE)
+    return max(MIN_FEE_RATE * estimate_size(n_inputs, n_outputs, payload), MIN_DEFAULT_FEE)
 
 
-def select_coins(utxos, amount, fee=None):
+def spendable(utxos):
+    """``listunspent`` entries a payment may use: finalized, and not a
+    masternode's collateral (spending that would deregister it)."""
+    return [u for u in utxos if u.get("status") == "unspent" and not u.get("collateral")]
+
+
+def select_coins(utxos, amount, fee=None, payload=0):
     """Pick finalized outputs covering ``amount`` + fee: ``(chosen, fee, change)``.
 
     ``utxos`` is ``listunspent``'s answer; only ``status == "unspent"`` entries
-    are used, largest first, at most ``MAX_INPUTS``. ``chosen`` is a list of
-    ``(OutPoint, amount)``. With ``fee=None`` the fee is :func:`default_fee`
-    for the inputs taken and two outputs. :class:`CommandError` if short.
+    that are not collateral are used (:func:`spendable`), largest first, at most
+    ``MAX_INPUTS``. ``chosen`` is a list of ``(OutPoint, amount)``. With
+    ``fee=None`` the fee is :func:`default_fee` for the inputs taken, two
+    outputs and ``payload`` bytes. :class:`CommandError` if short.
     """
-    spendable = sorted(
-        (u for u in utxos if u.get("status") == "unspent"),
-        key=lambda u: (-int(u["amount"]), u["txid"], int(u["vout"])))
+    usable = sorted(spendable(utxos), key=lambda u: (-int(u["amount"]), u["txid"], int(u["vout"])))
     chosen, total, need = [], 0, amount + (fee or 0)
-    for u in spendable[:MAX_INPUTS]:
+    for u in usable[:MAX_INPUTS]:
         chosen.append((OutPoint(bytes.fromhex(u["txid"]), int(u["vout"])), int(u["amount"])))
         total += int(u["amount"])
-        paid = default_fee(len(chosen)) if fee is None else fee
+        paid = default_fee(len(chosen), 2, payload) if fee is None else fee
         if total >= amount + paid:
             return chosen, paid, total - amount - paid
         need = amount + paid
-    available = sum(int(u["amount"]) for u in spendable)
+    available = sum(int(u["amount"]) for u in usable)
     waiting = sum(int(u["amount"]) for u in utxos if u.get("status") != "unspent")
     if available >= need:
         raise CommandError(

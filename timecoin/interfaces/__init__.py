@@ -16,7 +16,12 @@ from timecoin.interfaces.finality import (
     IFinalityHost,
     IFinalitySync,
 )
-from timecoin.interfaces.ledger import IBlockConsensus, IMempool, IUtxoState
+from timecoin.interfaces.ledger import (
+    IBlockConsensus,
+    IMasternodeRegistry,
+    IMempool,
+    IUtxoState,
+)
 from timecoin.interfaces.network import IListeningService, IPeer, IPeerMessaging, IPeerNetwork
 from timecoin.interfaces.node import (
     INodeApi,
@@ -30,7 +35,8 @@ from timecoin.interfaces.storage import IJournal, IStorage, IStorageCheck
 
 __all__ = [
     "IBlockConsensus", "ICatchupHost", "IDeadlines", "IFinality", "IFinalityEvents",
-    "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService", "IMempool",
+    "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService", "IMasternodeRegistry",
+    "IMempool",
     "INodeApi", "INodeComponents", "INodeMetrics", "INodeQueries", "IPeer", "IPeerMessaging",
     "IPeerNetwork", "IRpcMethods", "ISignatureVerifier", "IStorage", "IStorageCheck",
     "IUtxoFlusher", "IUtxoState",

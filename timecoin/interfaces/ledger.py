@@ -132,5 +132,56 @@ class IBlockConsensus(Interface):
     def get_block(height_or_hash):
         """A dict of the block's header fields and ``txids``, or None."""
 
+    registry = Attribute("The IMasternodeRegistry the chain's blocks drive.")
+
     def masternodes():
-        """The registered masternodes: dicts of pubkey, address, tier, weight, active."""
+        """The registered masternodes: the registry's ``describe`` dicts with
+        ``online`` (this node hears from it)."""
+
+
+class IMasternodeRegistry(Interface):
+    """The registered masternodes and the active set, sans I/O.
+
+    Finalized transactions make registrations and deregistrations pending;
+    only a block (:meth:`apply_block`) changes the active set.
+    """
+
+    def check_registration(tx):
+        """Raise ``TxRejected("masternode-registered")`` if ``tx`` registers a
+        masternode key that is registered already (pending, active or leaving)."""
+
+    def finalized(tx):
+        """Record what finalized ``tx`` changes: a pending registration, or a
+        registered collateral spent (its masternode is then leaving); True if
+        anything changed."""
+
+    def apply_block(height, confirmed_txs, deactivations=()):
+        """Apply a block at ``height``: confirmed registrations join the active
+        set, confirmed collateral spends remove their masternodes, and the
+        ``deactivations`` (public keys) leave it. Returns
+        ``{"joined", "left", "deactivated"}`` lists of public keys."""
+
+    def active_set():
+        """``{pubkey: weight}`` of the active set, in public-key order."""
+
+    def masternode_set_hash():
+        """The canonical 32-byte hash of the active set (a block header field)."""
+
+    def get(pubkey):
+        """The entry of ``pubkey`` (a ``MasternodeEntry``) or None."""
+
+    def collateral_of(outpoint):
+        """The public key whose collateral ``outpoint`` is, or None."""
+
+    def entries():
+        """Every entry, pending and leaving ones too, in public-key order."""
+
+    def rows():
+        """The entries as storage rows."""
+
+    def describe(network_id):
+        """Dicts of ``pubkey, address, tier, weight, collateral, reward_address,
+        registered_height, active, leaving`` for every entry."""
+
+    def __len__():
+        """The number of entries."""

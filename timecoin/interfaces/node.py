@@ -64,6 +64,10 @@ class INodeQueries(Interface):
     def unspent(address):
         """Fire with ``[(outpoint, amount, status_name)]`` of ``address``."""
 
+    def is_collateral(outpoint):
+        """True if ``outpoint`` is a registered masternode's collateral (spending
+        it deregisters the masternode)."""
+
     def balance(address):
         """Fire with ``{"finalized": units, "pending": units}`` of ``address``."""
 

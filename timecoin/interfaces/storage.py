@@ -35,6 +35,13 @@ class IStorage(Interface):
     def utxos_for(key_hash):
         """Fire with the stored unspent ``(outpoint, amount)`` of one address."""
 
+    def load_masternodes():
+        """Fire with the masternode registry's rows as of the applied journal
+        entries (``MasternodeRegistry.from_rows`` takes them)."""
+
+    def save_masternodes(rows):
+        """Replace the masternode registry's rows atomically (after a block)."""
+
     def run_db(fn):
         """Run ``fn(conn)`` on the writer thread; fire with its result."""
 

@@ -8,19 +8,26 @@ genesis, and this class answers the block queries of the API from it.
 from zope.interface import implementer
 
 from timecoin.interfaces import IBlockConsensus
-from timecoin.ledger.keys import encode_address, pubkey_hash
+from timecoin.ledger.registration import TIER_WEIGHTS
+from timecoin.ledger.registry import MasternodeRegistry
 
-#: Collateral tiers and their sampling weights (registration comes later).
-TIER_WEIGHTS = {"free": 1, "bronze": 10, "silver": 100, "gold": 1000}
+__all__ = ["TIER_WEIGHTS", "GenesisChain"]
 
 
 @implementer(IBlockConsensus)
 class GenesisChain:
-    """A chain of one block: the network's genesis."""
+    """A chain of one block: the network's genesis.
 
-    def __init__(self, genesis, is_active=lambda pubkey: False):
+    Its masternodes are the ``registry``'s (an ``IMasternodeRegistry``; the
+    genesis registrations when None); ``is_online(pubkey)`` says whether this
+    node hears from one.
+    """
+
+    def __init__(self, genesis, is_online=lambda pubkey: False, registry=None):
         self._genesis = genesis
-        self._is_active = is_active
+        self._is_online = is_online
+        self.registry = registry if registry is not None else \
+            MasternodeRegistry.from_genesis(genesis)
 
     def height(self):
         return 0
@@ -34,14 +41,7 @@ class GenesisChain:
         return None
 
     def masternodes(self):
-        network_id = self._genesis.network.network_id
-        return [
-            {
-                "pubkey": pk.hex(),
-                "address": encode_address(network_id, pubkey_hash(pk)),
-                "tier": "free",
-                "weight": TIER_WEIGHTS["free"],
-                "active": bool(self._is_active(pk)),
-            }
-            for pk in self._genesis.masternodes
-        ]
+        described = self.registry.describe(self._genesis.network.network_id)
+        for mn in described:
+            mn["online"] = bool(self._is_online(bytes.fromhex(mn["pubkey"])))
+        return described

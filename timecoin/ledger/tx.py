@@ -14,6 +14,10 @@ hash of it; Ed25519 signatures as libsodium verifies them are not malleable,
 so the txid of a valid transaction is fixed. Every input signs the same
 message: the hash of the encoding with all signature fields zeroed, which
 includes the network id and the kind.
+
+A ``masternode_register`` transaction (:mod:`timecoin.ledger.registration`)
+carries a masternode signature at the end of its payload; it is zeroed in the
+sighash too, and the masternode signs the same message as the inputs.
 """
 
 import hashlib
@@ -26,6 +30,7 @@ from nacl.bindings import crypto_sign_open
 from timecoin.ledger.encoding import DecodeError, Reader, Writer
 from timecoin.ledger.keys import ADDRESS_HASH_SIZE, PUBKEY_SIZE, SIGNATURE_SIZE, pubkey_hash
 from timecoin.ledger.networks import MAX_SUPPLY
+from timecoin.ledger.registration import PAYLOAD_SIZE, SIGNATURE_AT_END, decode_payload
 
 TX_VERSION = 1
 
@@ -33,10 +38,13 @@ TX_VERSION = 1
 KIND_TRANSFER = 0
 #: The outputs a network starts with; valid only inside its genesis.
 KIND_GENESIS = 1
-#: Reserved: masternode registration by collateral (a later protocol version).
+#: A masternode registration by collateral (see :mod:`timecoin.ledger.registration`).
 KIND_MASTERNODE_REGISTER = 2
 KIND_NAMES = {KIND_TRANSFER: "transfer", KIND_GENESIS: "genesis",
-              KIND_MASTERNODE_REGISTER: "masternode-register"}
+              KIND_MASTERNODE_REGISTER: "masternode_register"}
+#: What :func:`first_bad_signature` returns when the masternode signature of a
+#: registration fails (past any input index, so it fits the verifier's words).
+MASTERNODE_SIGNATURE = 500
 
 MAX_INPUTS = 500
 MAX_OUTPUTS = 500
@@ -63,6 +71,8 @@ PERMANENT_REJECTIONS = frozenset({
     "bad-signature", "pubkey-mismatch", "wrong-network", "duplicate-input", "zero-amount",
     "amount-too-large", "outputs-overflow", "unsupported-version", "unsupported-kind",
     "payload-not-allowed", "no-inputs", "no-outputs", "input-spent", "outputs-exceed-inputs",
+    "bad-registration", "unknown-tier", "collateral-out-of-range", "collateral-amount",
+    "collateral-owner",
 })
 
 
@@ -157,8 +167,10 @@ class Transaction:
     def sighash(self):
         """The message every input signs (computed once, from ``raw``)."""
         if self._sighash is None:
-            self._sighash = hashlib.blake2b(
-                SIGHASH_TAG + _unsigned(self.raw, len(self.inputs)), digest_size=32).digest()
+            unsigned = _unsigned(self.raw, len(self.inputs))
+            if self.kind == KIND_MASTERNODE_REGISTER and len(self.payload) == PAYLOAD_SIZE:
+                unsigned = unsigned[:-SIGNATURE_AT_END] + ZERO_SIG
+            self._sighash = hashlib.blake2b(SIGHASH_TAG + unsigned, digest_size=32).digest()
         return self._sighash
 
     def hex(self):
@@ -282,10 +294,10 @@ def check_structure(tx, network_id):
         raise TxRejected("wrong-network", f"transaction is for network {tx.network_id}")
     if tx.version != TX_VERSION:
         raise TxRejected("unsupported-version", f"version {tx.version}")
-    if tx.kind != KIND_TRANSFER:
+    if tx.kind not in (KIND_TRANSFER, KIND_MASTERNODE_REGISTER):
         name = KIND_NAMES.get(tx.kind, str(tx.kind))
         raise TxRejected("unsupported-kind", f"kind {name} is not accepted on this network")
-    if tx.payload:
+    if tx.kind == KIND_TRANSFER and tx.payload:
         raise TxRejected("payload-not-allowed", "a transfer carries no payload")
     if not tx.inputs:
         raise TxRejected("no-inputs")
@@ -305,6 +317,34 @@ def check_structure(tx, network_id):
         total += o.amount
     if total > MAX_SUPPLY:
         raise TxRejected("outputs-overflow", "outputs add up to more than the supply")
+    if tx.kind == KIND_MASTERNODE_REGISTER:
+        registration_of(tx)
+
+
+def registration_of(tx):
+    """The checked :class:`~timecoin.ledger.registration.Registration` of a
+    registration transaction, or ``TxRejected``: its payload's size, its tier,
+    and its collateral (one of its own outputs, of exactly the tier's amount,
+    locked to the key of input 0, which signs for it)."""
+    reg = decode_payload(tx.payload)
+    if reg is None:
+        raise TxRejected("bad-registration",
+                         f"payload is {len(tx.payload)} bytes, a registration's is {PAYLOAD_SIZE}")
+    tier = reg.tier
+    if tier is None:
+        raise TxRejected("unknown-tier", f"tier code {reg.tier_code}")
+    if reg.collateral_vout >= len(tx.outputs):
+        raise TxRejected("collateral-out-of-range",
+                         f"collateral output {reg.collateral_vout} does not exist")
+    collateral = tx.outputs[reg.collateral_vout]
+    if collateral.amount != tier.collateral:
+        raise TxRejected("collateral-amount",
+                         f"collateral is {collateral.amount} units, {tier.name} needs "
+                         f"exactly {tier.collateral}")
+    if collateral.key_hash != pubkey_hash(tx.inputs[0].pubkey):
+        raise TxRejected("collateral-owner",
+                         "the collateral must pay the key that signs input 0")
+    return reg
 
 
 def check_signatures(tx):
@@ -315,18 +355,31 @@ def check_signatures(tx):
 
 
 def bad_signature(n):
-    """The rejection of a transaction whose input ``n`` has a bad signature."""
+    """The rejection of a transaction whose input ``n`` (or, for
+    ``MASTERNODE_SIGNATURE``, whose masternode signature) does not verify."""
+    if n == MASTERNODE_SIGNATURE:
+        return TxRejected("bad-signature", "the masternode signature does not verify")
     return TxRejected("bad-signature", f"input {n} signature does not verify")
 
 
 def first_bad_signature(tx):
-    """The index of the first input whose signature does not verify, or None."""
+    """The index of the first input whose signature does not verify, then
+    ``MASTERNODE_SIGNATURE`` if a registration's masternode signature does
+    not; None if all verify."""
     message = tx.sighash()
     for n, i in enumerate(tx.inputs):
         try:
             crypto_sign_open(i.signature + message, i.pubkey)
         except _BAD_SIGNATURE:
             return n
+    if tx.kind == KIND_MASTERNODE_REGISTER:
+        reg = decode_payload(tx.payload)
+        if reg is None:
+            return MASTERNODE_SIGNATURE
+        try:
+            crypto_sign_open(reg.masternode_signature + message, reg.masternode_pubkey)
+        except _BAD_SIGNATURE:
+            return MASTERNODE_SIGNATURE
     return None
 
 
@@ -349,6 +402,21 @@ def sign_transfer(key_for_input, prevouts, outputs, network_id, kind=KIND_TRANSF
         tuple(TxIn(op, key(op).pubkey, key(op).sign(message)) for op in prevouts),
         unsigned.outputs, network_id, kind, payload,
     )
+
+
+def sign_registration(key_for_input, prevouts, outputs, network_id, registration,
+                      masternode_key):
+    """Build and sign a registration: the inputs by their keys, the payload
+    (``registration``, a :class:`~timecoin.ledger.registration.Registration`
+    whose signature field is ignored) by ``masternode_key``."""
+    payload = registration._replace(masternode_pubkey=masternode_key.pubkey,
+                                    masternode_signature=ZERO_SIG).encode()
+    unsigned = sign_transfer(key_for_input, prevouts, outputs, network_id,
+                             KIND_MASTERNODE_REGISTER, payload)
+    signature = masternode_key.sign(unsigned.sighash())
+    payload = payload[:-SIGNATURE_AT_END] + signature
+    return Transaction(unsigned.inputs, unsigned.outputs, network_id, KIND_MASTERNODE_REGISTER,
+                       payload)
 
 
 def pubkey_matches(txin, key_hash):

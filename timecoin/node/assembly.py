@@ -23,12 +23,12 @@ from timecoin.finality.catchup import FinalitySync
 from timecoin.finality.local import LocalFinality
 from timecoin.finality.snowball import SnowballFinality
 from timecoin.interfaces import IListeningService
-from timecoin.ledger.chain import TIER_WEIGHTS
 from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.keys import KeyFileError, PrivateKey
 from timecoin.ledger.networks import DEVNET, get_network
+from timecoin.ledger.registry import MasternodeRegistry
 from timecoin.node import config as configuration
-from timecoin.node.service import Node
+from timecoin.node.service import Node, registry_from_meta
 from timecoin.node.verify import InlineVerifier, ProcessVerifier
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.service import PeerNetworkService
@@ -210,18 +210,19 @@ class ListenerService(Service):
             return port.stopListening()
 
 
-def build_finality(reactor, prepared, rng=None):
-    """A lone masternode decides alone; otherwise Snowball polls the masternodes
-    (until registration by collateral exists, the genesis ones, all tier Free).
+def build_finality(reactor, prepared, rng=None, registry=None):
+    """A lone masternode decides alone; otherwise Snowball polls the active set
+    of ``registry`` (an ``IMasternodeRegistry``; None: the genesis one), by weight.
 
     ``rng`` (a ``random.Random``) draws Snowball's samples; None: a fresh one.
     """
-    masternodes = prepared.genesis.masternodes
-    if len(masternodes) == 1 and prepared.identity.pubkey == masternodes[0]:
+    if registry is None:
+        registry = MasternodeRegistry.from_genesis(prepared.genesis)
+    weights = registry.active_set()
+    if list(weights) == [prepared.identity.pubkey]:
         return LocalFinality(reactor)
     avalanche = prepared.config["consensus.avalanche"]
-    return SnowballFinality(reactor, SnowballParams.from_config(avalanche),
-                            {pk: TIER_WEIGHTS["free"] for pk in masternodes},
+    return SnowballFinality(reactor, SnowballParams.from_config(avalanche), weights,
                             prepared.identity.pubkey, avalanche["query_timeout_ms"], rng=rng)
 
 
@@ -242,12 +243,14 @@ def build_node(reactor, prepared, storage, meta, stop=None, rng=None):
 
     ``rng`` seeds Snowball's sampling (the simulator passes a seeded one).
     """
-    finality = build_finality(reactor, prepared, rng)
+    registry = registry_from_meta(prepared.genesis, meta)
+    finality = build_finality(reactor, prepared, rng, registry)
     workers = prepared.config["validation"]["signature_workers"]
     verifier = ProcessVerifier(reactor, workers) if workers else InlineVerifier()
     check = StorageCheck(reactor, storage.path, needed=not meta.checked, expected=meta.count)
     node = Node(reactor, prepared.network, prepared.genesis, prepared.config, storage, meta,
-                prepared.identity, finality=finality, verifier=verifier, storage_check=check)
+                prepared.identity, finality=finality, verifier=verifier, storage_check=check,
+                registry=registry)
     credentials = [write_cookie(prepared.datadir)]
     api_cfg = prepared.config["api"]
     if "rpcuser" in api_cfg and "rpcpassword" in api_cfg:

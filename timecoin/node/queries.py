@@ -97,6 +97,9 @@ class NodeQueries:
         ])
         return d
 
+    def is_collateral(self, outpoint):
+        return self._node.registry.collateral_of(outpoint) is not None
+
     def balance(self, address):
         node = self._node
         _, key_hash = decode_address(address, node.network.network_id)
@@ -127,7 +130,8 @@ class NodeQueries:
         return self._node.chain.masternodes()
 
     def masternodes_active(self):
-        return sum(1 for mn in self._node.chain.masternodes() if mn["active"])
+        """Masternodes of the active set this node hears from (itself included)."""
+        return sum(1 for mn in self._node.chain.masternodes() if mn["active"] and mn["online"])
 
     def peer_count(self):
         network = self._node.peer_network

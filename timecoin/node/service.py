@@ -27,6 +27,7 @@ from timecoin.interfaces import (
 )
 from timecoin.ledger.chain import GenesisChain
 from timecoin.ledger.mempool import Mempool
+from timecoin.ledger.registry import MasternodeRegistry
 from timecoin.ledger.tx import (
     MIN_FEE_RATE,
     PERMANENT_REJECTIONS,
@@ -63,7 +64,7 @@ class Node(MultiService):
     on_storage_damage = None
 
     def __init__(self, reactor, network, genesis, config, storage, meta, identity,
-                 finality=None, verifier=None, storage_check=None):
+                 finality=None, verifier=None, storage_check=None, registry=None):
         super().__init__()
         self.reactor = reactor
         self.network = network
@@ -79,7 +80,10 @@ class Node(MultiService):
         self.mempool = Mempool(reactor, config["mempool"]["max_bytes"],
                                config["mempool"]["max_count"])
         self.journal = JournalWriter(reactor, storage, self._journal_committed, meta.last_seq)
-        self.chain = GenesisChain(genesis, self._masternode_active)
+        #: The IMasternodeRegistry: the stored one (``meta.masternodes``), else
+        #: the genesis registrations.
+        self.registry = registry if registry is not None else registry_from_meta(genesis, meta)
+        self.chain = GenesisChain(genesis, self._masternode_online, self.registry)
         self.finality = finality if finality is not None else LocalFinality(reactor)
         self.verifier = verifier if verifier is not None else InlineVerifier()
         self.finality.add_listener(self._decided)
@@ -255,6 +259,7 @@ class Node(MultiService):
         if fee < MIN_FEE_RATE * tx.size:
             raise TxRejected("fee-too-low",
                              f"fee {fee} is below {MIN_FEE_RATE} unit/byte x {tx.size} bytes")
+        self.registry.check_registration(tx)
         evicted = self.mempool.add(tx, fee, contender=contender)
         if not contender:
             self.state.lock(tx, pending=True)  # Locked, and at once SpentPending
@@ -309,6 +314,9 @@ class Node(MultiService):
         record = self.journal.record(tx, [self.state.get(i.prevout) for i in tx.inputs],
                                      arrived_at)
         self.state.finalize(tx, record.seq)
+        if self.registry.finalized(tx):
+            self.log.info("masternode registry: {txid} registers or deregisters (pending until "
+                          "a block confirms it)", txid=tx.txid.hex())
         self.journal.append(record, notify=False)
 
     @defer.inlineCallbacks
@@ -401,7 +409,7 @@ class Node(MultiService):
             self._drop(txid, "expired", "lock-expired: double spend not decided in time")
         self.mempool.expire_rejections()
 
-    def _masternode_active(self, pubkey):
+    def _masternode_online(self, pubkey):
         if pubkey == self.identity.pubkey:
             return True
         network = self.peer_network
@@ -442,5 +450,13 @@ class Node(MultiService):
         return self.storage.run_db(fn)
 
     def is_protected_peer(self, pubkey):
-        """Masternodes are never evicted: they vote in every poll."""
-        return pubkey in self.genesis.masternodes
+        """Active masternodes are never evicted: they vote in every poll."""
+        entry = self.registry.get(pubkey)
+        return entry is not None and entry.active
+
+
+def registry_from_meta(genesis, meta):
+    """The registry stored with ``meta`` (a ``ChainMeta``), or the genesis one."""
+    if meta.masternodes is None:
+        return MasternodeRegistry.from_genesis(genesis)
+    return MasternodeRegistry.from_rows(meta.masternodes)

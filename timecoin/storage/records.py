@@ -8,6 +8,7 @@ from timecoin.ledger.muhash import MuHash
 from timecoin.ledger.tx import OutPoint, ledger_changes
 from timecoin.ledger.utxo import utxo_element
 from timecoin.storage.integrity import DamageFound
+from timecoin.storage.masternode_tables import registration_row
 
 _UNDO = struct.Struct("<Q20s")
 
@@ -25,6 +26,9 @@ class ChainMeta:
     replayed: int = 0
     #: True once the rows were checked against the stored summary (at open).
     checked: bool = False
+    #: The masternode table's rows (``MasternodeRegistry.from_rows``), or
+    #: None: the genesis registrations.
+    masternodes: list | None = None
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,11 @@ def _fold_muhash(muhash, changes):
 
 
 def plan_fold(conn, meta, up_to_seq, summary=None):
-    """``(deleted, created, meta updates)`` that fold the journal up to
-    ``up_to_seq`` into the tables as ``meta`` (a :class:`ChainMeta`) describes
-    them, or None if they hold it already."""
+    """``(deleted, created, meta updates, registered, spent)`` that fold the
+    journal up to ``up_to_seq`` into the tables as ``meta`` (a
+    :class:`ChainMeta`) describes them, or None if they hold it already.
+    ``registered`` and ``spent`` are the masternode table's part
+    (:func:`timecoin.storage.masternode_tables.write_fold`)."""
     if up_to_seq <= meta.applied_seq:
         return None
     rows = conn.execute(
@@ -65,9 +71,13 @@ def plan_fold(conn, meta, up_to_seq, summary=None):
         (meta.applied_seq, up_to_seq),
     ).fetchall()
     count, total = meta.count, meta.total_amount
-    created, deleted, changes = {}, [], []
+    created, deleted, changes, registered, all_spent = {}, [], [], [], []
     for seq, raw, spent in rows:
         txid, prevouts, outputs = ledger_changes(raw)
+        row = registration_row(raw)
+        if row is not None:
+            registered.append(row)
+        all_spent.extend(prevouts)
         undo = list(_UNDO.iter_unpack(spent))
         if len(undo) != len(prevouts):
             raise DamageFound(f"journal record {seq} has undo data of the wrong size")
@@ -88,5 +98,5 @@ def plan_fold(conn, meta, up_to_seq, summary=None):
         muhash = _fold_muhash(meta.muhash, changes)
     return deleted, list(created.values()), [
         (last, "applied_seq"), (muhash.serialize(), "muhash"),
-        (count, "utxo_count"), (total, "utxo_total")]
+        (count, "utxo_count"), (total, "utxo_total")], registered, all_spent
 

@@ -39,7 +39,7 @@ from timecoin.interfaces import IStorage
 from timecoin.ledger.muhash import MuHash
 from timecoin.ledger.tx import OutPoint
 from timecoin.ledger.utxo import utxo_element
-from timecoin.storage import integrity
+from timecoin.storage import integrity, masternode_tables
 from timecoin.storage.integrity import DamageFound
 from timecoin.storage.migrations import schema_files, statements
 from timecoin.storage.records import ChainMeta, JournalRecord, encode_undo, plan_fold
@@ -139,8 +139,9 @@ class Storage:
             return self._open(genesis)
         except sqlite3.DatabaseError as e:
             self._close_now()
+            detail = " ".join(str(e).split())  # SQLite's reports span lines
             raise StorageError(
-                f"database {self.path} is damaged or not a timecoin database ({e}); "
+                f"database {self.path} is damaged or not a timecoin database ({detail}); "
                 "it was left untouched: restore it from a backup or move it aside"
             ) from None
         except (DamageFound, ValueError) as e:
@@ -178,6 +179,9 @@ class Storage:
                 f"database {self.path} belongs to another network or genesis "
                 f"({meta.genesis_hash.hex()[:16]}…, expected {genesis.hash.hex()[:16]}…)"
             )
+        if masternode_tables.needs_genesis(self._conn):
+            self._transaction(masternode_tables.write_genesis, self._conn, genesis)
+            self.notes.append("masternode table filled with the genesis registrations")
         if meta.applied_seq > meta.last_seq:
             raise DamageFound(f"meta applied_seq {meta.applied_seq} is past the journal's "
                               f"end ({meta.last_seq})")
@@ -188,6 +192,7 @@ class Storage:
         if meta.count <= self.inline_check_max:
             self.check_now()
             meta.checked = True
+        meta.masternodes = masternode_tables.read_rows(self._conn)
         return meta
 
     def check_now(self, progress=None):
@@ -301,6 +306,7 @@ class Storage:
             [(i + 1, tx.txid, tx.raw, genesis.timestamp) for i, tx in enumerate(genesis.txs)],
         )
         self._write_fold(self._plan_fold(len(genesis.txs)))
+        masternode_tables.write_genesis(c, genesis)
 
     def _read_meta(self, replayed=0):
         meta = integrity.read_meta(self._conn)
@@ -349,12 +355,13 @@ class Storage:
 
     def _write_fold(self, plan):
         """Write a fold (inside a transaction)."""
-        deleted, created, updates = plan
+        deleted, created, updates, registered, spent = plan
         c = self._conn
         c.executemany("DELETE FROM utxos WHERE txid = ? AND vout = ?", deleted)
         c.executemany("INSERT INTO utxos (txid, vout, amount, key_hash) VALUES (?, ?, ?, ?)",
                       created)
         c.executemany("UPDATE meta SET value = ? WHERE key = ?", updates)
+        masternode_tables.write_fold(c, registered, spent)
 
     # -- reads ---------------------------------------------------------------
 
@@ -421,3 +428,13 @@ class Storage:
 
     def read_meta(self):
         return self._run(self._read_meta)
+
+    # -- the masternode registry -----------------------------------------------
+
+    def load_masternodes(self):
+        """Fire with the registry's rows as of the applied journal entries."""
+        return self._run(masternode_tables.read_rows, self._conn)
+
+    def save_masternodes(self, rows):
+        """Replace the registry's rows (after a block changed it), atomically."""
+        return self._run(self._transaction, masternode_tables.replace_rows, self._conn, rows)

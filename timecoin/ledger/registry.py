@@ -1,0 +1,199 @@
+"""The masternode registry, sans I/O: who is registered, and the active set.
+
+Finalized transactions make changes *pending*: a registration adds a pending
+entry, a spend of a registered collateral output marks its entry as leaving.
+Only a block moves them into the **active set** (``apply_block``): a
+registration the block confirms becomes active at that height, a confirmed
+spend of a collateral removes its masternode, and the block's deactivations
+take masternodes out of the active set. The genesis registrations are active
+from height 0. Until blocks exist, the active set is the genesis set.
+
+Duplicates are resolved in order: a registration whose masternode key is
+registered already (pending, active or leaving) changes nothing, so the first
+one finalized (and, at a block, the first one in the block) wins.
+"""
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from zope.interface import implementer
+
+from timecoin.interfaces import IMasternodeRegistry
+from timecoin.ledger.keys import encode_address, pubkey_hash
+from timecoin.ledger.registration import TIERS, TIERS_BY_CODE
+from timecoin.ledger.tx import KIND_MASTERNODE_REGISTER, OutPoint, TxRejected, registration_of
+
+SET_HASH_TAG = b"timecoin-masternode-set"
+_WEIGHT = struct.Struct("<Q")
+
+
+@dataclass
+class MasternodeEntry:
+    """One registered masternode (``registered_height`` None: pending)."""
+
+    pubkey: bytes
+    tier: str
+    collateral: OutPoint
+    reward_key_hash: bytes
+    registration_txid: bytes | None = None
+    registered_height: int | None = None
+    #: Its collateral was spent by a finalized transaction; it leaves at the
+    #: block that confirms the spend.
+    leaving: bool = False
+    #: Taken out of the active set by a block (missed service, evidence).
+    deactivated: bool = False
+
+    @property
+    def weight(self):
+        return TIERS[self.tier].weight
+
+    @property
+    def active(self):
+        return self.registered_height is not None and not self.deactivated
+
+    def row(self):
+        """The entry as a storage row (see :meth:`MasternodeRegistry.from_rows`)."""
+        return (self.pubkey, self.tier, self.collateral.txid, self.collateral.vout,
+                self.reward_key_hash, self.registration_txid, self.registered_height,
+                int(self.leaving), int(self.deactivated))
+
+
+def entry_from_registration(tx):
+    """The pending :class:`MasternodeEntry` a registration transaction creates."""
+    reg = registration_of(tx)
+    return MasternodeEntry(reg.masternode_pubkey, TIERS_BY_CODE[reg.tier_code].name,
+                           OutPoint(tx.txid, reg.collateral_vout), reg.reward_key_hash,
+                           tx.txid)
+
+
+@implementer(IMasternodeRegistry)
+class MasternodeRegistry:
+    """The registered masternodes and the active set (see the module docstring)."""
+
+    def __init__(self, entries=()):
+        self._entries = {}
+        self._by_collateral = {}
+        for entry in entries:
+            self._add(entry)
+
+    @classmethod
+    def from_genesis(cls, genesis):
+        """The registry a network starts with: its genesis registrations, active at 0."""
+        return cls(MasternodeEntry(r.pubkey, r.tier, r.collateral, r.reward_key_hash, None, 0)
+                   for r in genesis.registrations)
+
+    @classmethod
+    def from_rows(cls, rows):
+        """The registry from storage rows ``(pubkey, tier, collateral txid,
+        collateral vout, reward key hash, registration txid, registered height,
+        leaving, deactivated)``."""
+        return cls(
+            MasternodeEntry(bytes(pk), tier, OutPoint(bytes(txid), int(vout)), bytes(reward),
+                            bytes(reg_txid) if reg_txid is not None else None, height,
+                            bool(leaving), bool(deactivated))
+            for pk, tier, txid, vout, reward, reg_txid, height, leaving, deactivated in rows)
+
+    def _add(self, entry):
+        self._entries[entry.pubkey] = entry
+        self._by_collateral[entry.collateral] = entry.pubkey
+
+    def _remove(self, pubkey):
+        entry = self._entries.pop(pubkey)
+        del self._by_collateral[entry.collateral]
+
+    # -- finalized transactions ---------------------------------------------
+
+    def check_registration(self, tx):
+        if tx.kind != KIND_MASTERNODE_REGISTER:
+            return
+        pubkey = registration_of(tx).masternode_pubkey
+        if pubkey in self._entries:
+            raise TxRejected("masternode-registered",
+                             f"masternode {pubkey.hex()} is registered already")
+
+    def finalized(self, tx):
+        changed = False
+        for txin in tx.inputs:
+            pubkey = self._by_collateral.get(txin.prevout)
+            if pubkey is not None and not self._entries[pubkey].leaving:
+                self._entries[pubkey].leaving = True
+                changed = True
+        if tx.kind == KIND_MASTERNODE_REGISTER:
+            entry = entry_from_registration(tx)
+            if entry.pubkey not in self._entries:
+                self._add(entry)
+                changed = True
+        return changed
+
+    # -- blocks ----------------------------------------------------------------
+
+    def apply_block(self, height, confirmed_txs, deactivations=()):
+        joined, left = [], []
+        for tx in confirmed_txs:
+            for txin in tx.inputs:
+                pubkey = self._by_collateral.get(txin.prevout)
+                if pubkey is not None:
+                    self._remove(pubkey)
+                    left.append(pubkey)
+            if tx.kind != KIND_MASTERNODE_REGISTER:
+                continue
+            entry = entry_from_registration(tx)
+            known = self._entries.get(entry.pubkey)
+            if known is None:
+                self._add(entry)
+                known = entry
+            elif known.collateral != entry.collateral:
+                continue  # a duplicate: the first registration of the key holds
+            if known.registered_height is None:
+                known.registered_height = height
+                joined.append(known.pubkey)
+        deactivated = []
+        for pubkey in deactivations:
+            entry = self._entries.get(pubkey)
+            if entry is not None and entry.active:
+                entry.deactivated = True
+                deactivated.append(pubkey)
+        return {"joined": joined, "left": left, "deactivated": deactivated}
+
+    # -- views -----------------------------------------------------------------
+
+    def active_set(self):
+        return {pk: e.weight for pk, e in sorted(self._entries.items()) if e.active}
+
+    def masternode_set_hash(self):
+        h = hashlib.blake2b(SET_HASH_TAG, digest_size=32)
+        for pubkey, weight in self.active_set().items():
+            h.update(pubkey + _WEIGHT.pack(weight))
+        return h.digest()
+
+    def get(self, pubkey):
+        return self._entries.get(pubkey)
+
+    def collateral_of(self, outpoint):
+        return self._by_collateral.get(outpoint)
+
+    def entries(self):
+        return [self._entries[pk] for pk in sorted(self._entries)]
+
+    def rows(self):
+        return [e.row() for e in self.entries()]
+
+    def describe(self, network_id):
+        return [
+            {
+                "pubkey": e.pubkey.hex(),
+                "address": encode_address(network_id, pubkey_hash(e.pubkey)),
+                "tier": e.tier,
+                "weight": e.weight,
+                "collateral": str(e.collateral),
+                "reward_address": encode_address(network_id, e.reward_key_hash),
+                "registered_height": e.registered_height,
+                "active": e.active,
+                "leaving": e.leaving,
+            }
+            for e in self.entries()
+        ]
+
+    def __len__(self):
+        return len(self._entries)
