@@ -256,9 +256,9 @@ class BftMachine(MessageIntake):
         if self.step != PROPOSE or proposal is None:
             return False
         block_hash, pol = proposal.block_hash, proposal.pol_round
+        valid = self._need_validity(block_hash, out)
         if pol >= 0 and not self._votes.has_quorum_for(pol, PREVOTE, block_hash):
             return False  # wait for the POL prevotes (or the propose timeout)
-        valid = self._need_validity(block_hash, out)
         if valid is None:
             return False
         free = self.locked_round == -1 if pol < 0 else self.locked_round <= pol
