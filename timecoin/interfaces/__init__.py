@@ -8,6 +8,7 @@ layer in the submodules and all importable from here.
 """
 
 from timecoin.interfaces.api import IRpcMethods
+from timecoin.interfaces.consensus import IBftMachine
 from timecoin.interfaces.finality import (
     ICatchupHost,
     IDeadlines,
@@ -34,10 +35,9 @@ from timecoin.interfaces.node import (
 from timecoin.interfaces.storage import IJournal, IStorage, IStorageCheck
 
 __all__ = [
-    "IBlockConsensus", "ICatchupHost", "IDeadlines", "IFinality", "IFinalityEvents",
-    "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService", "IMasternodeRegistry",
-    "IMempool",
-    "INodeApi", "INodeComponents", "INodeMetrics", "INodeQueries", "IPeer", "IPeerMessaging",
-    "IPeerNetwork", "IRpcMethods", "ISignatureVerifier", "IStorage", "IStorageCheck",
-    "IUtxoFlusher", "IUtxoState",
+    "IBftMachine", "IBlockConsensus", "ICatchupHost", "IDeadlines", "IFinality",
+    "IFinalityEvents", "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService",
+    "IMasternodeRegistry", "IMempool", "INodeApi", "INodeComponents", "INodeMetrics",
+    "INodeQueries", "IPeer", "IPeerMessaging", "IPeerNetwork", "IRpcMethods",
+    "ISignatureVerifier", "IStorage", "IStorageCheck", "IUtxoFlusher", "IUtxoState",
 ]
