@@ -111,7 +111,11 @@ class RestartTests(unittest.TestCase):
         cluster.run_until(lambda: back.state.set_hash() == target, 30, "node 3 caught up")
         for txid in sent:
             self.assertEqual(cluster.status(3, txid)["status"], "finalized", txid.hex())
-        self.assertGreater(back.finality_sync.applied, 0)
+        # What it missed came from the others' journals, was entered and polled:
+        # three of four equal masternodes hold 75 % of the stake, not more than
+        # alpha, so no report is applied directly.
+        self.assertGreater(back.finality_sync.entered, 0)
+        self.assertEqual(back.finality_sync.applied, 0)
         # and it takes part again: a new transaction finalizes on all four
         txid = cluster.wait(cluster.submit(3, scenario.transfer_from_genesis(41)), 10)
         cluster.wait_settled([txid], 20)
@@ -120,7 +124,8 @@ class RestartTests(unittest.TestCase):
 
 class LargeNetworkTests(unittest.TestCase):
     def test_hundred_nodes_finalize_on_all(self):
-        # Nodes keep at most max_peers peers: 100 masternodes are not a clique.
+        # 16 seed links per node; the masternode mesh dials the rest (a node
+        # reaching less than alpha of the stake would not poll).
         cluster = make_cluster(self, 100, seed=3, topology=16)
         txs = [scenario.transfer_from_genesis(i) for i in range(4)]
         txids = submit_all(cluster, txs, [0, 25, 50, 75])
@@ -129,11 +134,6 @@ class LargeNetworkTests(unittest.TestCase):
             self.assertEqual(set(cluster.statuses(txid)), {"finalized"})
         self.assertEqual(len(set(cluster.set_hashes())), 1)
         self.assertLess(cluster.now, 5.0)
-
-    test_hundred_nodes_finalize_on_all.todo = (
-        "with 16 links per node, a node reaches 17 % of the active stake, below alpha: "
-        "it must not poll (the eclipse rule) until masternodes keep links to every "
-        "active masternode")
 
 
 class DeterminismTests(unittest.TestCase):

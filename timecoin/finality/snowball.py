@@ -101,6 +101,14 @@ class SnowballFinality:
     def in_flight(self):
         return len(self.engine)
 
+    def report_finalized(self, txid, outpoints, reporters):
+        """Catch-up: judged by the reporters' stake (see ``PollManager.report_finalized``)."""
+        self.polls.set_validators(self.masternodes)
+        decisions = self.polls.report_finalized(txid, outpoints, reporters)
+        self._report(decisions)
+        self._pump()
+        return any(t == txid and accepted for t, accepted, _ in decisions)
+
     def tx_settled(self, txid):
         """The node refused ``txid`` at entry: queries waiting for it get a "no"."""
         self._held.resolve(txid)
