@@ -132,6 +132,14 @@ class SnowballFinality:
              polls.replies / asked if asked else 1.0),
             ("timecoin_snowball_rounds_per_finalized_tx", "gauge",
              "Mean rounds to finalize a transaction", rounds / count if count else 0.0),
+            ("timecoin_snowball_stalled_sets", "counter",
+             "Transactions that reached max_rounds undecided (stalled)", stats.stalled),
+            ("timecoin_snowball_polls_aborted", "counter",
+             "Polls not started: too little connected stake", polls.aborted),
+            ("timecoin_snowball_polls_early_terminated", "counter",
+             "Polls ended before every sampled validator answered", polls.early_terminated),
+            ("timecoin_snowball_votes_per_poll", "histogram",
+             "Votes counted per poll", dict(polls.votes_per_poll)),
         ]
 
     # -- polling -------------------------------------------------------------

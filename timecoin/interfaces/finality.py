@@ -46,7 +46,8 @@ class IFinality(Interface):
 
     def statistics():
         """Counters of the deciding process as ``(name, kind, documentation, value)``
-        tuples, ``kind`` ``"counter"`` or ``"gauge"``; empty if there is nothing to count."""
+        tuples, ``kind`` ``"counter"``, ``"gauge"`` or ``"histogram"`` (``value`` then
+        ``{observed value: times}``); empty if there is nothing to count."""
 
     def stop():
         """Cancel the timers (queries held, polls pending)."""
