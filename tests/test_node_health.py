@@ -55,7 +55,7 @@ class FinalityMetricsTests(unittest.TestCase):
         text = generate_latest(node.metrics.registry).decode()
         self.assertIn("timecoin_snowball_polls_aborted_total 3.0", text)
         self.assertIn("timecoin_snowball_polls_early_terminated_total 2.0", text)
-        self.assertIn("timecoin_snowball_stalled_sets_total 1.0", text)
+        self.assertIn("timecoin_snowball_stalled_total 1.0", text)
         self.assertIn('timecoin_snowball_votes_per_poll_bucket{le="3"} 2.0', text)
         self.assertIn('timecoin_snowball_votes_per_poll_bucket{le="5"} 7.0', text)
         self.assertIn("timecoin_snowball_votes_per_poll_count 7.0", text)

@@ -6,6 +6,8 @@ on the simulator with the same assertions, plus 100 nodes, determinism,
 partitions, loss and byzantine voters.
 """
 
+import random
+
 from twisted.internet import defer
 from twisted.trial import unittest
 
@@ -13,8 +15,8 @@ from timecoin.finality.snowball import SnowballFinality
 from timecoin.ledger.networks import COIN
 from timecoin.ledger.tx import TxRejected
 from timecoin.sim import scenario
-from timecoin.sim.byzantine import FlippedVotes
-from timecoin.sim.cluster import Cluster
+from timecoin.sim.byzantine import ConstantVotes, FlippedVotes
+from timecoin.sim.cluster import Cluster, random_topology
 from timecoin.sim.network import LinkConditions
 
 
@@ -134,6 +136,36 @@ class LargeNetworkTests(unittest.TestCase):
             self.assertEqual(set(cluster.statuses(txid)), {"finalized"})
         self.assertEqual(len(set(cluster.set_hashes())), 1)
         self.assertLess(cluster.now, 5.0)
+
+
+class EclipseTests(unittest.TestCase):
+    def test_eclipsed_node_never_finalizes(self):
+        # Node 99 reaches one masternode of 100 (a byzantine one saying "yes" to
+        # everything, which also reports what the others finalized): it must not
+        # poll, and one masternode's reports are far from alpha of the stake.
+        size, victim, attacker = 100, 99, 0
+        cluster = Cluster(size, seed=7, topology=[
+            (i, j) for i, j in random_topology(size - 1, 16, random.Random(7))]
+            + [(attacker, victim)])
+        self.addCleanup(cluster.close)
+        scenario.eclipse(cluster, victim, [attacker])
+        cluster.start()
+        cluster.make_byzantine(attacker, ConstantVotes(True))
+        a = scenario.transfer_from_genesis(60, COIN)
+        b = scenario.transfer_from_genesis(60, 2 * COIN)
+        cluster.wait(cluster.submit(victim, a), 10)
+        cluster.wait(cluster.submit(50, b), 10)
+        cluster.run_until(lambda: set(cluster.statuses(b.txid)[1:victim]) == {"finalized"},
+                          30, "b finalized on the honest nodes")
+        cluster.run(20)
+        eclipsed = cluster.nodes[victim]
+        self.assertLess(eclipsed.queries.peer_count(), 3)
+        self.assertEqual(cluster.status(victim, a.txid)["status"], "pending")
+        self.assertNotEqual((cluster.status(victim, b.txid) or {}).get("status"), "finalized")
+        self.assertIn("insufficient-connected-stake", eclipsed.finality.poll_abort_reason)
+        self.assertEqual(eclipsed.finality.engine.stats.accepted, 0)
+        self.assertEqual(eclipsed.finality_sync.applied, 0)
+        self.assertEqual(eclipsed.queries.health()["status"], "degraded")
 
 
 class DeterminismTests(unittest.TestCase):
