@@ -29,6 +29,7 @@ from timecoin.interfaces import (
     IPeer,
     IPeerMessaging,
 )
+from timecoin.ledger.tx import decode_tx
 from timecoin.p2p import messages as m
 from timecoin.p2p.messages import decode_message, encode_message
 from timecoin.testing.fakes import KnownTransactions
@@ -67,6 +68,9 @@ class FakeNetwork:
 
     def deliver(self, peer_id, message):
         self.handlers[message.KIND](peer_id, decode_message(encode_message(message)))
+
+    def masternode_peers(self):
+        return {p.pubkey: p.peer_id for p in self._peers}
 
     def drop(self, pubkey):
         """The masternode ``pubkey`` disconnects."""
@@ -209,31 +213,68 @@ class PublisherTests(unittest.TestCase):
 
 @implementer(ICatchupHost)
 class FakeNode:
-    """A node's journal as a list; records what it is asked to apply."""
+    """A node's journal as a list; what is submitted is started on ``finality``
+    (as the node does) and its decisions recorded."""
 
-    def __init__(self, journal):
+    def __init__(self, journal, finality=None):
         self.journal = journal
-        self.applied = []
+        self.finality = finality
+        self.submitted = []
+        self.decided = {}
+        if finality is not None:
+            finality.add_listener(lambda txid, accepted, reason:
+                                  self.decided.setdefault(txid, accepted))
 
     def journal_page(self, after, limit):
         return defer.succeed([(s, r) for s, r in self.journal if s > after][:limit])
 
     def finalized_recently(self, txid):
-        return False
+        return self.decided.get(txid) is True
 
-    def apply_finalized(self, tx):
-        self.applied.append(tx.txid)
-        return defer.succeed(True)
+    def settled(self, txid):
+        return txid in self.decided
+
+    def have_tx(self, txid):
+        return txid in self.decided or txid in self.submitted
+
+    def finalized_here(self, txid):
+        return defer.succeed(self.finalized_recently(txid))
+
+    def submit_raw(self, raw, from_peer=False):
+        tx = decode_tx(raw)
+        self.submitted.append(tx.txid)
+        self.finality.start(tx)
+        return defer.succeed(tx.txid)
+
+
+def double_spend(i):
+    """Two transactions spending the same devnet output."""
+    key, op, amount = devnet_funding(i)
+    return (transfer(key, [op], [(1000, key.key_hash)], total=amount),
+            transfer(key, [op], [(2000, key.key_hash)], total=amount))
 
 
 class FinalitySyncTests(unittest.TestCase):
+    def make(self, weights=None, journal=()):
+        weights = weights or {pk: 1 for pk in KEYS}
+        self.clock = Clock()
+        params = SnowballParams(k=20, alpha=0.75, beta=3, finality_confidence=3, max_rounds=6)
+        self.finality = SnowballFinality(self.clock, params, weights, KEYS[0],
+                                         query_timeout_ms=500)
+        self.network = FakeNetwork(KEYS[1:])
+        self.node = FakeNode(list(journal), self.finality)
+        self.finality.attach(self.network, self.node)
+        self.sync = FinalitySync(self.clock, self.node, self.finality, KEYS, KEYS[0])
+        self.sync.attach(self.network)
+
     def setUp(self):
         self.txs = [tx_for(i) for i in range(20, 23)]
-        self.node = FakeNode([(i + 10, tx.raw) for i, tx in enumerate(self.txs)])
-        self.network = FakeNetwork(KEYS[1:])
-        self.clock = Clock()
-        self.sync = FinalitySync(self.clock, self.node, KEYS, KEYS[0])
-        self.sync.attach(self.network)
+        self.make(journal=[(i + 10, tx.raw) for i, tx in enumerate(self.txs)])
+
+    def report(self, peer_ids, txs):
+        page = Finalized(tuple((n, tx.raw) for n, tx in enumerate(txs, 1)), False)
+        for peer_id in peer_ids:
+            self.network.deliver(peer_id, page)
 
     def test_provides_the_interfaces(self):
         verifyObject(IFinalitySync, self.sync)
@@ -245,27 +286,91 @@ class FinalitySyncTests(unittest.TestCase):
         self.assertEqual(page.entries, ((11, self.txs[1].raw),))
         self.assertTrue(page.more)
 
-    def test_applies_only_what_a_majority_reported(self):
-        self.assertEqual(self.sync.needed, 2)
+    def test_reports_from_more_than_alpha_of_the_stake_apply(self):
         self.sync.poll()
         self.assertEqual(len(self.network.take(m.GET_FINALIZED)), 3)
-        page = Finalized(tuple((i, tx.raw) for i, tx in enumerate(self.txs, 1)), False)
-        self.network.deliver(1, page)
-        self.assertEqual(self.node.applied, [])
-        self.network.deliver(2, Finalized(page.entries[:2], False))
-        self.assertEqual(self.node.applied, [tx.txid for tx in self.txs[:2]])
-        # the cursor moves on: the next request starts after what was seen
+        self.report([1, 2], self.txs)
+        # 2 of 4 equal masternodes: entered and polled, not applied
+        self.assertEqual(self.node.submitted, [tx.txid for tx in self.txs])
+        self.assertEqual(self.node.decided, {})
+        self.assertEqual(self.sync.applied, 0)
+        self.assertTrue(self.network.take(m.SNOWBALL_QUERY))
+        self.report([3], self.txs[:2])
+        # 3 of 4 (75 % of the stake, with this node's own 25 % not among them)
+        # is not more than alpha = 0.75 either
+        self.assertEqual(self.node.decided, {})
+
+    def test_three_of_four_by_stake_apply(self):
+        weights = {KEYS[0]: 1, KEYS[1]: 2, KEYS[2]: 2, KEYS[3]: 2}
+        self.make(weights)
+        self.report([1, 2], self.txs)
+        self.assertEqual(self.node.decided, {})
+        self.report([3], self.txs[:2])  # 6 of 7: more than alpha
+        self.assertEqual(self.node.decided, {tx.txid: True for tx in self.txs[:2]})
+        self.assertEqual(self.sync.applied, 2)
+        self.assertEqual(self.finality.engine.status(self.txs[2].txid), "pending")
+
+    def test_reports_never_override_a_pending_conflict(self):
+        weights = {KEYS[0]: 1, KEYS[1]: 2, KEYS[2]: 2, KEYS[3]: 2}
+        self.make(weights)
+        a, b = double_spend(30)
+        self.node.submit_raw(a.raw)
+        self.report([1, 2], [b])  # 2 of 4 report B while A is pending
+        self.assertEqual(self.node.decided, {})
+        self.assertEqual(self.finality.engine.status(a.txid), "pending")
+        self.assertEqual(self.finality.engine.status(b.txid), "pending")
+        self.assertIn(b.txid, self.node.submitted)
+        polled = set()
+        for _ in range(4):  # the polls in flight time out, the next carry B too
+            polled |= {t for _, q in self.network.take(m.SNOWBALL_QUERY) for t in q.txids}
+            self.clock.advance(0.6)
+        self.assertEqual(polled, {a.txid, b.txid})
+        # even with every other masternode reporting B, A pending means polling
+        self.report([3], [b])
+        self.assertEqual(self.node.decided, {})
+        self.assertEqual(self.sync.applied, 0)
+
+    def test_stake_not_head_count_decides(self):
+        heavy = {KEYS[0]: 1, KEYS[1]: 10, KEYS[2]: 1, KEYS[3]: 1}
+        self.make(heavy)
+        self.report([2, 3], self.txs[:1])  # 2 of 13: no
+        self.assertEqual(self.node.decided, {})
+        self.report([1], self.txs[1:2])  # one masternode with 10 of 13: yes
+        self.assertEqual(self.node.decided, {self.txs[1].txid: True})
+        light = {KEYS[0]: 3, KEYS[1]: 3, KEYS[2]: 1, KEYS[3]: 1}
+        self.make(light)
+        self.report([1, 2, 3], self.txs[:1])  # all three others: 5 of 8
+        self.assertEqual(self.node.decided, {})
+
+    def test_cursors_move_on_and_in_sync_masternodes_are_not_asked(self):
+        self.sync.poll()
+        self.network.take(m.GET_FINALIZED)
+        self.report([1, 2], self.txs)
         self.sync.poll()
         asks = {p: msg.after_seq for p, msg in self.network.take(m.GET_FINALIZED)}
-        self.assertEqual(asks, {1: 3, 2: 2})  # 3 has not answered yet
+        self.assertEqual(asks, {1: 3, 2: 3})  # 3 has not answered yet
+        self.network.deliver(1, Finalized((), False))
+        self.network.deliver(2, Finalized((), False))
+        self.assertTrue(self.sync.in_sync(KEYS[1]))
         self.clock.advance(31)
         self.sync.poll()
         asks = {p: msg.after_seq for p, msg in self.network.take(m.GET_FINALIZED)}
-        self.assertEqual(asks, {1: 3, 2: 2, 3: 0})
+        self.assertEqual(asks, {3: 0})  # 1 and 2 are in sync
+        self.clock.advance(self.sync.idle_interval)
+        self.sync.poll()
+        asks = {p: msg.after_seq for p, msg in self.network.take(m.GET_FINALIZED)}
+        self.assertEqual(asks, {1: 3, 2: 3, 3: 0})  # 3's unanswered request is stale
+        # reconnection: asked again at once
+        self.network.deliver(1, Finalized((), False))
+        self.network.drop(KEYS[1])
+        self.sync.poll()
+        self.network._peers.append(Peer(1, KEYS[1], "127.0.0.1:0", "outbound"))
+        self.sync.poll()
+        self.assertEqual([p for p, _ in self.network.take(m.GET_FINALIZED)], [1])
 
     def test_pages_from_non_masternodes_are_ignored(self):
         stranger = FakeNetwork([PrivateKey.devnet(70).pubkey])
-        sync = FinalitySync(Clock(), self.node, KEYS, KEYS[0])
+        sync = FinalitySync(Clock(), self.node, self.finality, KEYS, KEYS[0])
         sync.attach(stranger)
         stranger.deliver(1, Finalized(((1, self.txs[0].raw),), False))
         self.assertEqual(sync._claims, {})

@@ -91,7 +91,7 @@ class InterfaceTests(unittest.TestCase):
         verifyObject(IPeer, PeerSummary(1, b"k" * 32, "127.0.0.1:1", "inbound"))
         verifyClass(IPeer, PeerProtocol)
         verifyObject(IPeerHost, ObserverHost(DEVNET, b"g" * 32, "test"))
-        verifyObject(IFinalitySync, FinalitySync(Clock(), node, [], b"k" * 32))
+        verifyObject(IFinalitySync, FinalitySync(Clock(), node, node.finality, [], b"k" * 32))
         verifyObject(IListeningService, ListenerService(Clock(), "tcp:0", None, "API"))
 
     def test_fakes_implement_what_they_claim(self):

@@ -287,21 +287,39 @@ class EvictionOnMemoryNode(ReadyPeers):
         self.node.host.protected.add(self.identity.pubkey)
         self.identity = PrivateKey.generate()
         other = self.ready_peer(40001)
+        self.identity = PrivateKey.generate()
+        second = self.ready_peer(40004)
+        # two plain peers fill max_peers = 2 (the masternode's link does not count)
         newcomer = self.node.inbound("10.0.0.1", 40002)
         self.assertIsNotNone(newcomer)
-        self.assertTrue(other.transport.disconnecting)
+        self.assertTrue(other.transport.disconnecting or second.transport.disconnecting)
         self.assertFalse(masternode.transport.disconnecting)
-        other.connectionLost(None)
-        # Now the masternode and a newcomer: only the newcomer may go.
+        for peer in (other, second):
+            if peer.transport.disconnecting:
+                peer.connectionLost(None)
+        # Now the masternode, a plain peer and a newcomer: never the masternode.
         self.assertIsNotNone(self.node.inbound("10.0.0.1", 40003))
-        self.assertTrue(newcomer.transport.disconnecting)
         self.assertFalse(masternode.transport.disconnecting)
         self.assertEqual(self.node.service.send_account.disconnects["evicted"], 2)
 
-    def test_full_of_protected_peers_refuses(self):
-        for port in (40000, 40001):
-            self.ready_peer(port)
+    def test_links_to_masternodes_do_not_count_against_max_peers(self):
+        protected = []
+        for port in (40000, 40001, 40005):
+            protected.append(self.ready_peer(port))
             self.node.host.protected.add(self.identity.pubkey)
+            self.identity = PrivateKey.generate()
+        self.assertIsNotNone(self.node.inbound("10.0.0.1", 40002))
+        self.assertFalse(any(p.transport.disconnecting for p in protected))
+        self.assertEqual(self.node.service.send_account.disconnects["evicted"], 0)
+
+    def test_full_of_protected_peers_refuses(self):
+        # Two plain peers, both protected from eviction by recent usefulness.
+        config = P2PConfig(max_peers=2, max_per_ip=8, protect_by_group=0, protect_by_ping=0,
+                           protect_by_useful=2)
+        self.node.service.config = config
+        self.node.service.evictor = Evictor(config)
+        for port in (40000, 40001):
+            self.ready_peer(port).mark_useful()
             self.identity = PrivateKey.generate()
         self.assertIsNone(self.node.inbound("10.0.0.1", 40002))
         self.assertEqual(self.node.service.send_account.disconnects["refused full"], 1)

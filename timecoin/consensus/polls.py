@@ -69,6 +69,9 @@ class PollStats:
     replies: int = 0
     missing_replies: int = 0
     votes: int = 0
+    #: Polls by the number of votes they counted (sampled validators that
+    #: answered, this node's own vote included).
+    votes_per_poll: Counter = field(default_factory=Counter)
     ignored: Counter = field(default_factory=Counter)
 
 
@@ -275,6 +278,7 @@ class PollManager:
             self.stats.completed += 1
             self.stats.early_terminated += bool(early and poll.waiting)
         self.stats.votes += len(poll.sample) - len(poll.waiting)
+        self.stats.votes_per_poll[len(poll.sample) - len(poll.waiting)] += 1
         size = len(poll.sample)
         results = {txid: (yes, size) for txid, yes in zip(poll.txids, poll.yes, strict=True)}
         return self.engine.record_poll(results)

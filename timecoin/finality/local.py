@@ -82,6 +82,13 @@ class LocalFinality:
     def in_flight(self):
         return len(self._queue)
 
+    #: A lone masternode always reaches its whole quorum: itself.
+    poll_abort_reason = None
+
+    def report_finalized(self, txid, outpoints, reporters):
+        """A lone masternode decides alone: reports change nothing."""
+        return False
+
     def statistics(self):
         return []
 

@@ -101,6 +101,14 @@ class SnowballFinality:
     def in_flight(self):
         return len(self.engine)
 
+    def report_finalized(self, txid, outpoints, reporters):
+        """Catch-up: judged by the reporters' stake (see ``PollManager.report_finalized``)."""
+        self.polls.set_validators(self.masternodes)
+        decisions = self.polls.report_finalized(txid, outpoints, reporters)
+        self._report(decisions)
+        self._pump()
+        return any(t == txid and accepted for t, accepted, _ in decisions)
+
     def tx_settled(self, txid):
         """The node refused ``txid`` at entry: queries waiting for it get a "no"."""
         self._held.resolve(txid)
@@ -124,6 +132,16 @@ class SnowballFinality:
              polls.replies / asked if asked else 1.0),
             ("timecoin_snowball_rounds_per_finalized_tx", "gauge",
              "Mean rounds to finalize a transaction", rounds / count if count else 0.0),
+            ("timecoin_snowball_votes", "counter", "Votes counted in finished polls",
+             polls.votes),
+            ("timecoin_snowball_stalled", "counter",
+             "Transactions that reached max_rounds undecided (stalled)", stats.stalled),
+            ("timecoin_snowball_polls_aborted", "counter",
+             "Polls not started: too little connected stake", polls.aborted),
+            ("timecoin_snowball_polls_early_terminated", "counter",
+             "Polls ended before every sampled validator answered", polls.early_terminated),
+            ("timecoin_snowball_votes_per_poll", "histogram",
+             "Votes counted per poll", dict(polls.votes_per_poll)),
         ]
 
     # -- polling -------------------------------------------------------------

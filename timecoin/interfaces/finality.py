@@ -15,6 +15,8 @@ class IFinality(Interface):
     accepts_conflicts = Attribute(
         "True if a double spend of a pending transaction may be started too (finality "
         "decides between them); False if the first one holds its inputs.")
+    poll_abort_reason = Attribute(
+        "Why this node cannot poll now (e.g. too little connected stake), or None.")
 
     def attach(network, host):
         """Carry queries and votes over ``network`` (an ``IPeerMessaging``);
@@ -32,12 +34,20 @@ class IFinality(Interface):
     def add_listener(callback):
         """``callback(txid, accepted, reason)`` is called once per decision."""
 
+    def report_finalized(txid, outpoints, reporters):
+        """Catch-up: masternodes ``reporters`` (public keys) say ``txid`` (spending
+        ``outpoints``, already started here) is finalized. Applied at once only if
+        they hold more than ``alpha`` of the active stake and ``txid`` conflicts
+        with nothing pending; otherwise it is polled as usual. True if ``txid``
+        was finalized by this report."""
+
     def in_flight():
         """Number of transactions being decided."""
 
     def statistics():
         """Counters of the deciding process as ``(name, kind, documentation, value)``
-        tuples, ``kind`` ``"counter"`` or ``"gauge"``; empty if there is nothing to count."""
+        tuples, ``kind`` ``"counter"``, ``"gauge"`` or ``"histogram"`` (``value`` then
+        ``{observed value: times}``); empty if there is nothing to count."""
 
     def stop():
         """Cancel the timers (queries held, polls pending)."""
@@ -60,7 +70,8 @@ class IFinalityHost(Interface):
 
 
 class ICatchupHost(Interface):
-    """What finality catch-up asks of the node: its journal, and applying others'."""
+    """What finality catch-up asks of the node: its journal, and entering what
+    other masternodes report (judged by ``IFinality.report_finalized``)."""
 
     def journal_page(after_seq, limit):
         """Fire with ``[(seq, raw)]`` of committed journal entries after ``after_seq``."""
@@ -68,22 +79,36 @@ class ICatchupHost(Interface):
     def finalized_recently(txid):
         """True if ``txid`` finalized here lately."""
 
-    def apply_finalized(tx):
-        """Finalize ``tx`` that the network finalized; fire with True if applied,
-        False if known already; fail with ``TxRejected`` if it cannot be (yet)."""
+    def settled(txid):
+        """True if the node decided ``txid`` itself (refused, finalized, rejected)."""
+
+    def have_tx(txid):
+        """True if the node holds, is validating or has decided ``txid``."""
+
+    def finalized_here(txid):
+        """Fire with True if ``txid`` is finalized here, in memory or in storage."""
+
+    def submit_raw(raw, from_peer=False):
+        """Validate, lock and start deciding a transaction as if a peer relayed it
+        (``from_peer``); fire with its txid or fail with ``TxRejected``."""
 
 
 class IFinalitySync(Interface):
     """Serves this node's finality journal and pulls the other masternodes'."""
 
-    applied = Attribute("Number of transactions applied from other journals.")
-    needed = Attribute("How many other masternodes must report a transaction.")
+    applied = Attribute("Number of transactions finalized directly by others' reports.")
+    entered = Attribute("Number of reported transactions this node did not have and "
+                        "entered (to be polled, or applied by the report).")
+    requests = Attribute("Number of journal pages requested.")
 
     def attach(network):
         """Serve and request journal pages over ``network`` (an ``IPeerMessaging``)."""
 
     def poll():
-        """Ask every connected masternode without an outstanding request."""
+        """Ask every connected masternode this node may be behind of."""
+
+    def in_sync(pubkey):
+        """True if masternode ``pubkey``'s last page brought nothing new."""
 
 
 class IFinalityEvents(Interface):

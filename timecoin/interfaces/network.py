@@ -25,6 +25,10 @@ class IPeerMessaging(Interface):
     def get_peer(peer_id):
         """The ``IPeer`` of ``peer_id`` (ready or not), or None."""
 
+    def masternode_peers():
+        """``{pubkey: peer_id}`` of the ready peers that are masternodes: a
+        read-only mapping kept current on connect/disconnect (no copy made)."""
+
 
 class IPeerNetwork(IPeerMessaging):
     """The peer-to-peer network: connections, relay and bans."""

@@ -266,7 +266,8 @@ def build_node(reactor, prepared, storage, meta, stop=None, rng=None):
     node.events.attach(peers)
     finality.attach(peers, node)
     # Every node serves its journal; nodes with other masternodes also pull.
-    sync = FinalitySync(reactor, node, prepared.genesis.masternodes, prepared.identity.pubkey)
+    sync = FinalitySync(reactor, node, finality, prepared.genesis.masternodes,
+                        prepared.identity.pubkey)
     sync.attach(peers)
     sync.setServiceParent(node)
     node.finality_sync = sync

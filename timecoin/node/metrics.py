@@ -6,12 +6,14 @@ Every name starts with ``timecoin_``.
 """
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from zope.interface import implementer
 
 from timecoin.interfaces import INodeMetrics
 
 FINALITY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Upper bounds of the finality statistics' histograms (votes per poll: k is 20 by default).
+COUNT_BUCKETS = (0, 1, 2, 3, 5, 8, 10, 12, 15, 18, 20, 25, 30, 40)
 
 
 class _NodeGauges:
@@ -47,10 +49,23 @@ class _NodeGauges:
         for name, (doc, value) in values.items():
             yield GaugeMetricFamily(name, doc, value=value)
         for name, kind, doc, value in node.finality.statistics():
+            if kind == "histogram":
+                yield _histogram(name, doc, value)
+                continue
             family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             yield family(name, doc, value=value)
         if node.peer_network is not None:
             yield from _labelled(node.peer_network.statistics())
+
+
+def _histogram(name, doc, observed):
+    """A histogram family of ``{value: times}`` over :data:`COUNT_BUCKETS`."""
+    buckets = [(str(bound), sum(n for v, n in observed.items() if v <= bound))
+               for bound in COUNT_BUCKETS]
+    total = sum(observed.values())
+    buckets.append(("+Inf", total))
+    return HistogramMetricFamily(name, doc, buckets=buckets,
+                                 sum_value=sum(v * n for v, n in observed.items()))
 
 
 def _labelled(statistics):

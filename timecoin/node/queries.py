@@ -163,6 +163,11 @@ class NodeQueries:
         active = self.masternodes_active()
         if active < node.network.min_masternodes:
             problems.append(f"{active} active masternodes, {node.network.min_masternodes} needed")
+        if node.network.name != "devnet" and self.peer_count() == 0:
+            problems.append("network: 0 peers")
+        cannot_poll = node.finality.poll_abort_reason
+        if cannot_poll:
+            problems.append(f"finality: cannot poll ({cannot_poll})")
         return {
             "status": "degraded" if problems else "ok",
             "problems": problems,

@@ -354,6 +354,10 @@ class Node(MultiService):
         self.metrics.synced()
         return True
 
+    def finalized_here(self, txid):
+        """Fire with True if ``txid`` is finalized here (journal or storage)."""
+        return self._find_finalized(txid).addCallback(lambda record: record is not None)
+
     def journal_page(self, after_seq, limit):
         """Fire with ``[(seq, raw)]`` of committed journal entries after ``after_seq``."""
         return self.storage.journal_page(after_seq, limit, self.journal.committed_seq)

@@ -46,6 +46,15 @@ class P2PConfig:
     target_outbound: int = 8
     #: Seconds between attempts to fill outbound slots (0 < interval).
     discovery_interval: float = 30.0
+    # -- the masternode mesh (see timecoin.p2p.mesh) --
+    #: Keep a link to every masternode an address is known for.
+    masternode_mesh: bool = True
+    #: Seconds between mesh ticks (they also run soon after new addresses).
+    mesh_interval: float = 5.0
+    #: Mesh connection attempts under way at once.
+    mesh_dials: int = 16
+    #: Seconds before an unreachable address is tried again by the mesh.
+    mesh_retry: float = 60.0
     # -- memory bounds (see doc/peer-limits.md) --
     #: Bytes queued to one peer beyond the transport's own buffer before it is cut.
     max_send_buffer: int = 8 * 2**20

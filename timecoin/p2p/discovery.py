@@ -41,6 +41,10 @@ class Discovery:
         for attempt in list(self._dialing.values()):
             attempt.cancel()
 
+    def dialing(self):
+        """The addresses being dialled now."""
+        return set(self._dialing)
+
     def tick(self):
         net = self._network
         config = net.config
@@ -53,10 +57,12 @@ class Discovery:
                 break
             if net.bans.is_banned(entry.host):
                 continue
-            self._dial(join_host_port(entry.host, entry.port))
+            self.dial(join_host_port(entry.host, entry.port)).addErrback(lambda _: None)
             need -= 1
 
-    def _dial(self, address):
+    def dial(self, address):
+        """One outbound connection attempt to ``address``; its Deferred (fires
+        with None once connected, fails if it could not connect)."""
         net = self._network
         host, port = split_host_port(address)
         endpoint = HostnameEndpoint(net.reactor, host, port, timeout=10)
@@ -72,5 +78,14 @@ class Discovery:
             net.addresses.failed(address)
             self.log.debug("could not reach {address}: {error}", address=address,
                            error=failure.getErrorMessage())
+            return failure
         d.addCallbacks(lambda _: None, failed)
-        d.addBoth(lambda _: self._dialing.pop(address, None))
+
+        def done(result):
+            self._dialing.pop(address, None)
+            return result
+        d.addBoth(done)
+        result = defer.Deferred()
+        d.chainDeferred(result)
+        d.addErrback(lambda _: None)  # the caller gets the failure, not this chain
+        return result

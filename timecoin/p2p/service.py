@@ -7,6 +7,7 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, serverFromString, wrapClientTLS
 from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -17,6 +18,7 @@ from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.discovery import Discovery
 from timecoin.p2p.eviction import Candidate, Evictor, network_group
 from timecoin.p2p.handshake import Ready
+from timecoin.p2p.mesh import MasternodeMesh
 from timecoin.p2p.peerstore import PeerStore, join_host_port, split_host_port
 from timecoin.p2p.protocol import PeerProtocol
 from timecoin.p2p.relay import TxRelay
@@ -91,6 +93,8 @@ class PeerNetworkService(service.Service):
         self._ready_listeners = []
         self._seed_services = {}
         self.discovery = Discovery(self, lambda address: PeerFactory(self, "outbound", address))
+        self.mesh = MasternodeMesh(self, self.discovery.dial)
+        self._mesh_loop = None
         self._stopping = False
 
     # -- service life -----------------------------------------------------------
@@ -122,6 +126,10 @@ class PeerNetworkService(service.Service):
             self.connect(seed)
         if not self._stopping and self.config.target_outbound > 0:
             self.discovery.start(self.config.discovery_interval)
+        if not self._stopping and self.config.masternode_mesh:
+            self._mesh_loop = LoopingCall(self.mesh.tick)
+            self._mesh_loop.clock = self.reactor
+            self._mesh_loop.start(self.config.mesh_interval, now=True)
         return port
 
     @property
@@ -152,6 +160,9 @@ class PeerNetworkService(service.Service):
         service.Service.stopService(self)
         self._stopping = True
         self.discovery.stop()
+        self.mesh.stop()
+        if self._mesh_loop is not None and self._mesh_loop.running:
+            self._mesh_loop.stop()
         waits = [client.stopService() for client in self._seed_services.values()]
         self._seed_services.clear()
         if self.listening_port is not None:
@@ -194,7 +205,9 @@ class PeerNetworkService(service.Service):
             self.log.info("refusing {ip}: too many connections from its network group", ip=ip)
             self.send_account.disconnects["refused per-group limit"] += 1
             return False
-        open_now = sum(1 for p in self._connections.values() if not p.closing)
+        # Links to masternodes do not count: they are kept whatever the limit.
+        open_now = sum(1 for p in self._connections.values()
+                       if not p.closing and not self._is_masternode(p))
         if open_now < config.max_peers:
             return True
         candidates = [
@@ -210,6 +223,18 @@ class PeerNetworkService(service.Service):
             return False
         self._connections[victim].drop("evicted")
         return True
+
+    def _is_masternode(self, peer):
+        return peer.pubkey is not None and self.host.is_protected_peer(peer.pubkey)
+
+    def plain_outbound(self):
+        """Outbound connections that are not links to masternodes."""
+        return sum(1 for p in self._connections.values()
+                   if p.direction == "outbound" and not p.closing and not self._is_masternode(p))
+
+    def connected_pubkeys(self):
+        """Public keys of the ready peers."""
+        return set(self._ready)
 
     def peer_connected(self, peer):
         self._connections[peer.peer_id] = peer
@@ -232,6 +257,7 @@ class PeerNetworkService(service.Service):
                 del self._inbound_per_group[group]
         if peer.pubkey is not None and self._ready.get(peer.pubkey) is peer:
             del self._ready[peer.pubkey]
+            self.mesh.lost(peer)
 
     def _initiator(self, peer):
         return self.host.identity.pubkey if peer.direction == "outbound" else peer.pubkey
@@ -242,12 +268,17 @@ class PeerNetworkService(service.Service):
         Of two connections between the same nodes both sides keep the one
         opened by the node with the smaller public key.
         """
+        self.mesh.identified(peer)
         existing = self._ready.get(peer.pubkey)
         if existing is not None:
             if self._initiator(peer) >= self._initiator(existing):
                 return False
             existing.refuse("duplicate-connection", "already connected to this node")
         self._ready[peer.pubkey] = peer
+        is_masternode = self.host.is_protected_peer(peer.pubkey)
+        self.mesh.ready(peer, is_masternode)
+        if self.mesh.is_probe_to_drop(peer, is_masternode):
+            self.reactor.callLater(0, peer.drop, "not a masternode")
         if peer.direction == "outbound":
             self.addresses.connected(peer.seed or peer.label)
             peer.send(m.GetAddr())
@@ -309,6 +340,8 @@ class PeerNetworkService(service.Service):
                    for e in entries[:self.config.addr_reply_size]
                    if e.port and e.host and not self.bans.is_banned(e.host)]
         self.addresses.add(learned)
+        if learned:
+            self.mesh.soon()
 
     # -- IPeerNetwork -----------------------------------------------------------
     def broadcast_tx(self, tx, push=False):
@@ -348,6 +381,11 @@ class PeerNetworkService(service.Service):
         if peer is None or not peer.state.ready:
             return False
         return peer.send(message)
+
+    def masternode_peers(self):
+        """``{pubkey: peer_id}`` of the ready links to masternodes: a read-only
+        view kept up to date on connect and disconnect (O(1) to get)."""
+        return self.mesh.masternode_peers
 
     def peers(self):
         """The ready peers, as :data:`PeerSummary` tuples."""

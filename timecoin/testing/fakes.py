@@ -54,6 +54,7 @@ class ManualFinality:
     def __init__(self, max_in_flight=None, accepts_conflicts=False):
         self.started = {}
         self.settled = []
+        self.reports = []
         self.max_in_flight = max_in_flight
         self.accepts_conflicts = accepts_conflicts
         self._listeners = []
@@ -82,6 +83,13 @@ class ManualFinality:
 
     def in_flight(self):
         return len(self.started)
+
+    poll_abort_reason = None
+
+    def report_finalized(self, txid, outpoints, reporters):
+        """Records the report; the test decides."""
+        self.reports.append((txid, tuple(outpoints), frozenset(reporters)))
+        return False
 
     def decide(self, txid, accepted, reason="test"):
         self.started.pop(txid, None)
