@@ -148,12 +148,13 @@ class SnowballFinality:
 
     def active_validators(self):
         """``{pubkey: weight}`` of the masternodes connected now, this node excluded."""
-        self._peer_of = {}
-        if self._network is not None:
-            for peer in self._network.peers():
-                if peer.pubkey in self.masternodes and peer.pubkey != self.self_pubkey:
-                    self._peer_of[peer.pubkey] = peer.peer_id
-        return {pk: self.masternodes[pk] for pk in self._peer_of}
+        masternodes, me = self.masternodes, self.self_pubkey
+        if self._network is None:
+            self._peer_of = {}
+        else:  # the network keeps this view current on connect and disconnect: O(masternodes)
+            self._peer_of = {pk: pid for pk, pid in self._network.masternode_peers().items()
+                             if pk != me and pk in masternodes}
+        return {pk: masternodes[pk] for pk in self._peer_of}
 
     @property
     def poll_abort_reason(self):
