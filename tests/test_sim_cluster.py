@@ -125,10 +125,10 @@ class RestartTests(unittest.TestCase):
 
 
 class LargeNetworkTests(unittest.TestCase):
-    def test_hundred_nodes_finalize_on_all(self):
+    def run_hundred(self, seed):
         # 16 seed links per node; the masternode mesh dials the rest (a node
         # reaching less than alpha of the stake would not poll).
-        cluster = make_cluster(self, 100, seed=3, topology=16)
+        cluster = make_cluster(self, 100, seed=seed, topology=16)
         txs = [scenario.transfer_from_genesis(i) for i in range(4)]
         txids = submit_all(cluster, txs, [0, 25, 50, 75])
         cluster.wait_settled(txids, 30)
@@ -136,6 +136,13 @@ class LargeNetworkTests(unittest.TestCase):
             self.assertEqual(set(cluster.statuses(txid)), {"finalized"})
         self.assertEqual(len(set(cluster.set_hashes())), 1)
         self.assertLess(cluster.now, 5.0)
+        outcome = cluster.outcome(txids), cluster.clock.events_run
+        cluster.close()
+        return outcome
+
+    def test_hundred_nodes_finalize_on_all_the_same_way_twice(self):
+        first = self.run_hundred(3)
+        self.assertEqual(self.run_hundred(3), first, "same seed, another outcome")
 
 
 class EclipseTests(unittest.TestCase):
