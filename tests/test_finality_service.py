@@ -131,7 +131,12 @@ class SnowballFinalityTests(unittest.TestCase):
         self.assertEqual(self.decisions, [])
         self.assertTrue(self.finality.engine.is_stalled(tx.txid))
         self.assertEqual(self.finality.engine.snapshot(tx.txid).reason, "stalled")
-        self.assertEqual(self.finality.in_flight(), 1)
+        # Stalled transactions are counted apart: back-pressure is not wedged by them.
+        self.assertEqual(self.finality.in_flight(), 0)
+        self.assertEqual(self.finality.stalled(), 1)
+        self.assertTrue(self.finality.pending_reason(tx.txid).startswith("stalled: "))
+        self.assertFalse(self.finality.cancel(tx.txid))
+        self.assertEqual(self.finality.engine.status(tx.txid), "pending")
         self.assertGreater(self.finality.polls.stats.missing_replies, 0)
         # Polling goes on, less often: the transaction is still asked about.
         asked = 0

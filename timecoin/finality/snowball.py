@@ -63,6 +63,8 @@ class SnowballFinality:
         self._peer_of = {}  # validator pubkey -> peer id
         self._held = HeldQueries(clock, self._reply)
         self._started_at = {}
+        self._stalled = set()  # pending txids whose set is stalled
+        self._stalled_seen = 0
         self._timer = None
         self._timer_at = None
         self.queries_answered = 0
@@ -95,11 +97,34 @@ class SnowballFinality:
         self._pump()
 
     def cancel(self, txid):
+        if not self.polls.cancel(txid):
+            return False
         self._started_at.pop(txid, None)
-        self.polls.cancel(txid)
+        return True
 
     def in_flight(self):
-        return len(self.engine)
+        """Pending transactions, stalled ones not counted: a stalled set waits for
+        the block layer and must not wedge ``max_in_flight`` back-pressure."""
+        self._refresh_stalled()
+        return len(self.engine) - len(self._stalled)
+
+    def stalled(self):
+        self._refresh_stalled()
+        return len(self._stalled)
+
+    def pending_reason(self, txid):
+        if not self.engine.is_stalled(txid):
+            return None
+        return (f"stalled: its conflict set is undecided after "
+                f"{self.engine.params.max_rounds} polls; it stays locked until one "
+                "member is finalized")
+
+    def _refresh_stalled(self):
+        # The engine counts sets newly stalled; rescan only when that count moved.
+        count = self.engine.stats.stalled
+        if count != self._stalled_seen:
+            self._stalled_seen = count
+            self._stalled = {t for t in self._started_at if self.engine.is_stalled(t)}
 
     def tx_settled(self, txid):
         """The node refused ``txid`` at entry: queries waiting for it get a "no"."""
@@ -122,6 +147,8 @@ class SnowballFinality:
             ("timecoin_snowball_validator_response_rate", "gauge",
              "Share of sampled validators that answered",
              polls.replies / asked if asked else 1.0),
+            ("timecoin_snowball_stalled_transactions", "gauge",
+             "Pending transactions whose conflict set is stalled", self.stalled()),
             ("timecoin_snowball_rounds_per_finalized_tx", "gauge",
              "Mean rounds to finalize a transaction", rounds / count if count else 0.0),
         ]
@@ -206,5 +233,6 @@ class SnowballFinality:
         # Rejections first: a winner may need the locks its rivals held.
         for txid, accepted, reason in sorted(decisions, key=lambda d: d[1]):
             self._started_at.pop(txid, None)
+            self._stalled.discard(txid)
             for listener in self._listeners:
                 listener(txid, accepted, reason)

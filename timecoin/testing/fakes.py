@@ -45,7 +45,9 @@ class SyncStorage(Storage):
 class ManualFinality:
     """Finality decided by the test: ``decide(txid, accepted)``.
 
-    ``settled`` lists the txids the node refused at entry (``tx_settled``).
+    ``settled`` lists the txids the node refused at entry (``tx_settled``);
+    ``polled`` holds txids the test says entered a poll (``cancel`` refuses
+    them), ``stalled_reasons`` maps stalled txids to their reason.
     """
 
     max_in_flight = None
@@ -54,6 +56,8 @@ class ManualFinality:
     def __init__(self, max_in_flight=None, accepts_conflicts=False):
         self.started = {}
         self.settled = []
+        self.polled = set()
+        self.stalled_reasons = {}
         self.max_in_flight = max_in_flight
         self.accepts_conflicts = accepts_conflicts
         self._listeners = []
@@ -75,13 +79,22 @@ class ManualFinality:
         self.started[tx.txid] = tx
 
     def cancel(self, txid):
+        if txid in self.polled:
+            return False
         self.started.pop(txid, None)
+        return True
+
+    def stalled(self):
+        return sum(1 for t in self.stalled_reasons if t in self.started)
+
+    def pending_reason(self, txid):
+        return self.stalled_reasons.get(txid) if txid in self.started else None
 
     def add_listener(self, callback):
         self._listeners.append(callback)
 
     def in_flight(self):
-        return len(self.started)
+        return len(self.started) - self.stalled()
 
     def decide(self, txid, accepted, reason="test"):
         self.started.pop(txid, None)
