@@ -163,6 +163,18 @@ class SnowballFinalityTests(unittest.TestCase):
         (peer_id, votes), = self.network.take(m.SNOWBALL_VOTES)
         self.assertEqual((peer_id, votes.poll_id, votes.votes), (2, 7, (True,)))
 
+    def test_votes_follow_the_nodes_decisions_beyond_the_engine(self):
+        host = KnownTransactions()
+        self.finality.attach(self.network, host)
+        final, rejected = b"\x0a" * 32, b"\x0b" * 32
+        host.finalized.add(final)
+        host.rejected.add(rejected)
+        host.settled_ones.update((final, rejected))
+        self.assertIsNone(self.finality.engine.status(final))
+        self.network.deliver(2, SnowballQuery(8, (final, rejected)))
+        (_, votes), = self.network.take(m.SNOWBALL_VOTES)
+        self.assertEqual(votes.votes, (True, False))
+
     def test_unfetchable_tx_is_voted_no_after_the_fetch_timeout(self):
         self.network.deliver(3, SnowballQuery(9, (b"\x01" * 32,)))
         self.clock.advance(self.finality.fetch_timeout)

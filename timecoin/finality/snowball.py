@@ -49,7 +49,9 @@ class SnowballFinality:
     def __init__(self, clock, params, masternodes, self_pubkey, query_timeout_ms,
                  rng=None, max_polls=4, lookup=None):
         self._clock = clock
-        self.engine = SnowballEngine(params, remember=REMEMBER_DECISIONS, lookup=lookup)
+        # Votes beyond the engine's window follow the node's decisions (``decision``).
+        self.engine = SnowballEngine(params, remember=REMEMBER_DECISIONS,
+                                     lookup=lookup or self._host_decision)
         self.reputation = Reputation(clock.seconds)
         self.polls = PollManager(self.engine, self.reputation, rng or random.Random(),
                                  self_pubkey, query_timeout_ms, max_polls)
@@ -78,6 +80,9 @@ class SnowballFinality:
         self._host = host
         network.register_handler(m.SNOWBALL_QUERY, self._on_query)
         network.register_handler(m.SNOWBALL_VOTES, self._on_votes)
+
+    def _host_decision(self, txid):
+        return self._host.decision(txid) if self._host is not None else None
 
     def add_listener(self, callback):
         self._listeners.append(callback)

@@ -70,6 +70,11 @@ class IFinalityHost(Interface):
     def settled(txid):
         """True if the node decided ``txid`` itself (refused, finalized, rejected)."""
 
+    def decision(txid):
+        """True if ``txid`` finalized here, False if rejected here, None if unknown
+        (without storage I/O: from what the node keeps in memory, including the
+        last finalized txids read at start)."""
+
 
 class ICatchupHost(Interface):
     """What finality catch-up asks of the node: its journal, and applying others'."""

@@ -95,6 +95,8 @@ class Node(MultiService):
         self.storage_check = (storage_check if storage_check is not None
                               else StorageCheck(reactor, storage.path, needed=False))
         self._validating = set()  # txids being verified or whose inputs are loading
+        #: The last finalized txids read at open: votes after a restart follow them.
+        self._finalized_before_start = frozenset(meta.recent_txids)
         self._bound_contenders = set()  # contenders past lock expiry, kept by finality
         self._timers = []
 
@@ -464,6 +466,13 @@ class Node(MultiService):
     def finalized_recently(self, txid):
         """True if ``txid`` finalized here lately (older ones are in storage)."""
         return self.journal.find(txid) is not None
+
+    def decision(self, txid):
+        if self.journal.find(txid) is not None or txid in self._finalized_before_start:
+            return True
+        if self.mempool.rejection(txid) is not None:
+            return False
+        return None
 
     def settled(self, txid):
         """True if this node decided ``txid`` itself (refused, finalized, rejected)."""

@@ -23,6 +23,8 @@ class ChainMeta:
     count: int
     total_amount: int
     replayed: int = 0
+    #: txids of the last journal entries (newest last), for votes after a restart.
+    recent_txids: tuple = ()
     #: True once the rows were checked against the stored summary (at open).
     checked: bool = False
 

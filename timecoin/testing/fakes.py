@@ -11,8 +11,9 @@ from timecoin.storage.store import Storage
 class KnownTransactions:
     """What a node knows of txids, as plain sets a test fills in."""
 
-    def __init__(self, finalized=(), validating=(), present=(), settled=()):
+    def __init__(self, finalized=(), validating=(), present=(), settled=(), rejected=()):
         self.finalized = set(finalized)
+        self.rejected = set(rejected)
         self.validating = set(validating)
         self.present = set(present)
         self.settled_ones = set(settled)
@@ -28,6 +29,11 @@ class KnownTransactions:
 
     def settled(self, txid):
         return txid in self.settled_ones
+
+    def decision(self, txid):
+        if txid in self.finalized:
+            return True
+        return False if txid in self.rejected else None
 
 
 class SyncStorage(Storage):
