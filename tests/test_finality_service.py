@@ -135,7 +135,12 @@ class SnowballFinalityTests(unittest.TestCase):
         self.assertEqual(self.decisions, [])
         self.assertTrue(self.finality.engine.is_stalled(tx.txid))
         self.assertEqual(self.finality.engine.snapshot(tx.txid).reason, "stalled")
-        self.assertEqual(self.finality.in_flight(), 1)
+        # Stalled transactions are counted apart: back-pressure is not wedged by them.
+        self.assertEqual(self.finality.in_flight(), 0)
+        self.assertEqual(self.finality.stalled(), 1)
+        self.assertTrue(self.finality.pending_reason(tx.txid).startswith("stalled: "))
+        self.assertFalse(self.finality.cancel(tx.txid))
+        self.assertEqual(self.finality.engine.status(tx.txid), "pending")
         self.assertGreater(self.finality.polls.stats.missing_replies, 0)
         # Polling goes on, less often: the transaction is still asked about.
         asked = 0
@@ -161,6 +166,18 @@ class SnowballFinalityTests(unittest.TestCase):
         self.finality.start(tx)  # fetched and validated by the node
         (peer_id, votes), = self.network.take(m.SNOWBALL_VOTES)
         self.assertEqual((peer_id, votes.poll_id, votes.votes), (2, 7, (True,)))
+
+    def test_votes_follow_the_nodes_decisions_beyond_the_engine(self):
+        host = KnownTransactions()
+        self.finality.attach(self.network, host)
+        final, rejected = b"\x0a" * 32, b"\x0b" * 32
+        host.finalized.add(final)
+        host.rejected.add(rejected)
+        host.settled_ones.update((final, rejected))
+        self.assertIsNone(self.finality.engine.status(final))
+        self.network.deliver(2, SnowballQuery(8, (final, rejected)))
+        (_, votes), = self.network.take(m.SNOWBALL_VOTES)
+        self.assertEqual(votes.votes, (True, False))
 
     def test_unfetchable_tx_is_voted_no_after_the_fetch_timeout(self):
         self.network.deliver(3, SnowballQuery(9, (b"\x01" * 32,)))

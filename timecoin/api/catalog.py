@@ -35,10 +35,12 @@ METHODS = (
                (Param("hex", Text(2 * MAX_TX_SIZE + 2), "the serialized transaction, "
                       "hexadecimal"),)),
     MethodSpec("gettransaction", "The status of a transaction.",
-               "txid, status (pending, finalized, rejected, confirmed), reason, block_height, "
+               "txid, status (pending, finalized, rejected, confirmed; finalized, rejected "
+               "and confirmed never change), reason (why rejected, or that a pending "
+               "transaction's conflict set is stalled; null otherwise), block_height, "
                "finality_ms, hex", (Param("txid", _TXID, "the transaction id"),)),
     MethodSpec("waitfortransaction", "The status of a transaction once it is final, or at the "
-               "timeout.", "as gettransaction",
+               "timeout.", "as gettransaction (returns on the first final status)",
                (Param("txid", _TXID, "the transaction id"),
                 Param("timeout_s", Number(0, MAX_WAIT_S), "seconds to wait at most", 60))),
     MethodSpec("getbalance", "Finalized and pending balance of an address.",

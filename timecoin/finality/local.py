@@ -77,7 +77,16 @@ class LocalFinality:
             self._call = self._clock.callLater(0, self._decide)
 
     def cancel(self, txid):
+        """Forget ``txid``: a lone masternode's decision is one reactor turn away,
+        nobody else's vote depends on it."""
         self._queue.pop(txid, None)
+        return True
+
+    def stalled(self):
+        return 0
+
+    def pending_reason(self, txid):
+        return None
 
     def in_flight(self):
         return len(self._queue)

@@ -49,7 +49,9 @@ class SnowballFinality:
     def __init__(self, clock, params, masternodes, self_pubkey, query_timeout_ms,
                  rng=None, max_polls=4, lookup=None):
         self._clock = clock
-        self.engine = SnowballEngine(params, remember=REMEMBER_DECISIONS, lookup=lookup)
+        # Votes beyond the engine's window follow the node's decisions (``decision``).
+        self.engine = SnowballEngine(params, remember=REMEMBER_DECISIONS,
+                                     lookup=lookup or self._host_decision)
         self.reputation = Reputation(clock.seconds)
         self.polls = PollManager(self.engine, self.reputation, rng or random.Random(),
                                  self_pubkey, query_timeout_ms, max_polls)
@@ -63,6 +65,8 @@ class SnowballFinality:
         self._peer_of = {}  # validator pubkey -> peer id
         self._held = HeldQueries(clock, self._reply)
         self._started_at = {}
+        self._stalled = set()  # pending txids whose set is stalled
+        self._stalled_seen = 0
         self._timer = None
         self._timer_at = None
         self.queries_answered = 0
@@ -76,6 +80,9 @@ class SnowballFinality:
         self._host = host
         network.register_handler(m.SNOWBALL_QUERY, self._on_query)
         network.register_handler(m.SNOWBALL_VOTES, self._on_votes)
+
+    def _host_decision(self, txid):
+        return self._host.decision(txid) if self._host is not None else None
 
     def add_listener(self, callback):
         self._listeners.append(callback)
@@ -95,11 +102,34 @@ class SnowballFinality:
         self._pump()
 
     def cancel(self, txid):
+        if not self.polls.cancel(txid):
+            return False
         self._started_at.pop(txid, None)
-        self.polls.cancel(txid)
+        return True
 
     def in_flight(self):
-        return len(self.engine)
+        """Pending transactions, stalled ones not counted: a stalled set waits for
+        the block layer and must not wedge ``max_in_flight`` back-pressure."""
+        self._refresh_stalled()
+        return len(self.engine) - len(self._stalled)
+
+    def stalled(self):
+        self._refresh_stalled()
+        return len(self._stalled)
+
+    def pending_reason(self, txid):
+        if not self.engine.is_stalled(txid):
+            return None
+        return (f"stalled: its conflict set is undecided after "
+                f"{self.engine.params.max_rounds} polls; it stays locked until one "
+                "member is finalized")
+
+    def _refresh_stalled(self):
+        # The engine counts sets newly stalled; rescan only when that count moved.
+        count = self.engine.stats.stalled
+        if count != self._stalled_seen:
+            self._stalled_seen = count
+            self._stalled = {t for t in self._started_at if self.engine.is_stalled(t)}
 
     def report_finalized(self, txid, outpoints, reporters):
         """Catch-up: judged by the reporters' stake (see ``PollManager.report_finalized``)."""
@@ -130,6 +160,8 @@ class SnowballFinality:
             ("timecoin_snowball_validator_response_rate", "gauge",
              "Share of sampled validators that answered",
              polls.replies / asked if asked else 1.0),
+            ("timecoin_snowball_stalled_transactions", "gauge",
+             "Pending transactions whose conflict set is stalled", self.stalled()),
             ("timecoin_snowball_rounds_per_finalized_tx", "gauge",
              "Mean rounds to finalize a transaction", rounds / count if count else 0.0),
             ("timecoin_snowball_votes", "counter", "Votes counted in finished polls",
@@ -225,5 +257,6 @@ class SnowballFinality:
         # Rejections first: a winner may need the locks its rivals held.
         for txid, accepted, reason in sorted(decisions, key=lambda d: d[1]):
             self._started_at.pop(txid, None)
+            self._stalled.discard(txid)
             for listener in self._listeners:
                 listener(txid, accepted, reason)

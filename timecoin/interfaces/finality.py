@@ -11,7 +11,9 @@ class IFinality(Interface):
     answers other nodes' Snowball queries once attached to the peer network.
     """
 
-    max_in_flight = Attribute("Back-pressure bound on transactions being decided, or None.")
+    max_in_flight = Attribute(
+        "Back-pressure bound on transactions being decided, or None; stalled ones are "
+        "not counted (see in_flight).")
     accepts_conflicts = Attribute(
         "True if a double spend of a pending transaction may be started too (finality "
         "decides between them); False if the first one holds its inputs.")
@@ -26,7 +28,10 @@ class IFinality(Interface):
         """Begin deciding ``tx`` (already validated, its inputs locked unless a contender)."""
 
     def cancel(txid):
-        """Stop deciding ``txid`` (evicted or expired); no decision is reported."""
+        """Stop deciding ``txid`` (evicted or expired) if it never entered a poll
+        nor was voted on: return True, and no decision is reported. Return False
+        otherwise: ``txid`` stays bound to its conflict sets until one member is
+        finalized (its locks and mempool entry must stay)."""
 
     def tx_settled(txid):
         """The node refused ``txid`` at entry: queries held for it are answered now."""
@@ -42,7 +47,14 @@ class IFinality(Interface):
         was finalized by this report."""
 
     def in_flight():
-        """Number of transactions being decided."""
+        """Number of transactions being decided, not counting stalled ones (they wait
+        for the block layer and must not wedge back-pressure)."""
+
+    def stalled():
+        """Number of pending transactions whose conflict set is stalled."""
+
+    def pending_reason(txid):
+        """Why pending ``txid`` is not decided yet (``"stalled: ..."``), or None."""
 
     def statistics():
         """Counters of the deciding process as ``(name, kind, documentation, value)``
@@ -67,6 +79,11 @@ class IFinalityHost(Interface):
 
     def settled(txid):
         """True if the node decided ``txid`` itself (refused, finalized, rejected)."""
+
+    def decision(txid):
+        """True if ``txid`` finalized here, False if rejected here, None if unknown
+        (without storage I/O: from what the node keeps in memory, including the
+        last finalized txids read at start)."""
 
 
 class ICatchupHost(Interface):

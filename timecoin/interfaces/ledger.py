@@ -47,8 +47,9 @@ class IUtxoState(Interface):
     def release(txid):
         """Roll back the locks of ``txid``: its inputs become Unspent again."""
 
-    def expire_locks():
-        """Release locks past their expiry; return the txids released."""
+    def expire_locks(keep=None):
+        """Release locks past their expiry; return the txids released. A txid
+        for which ``keep(txid)`` is true keeps its locks, with no expiry any more."""
 
     def confirm(outpoints):
         """SpentFinalized -> Confirmed, once a block checkpoints the spend."""

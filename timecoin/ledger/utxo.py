@@ -168,15 +168,26 @@ class UtxoSet:
                 entry.lock_txid = entry.lock_expiry = None
         return bool(ops)
 
-    def expire_locks(self):
+    def expire_locks(self, keep=None):
+        """Release the locks that expired; return the txids released.
+
+        ``keep(txid)`` (if given) is asked first: True keeps that transaction's
+        locks with no expiry any more (finality still has it in a poll, so its
+        coins must stay bound to it until a decision).
+        """
         now = self._clock.seconds()
         expired = []
         while self._expiry and self._expiry[0][0] <= now:
             expiry, txid = heapq.heappop(self._expiry)
             ops = self._locks.get(txid)
-            if ops and self._entries[ops[0]].lock_expiry == expiry:
-                self.release(txid)
-                expired.append(txid)
+            if not ops or self._entries[ops[0]].lock_expiry != expiry:
+                continue
+            if keep is not None and keep(txid):
+                for op in ops:
+                    self._entries[op].lock_expiry = None
+                continue
+            self.release(txid)
+            expired.append(txid)
         return expired
 
     def next_expiry(self):

@@ -40,12 +40,11 @@ class NodeQueries:
         committing = node.journal.committing(txid) if entry is None else None
         if entry is not None or committing is not None:
             raw = entry.tx.raw if entry is not None else committing.raw
-            return defer.succeed(_status(txid, "pending", raw))
+            reason = node.finality.pending_reason(txid) if entry is not None else None
+            return defer.succeed(_status(txid, "pending", raw, reason=reason))
         reason = node.mempool.rejection(txid)
         if reason is not None:
-            result = _status(txid, "rejected", None)
-            result["reason"] = reason
-            return defer.succeed(result)
+            return defer.succeed(_status(txid, "rejected", None, reason=reason))
         record = node.journal.recent(txid)
         d = defer.succeed(record) if record is not None else node.storage.get_transaction(txid)
         return d.addCallback(lambda r: None if r is None else _record_status(r))
@@ -182,9 +181,11 @@ class NodeQueries:
         }
 
 
-def _status(txid, status, raw, block_height=None, finality_ms=None):
-    return {"txid": txid.hex(), "status": status, "block_height": block_height,
-            "finality_ms": finality_ms, "hex": raw.hex() if raw is not None else None}
+def _status(txid, status, raw, block_height=None, finality_ms=None, reason=None):
+    """``reason``: why rejected, or that a pending one's conflict set is stalled."""
+    return {"txid": txid.hex(), "status": status, "reason": reason,
+            "block_height": block_height, "finality_ms": finality_ms,
+            "hex": raw.hex() if raw is not None else None}
 
 
 def _record_status(record):

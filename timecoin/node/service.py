@@ -99,6 +99,9 @@ class Node(MultiService):
         self.storage_check = (storage_check if storage_check is not None
                               else StorageCheck(reactor, storage.path, needed=False))
         self._validating = set()  # txids being verified or whose inputs are loading
+        #: The last finalized txids read at open: votes after a restart follow them.
+        self._finalized_before_start = frozenset(meta.recent_txids)
+        self._bound_contenders = set()  # contenders past lock expiry, kept by finality
         self._timers = []
 
     # -- lifecycle -----------------------------------------------------------
@@ -296,9 +299,18 @@ class Node(MultiService):
 
     # -- decisions -----------------------------------------------------------
 
+    def _final_here(self, txid):
+        """True if ``txid`` has a final status here (finalized, being journaled)."""
+        return self.journal.find(txid) is not None
+
     def _decided(self, txid, accepted, reason):
         entry = self.mempool.get(txid)
         if entry is None:
+            return
+        if accepted and self.mempool.rejection(txid) is not None:
+            # Never reached: a rejected transaction leaves the mempool at once.
+            self.log.error("{txid} was rejected here; a finalization is ignored",
+                           txid=txid.hex())
             return
         if not accepted:
             self._drop(txid, "rejected", reason)
@@ -333,6 +345,9 @@ class Node(MultiService):
             return False
         if (yield self.storage.get_transaction(txid)) is not None:
             return False
+        if self._pending_conflicts(tx):
+            raise TxRejected("conflict-pending",
+                             "a conflicting transaction is pending here: polled as usual")
         if txid in self.mempool:
             self.finality.cancel(txid)
             self._decided(txid, True, "finalized by the network")
@@ -344,10 +359,12 @@ class Node(MultiService):
         if self.finalized_recently(txid):
             return False
         self.state.check_inputs(tx, allow_locked=True)
-        for txin in tx.inputs:
-            holder = self.state.lock_holder(txin.prevout)
-            if holder is not None and holder != txid:
-                self._drop(holder, "rejected", f"conflict: the network finalized {txid.hex()}")
+        if self._pending_conflicts(tx):
+            # Catch-up never overrides a pending decision: the report enters as a
+            # contender and is polled (a lock holder here is pending by definition).
+            self.submit(tx, from_peer=True).addErrback(lambda _: None)
+            raise TxRejected("conflict-pending",
+                             "a conflicting transaction is pending here: polled as usual")
         self.state.lock(tx)
         self.mempool.forget_rejection(txid)
         self._finalize(tx, self.reactor.seconds())
@@ -357,6 +374,18 @@ class Node(MultiService):
     def finalized_here(self, txid):
         """Fire with True if ``txid`` is finalized here (journal or storage)."""
         return self._find_finalized(txid).addCallback(lambda record: record is not None)
+
+    def _pending_conflicts(self, tx):
+        """Pending transactions here, other than ``tx``, spending one of its inputs."""
+        spent = {i.prevout for i in tx.inputs}
+        found = {self.state.lock_holder(op) for op in spent if self.state.get(op) is not None}
+        for txid in self.mempool.contenders():
+            entry = self.mempool.get(txid)
+            if any(i.prevout in spent for i in entry.tx.inputs):
+                found.add(txid)
+        found.discard(None)
+        found.discard(tx.txid)
+        return {t for t in found if t in self.mempool}
 
     def journal_page(self, after_seq, limit):
         """Fire with ``[(seq, raw)]`` of committed journal entries after ``after_seq``."""
@@ -385,6 +414,11 @@ class Node(MultiService):
             self.queries.wake(record.txid)
 
     def _drop(self, txid, kind, reason):
+        if self._final_here(txid):
+            self.log.error("{txid} is final here; not dropped ({reason})",
+                           txid=txid.hex(), reason=reason)
+            return
+        self._bound_contenders.discard(txid)
         self.mempool.remove(txid)
         self.state.release(txid)
         self.finality.cancel(txid)
@@ -404,14 +438,24 @@ class Node(MultiService):
         return self.flusher.error
 
     def _maintain(self):
-        for txid in self.state.expire_locks():
+        # A lock expires only if finality forgets the transaction: once it was
+        # polled or voted on, its coins stay bound to its conflict set.
+        for txid in self.state.expire_locks(keep=self._still_deciding):
             if txid in self.mempool:
                 self._drop(txid, "expired", "lock-expired: not decided before its locks expired")
         oldest = self.reactor.seconds() - self.state.lock_timeout
         for txid in [t for t in self.mempool.contenders()
-                     if self.mempool.get(t).added_at <= oldest]:
-            self._drop(txid, "expired", "lock-expired: double spend not decided in time")
+                     if t not in self._bound_contenders
+                     and self.mempool.get(t).added_at <= oldest]:
+            if self._still_deciding(txid):
+                self._bound_contenders.add(txid)
+            else:
+                self._drop(txid, "expired", "lock-expired: double spend not decided in time")
         self.mempool.expire_rejections()
+
+    def _still_deciding(self, txid):
+        """True if finality keeps ``txid`` (it entered a poll): it must not be freed."""
+        return txid in self.mempool and not self.finality.cancel(txid)
 
     def _masternode_online(self, pubkey):
         if pubkey == self.identity.pubkey:
@@ -434,6 +478,13 @@ class Node(MultiService):
     def finalized_recently(self, txid):
         """True if ``txid`` finalized here lately (older ones are in storage)."""
         return self.journal.find(txid) is not None
+
+    def decision(self, txid):
+        if self.journal.find(txid) is not None or txid in self._finalized_before_start:
+            return True
+        if self.mempool.rejection(txid) is not None:
+            return False
+        return None
 
     def settled(self, txid):
         """True if this node decided ``txid`` itself (refused, finalized, rejected)."""

@@ -24,6 +24,8 @@ class ChainMeta:
     count: int
     total_amount: int
     replayed: int = 0
+    #: txids of the last journal entries (newest last), for votes after a restart.
+    recent_txids: tuple = ()
     #: True once the rows were checked against the stored summary (at open).
     checked: bool = False
     #: The masternode table's rows (``MasternodeRegistry.from_rows``), or

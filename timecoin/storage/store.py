@@ -50,6 +50,9 @@ __all__ = ["ChainMeta", "JournalRecord", "Storage", "StorageError", "encode_undo
 #: Sets of up to this many outputs are checked during open; larger ones in the background.
 INLINE_CHECK_MAX = 100_000
 _QUERY_CHUNK = 400
+#: How many of the last finalized txids open reads back, so that a restarted
+#: node answers "yes" for them without a storage read on the reactor thread.
+RECENT_TXIDS_AT_OPEN = 200_000
 
 
 class StorageError(Exception):
@@ -311,10 +314,14 @@ class Storage:
     def _read_meta(self, replayed=0):
         meta = integrity.read_meta(self._conn)
         last = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM transactions").fetchone()[0]
+        recent = self._conn.execute(
+            "SELECT txid FROM transactions WHERE seq > ? ORDER BY seq",
+            (max(0, last - RECENT_TXIDS_AT_OPEN),)).fetchall()
         return ChainMeta(
             genesis_hash=meta["genesis_hash"], applied_seq=meta["applied_seq"],
             last_seq=last, muhash=meta["muhash"], count=meta["utxo_count"],
             total_amount=meta["utxo_total"], replayed=replayed,
+            recent_txids=tuple(bytes(row[0]) for row in recent),
         )
 
     # -- the journal ---------------------------------------------------------

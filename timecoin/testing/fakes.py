@@ -11,8 +11,9 @@ from timecoin.storage.store import Storage
 class KnownTransactions:
     """What a node knows of txids, as plain sets a test fills in."""
 
-    def __init__(self, finalized=(), validating=(), present=(), settled=()):
+    def __init__(self, finalized=(), validating=(), present=(), settled=(), rejected=()):
         self.finalized = set(finalized)
+        self.rejected = set(rejected)
         self.validating = set(validating)
         self.present = set(present)
         self.settled_ones = set(settled)
@@ -28,6 +29,11 @@ class KnownTransactions:
 
     def settled(self, txid):
         return txid in self.settled_ones
+
+    def decision(self, txid):
+        if txid in self.finalized:
+            return True
+        return False if txid in self.rejected else None
 
 
 class SyncStorage(Storage):
@@ -45,7 +51,9 @@ class SyncStorage(Storage):
 class ManualFinality:
     """Finality decided by the test: ``decide(txid, accepted)``.
 
-    ``settled`` lists the txids the node refused at entry (``tx_settled``).
+    ``settled`` lists the txids the node refused at entry (``tx_settled``);
+    ``polled`` holds txids the test says entered a poll (``cancel`` refuses
+    them), ``stalled_reasons`` maps stalled txids to their reason.
     """
 
     max_in_flight = None
@@ -55,6 +63,8 @@ class ManualFinality:
         self.started = {}
         self.settled = []
         self.reports = []
+        self.polled = set()
+        self.stalled_reasons = {}
         self.max_in_flight = max_in_flight
         self.accepts_conflicts = accepts_conflicts
         self._listeners = []
@@ -76,13 +86,22 @@ class ManualFinality:
         self.started[tx.txid] = tx
 
     def cancel(self, txid):
+        if txid in self.polled:
+            return False
         self.started.pop(txid, None)
+        return True
+
+    def stalled(self):
+        return sum(1 for t in self.stalled_reasons if t in self.started)
+
+    def pending_reason(self, txid):
+        return self.stalled_reasons.get(txid) if txid in self.started else None
 
     def add_listener(self, callback):
         self._listeners.append(callback)
 
     def in_flight(self):
-        return len(self.started)
+        return len(self.started) - self.stalled()
 
     poll_abort_reason = None
 
