@@ -1,6 +1,8 @@
 """The real daemon under a low open-file limit (``ulimit -n``), on 127.0.0.1:
-hundreds of idle API connections do not keep a client out."""
+hundreds of idle API connections do not keep a client out, and a start-up
+that cannot spawn its signature workers ends at once with one line."""
 
+import os
 import resource
 
 import treq
@@ -11,7 +13,7 @@ from twisted.trial import unittest
 from tests.api_support import RawHttpFactory
 from tests.support import make_datadir
 from timecoin.api.client import RpcClient, read_cookie
-from timecoin.testing.processes import start_daemon
+from timecoin.testing.processes import is_running, run_twistd, start_daemon, worker_pids
 from timecoin.testing.waiting import wait_until
 
 IDLE_CONNECTIONS = 300
@@ -77,3 +79,33 @@ class IdleConnectionsUnderLowLimit(unittest.TestCase):
         yield daemon.kill(15)
         self.assertNotIn(b"Traceback", daemon.output)
         self.assertNotIn(b"Too many open files", daemon.output)
+
+
+class WorkersThatCannotSpawn(unittest.TestCase):
+    timeout = 60
+
+    #: Low enough that the signature workers' pipes cannot be made (the
+    #: database and the reactor's own descriptors still open).
+    LIMIT = 16
+
+    @defer.inlineCallbacks
+    def test_start_up_ends_with_one_line_and_nothing_left_running(self):
+        datadir = make_datadir(self)
+        out, err, code = yield run_twistd(
+            reactor, "--network", "devnet", "--datadir", datadir,
+            "--api", "tcp:0:interface=127.0.0.1", "--p2p", "tcp:0:interface=127.0.0.1",
+            open_file_limit=self.LIMIT)
+        self.assertEqual(code, 1, (out, err))
+        self.assertNotIn(b"Traceback", out + err)
+        lines = err.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertTrue(lines[0].startswith("timecoin: error: cannot start the signature "
+                                            "workers"), lines)
+        self.assertIn("open-file limit", lines[0])
+        self.assertNotIn(".cookie", os.listdir(datadir))  # no stale credentials
+        # The database was closed: the next start (without the limit) opens it.
+        daemon = start_daemon(reactor, datadir)
+        self.addCleanup(daemon.kill)
+        yield daemon.api_url
+        yield wait_until(reactor, lambda: len(worker_pids(daemon.pid)) == 2)
+        self.assertTrue(is_running(daemon.pid))

@@ -19,6 +19,7 @@ from timecoin.interfaces.finality import (
 from timecoin.interfaces.ledger import IBlockConsensus, IMempool, IUtxoState
 from timecoin.interfaces.network import IListeningService, IPeer, IPeerMessaging, IPeerNetwork
 from timecoin.interfaces.node import (
+    IDaemonNode,
     INodeApi,
     INodeComponents,
     INodeMetrics,
@@ -29,7 +30,7 @@ from timecoin.interfaces.node import (
 from timecoin.interfaces.storage import IJournal, IStorage, IStorageCheck
 
 __all__ = [
-    "IBlockConsensus", "ICatchupHost", "IDeadlines", "IFinality", "IFinalityEvents",
+    "IBlockConsensus", "ICatchupHost", "IDaemonNode", "IDeadlines", "IFinality", "IFinalityEvents",
     "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService", "IMempool",
     "INodeApi", "INodeComponents", "INodeMetrics", "INodeQueries", "IPeer", "IPeerMessaging",
     "IPeerNetwork", "IRpcMethods", "ISignatureVerifier", "IStorage", "IStorageCheck",
