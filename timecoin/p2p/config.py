@@ -46,7 +46,7 @@ class P2PConfig:
     target_outbound: int = 8
     #: Seconds between attempts to fill outbound slots (0 < interval).
     discovery_interval: float = 30.0
-    # -- memory bounds (see doc/peer-limits.md) --
+    # -- memory bounds (see doc/limits.md) --
     #: Bytes queued to one peer beyond the transport's own buffer before it is cut.
     max_send_buffer: int = 8 * 2**20
     #: Seconds a peer may stay over its send budget (paused) before it is cut.
@@ -60,7 +60,7 @@ class P2PConfig:
     #: Entries of per-peer inventory tables, all peers together: each peer's
     #: table holds ``min(known_inventory_size, peer_state_budget // max_peers)``.
     peer_state_budget: int = 1_000_000
-    # -- inbound eviction (see doc/peer-limits.md) --
+    # -- inbound eviction (see doc/limits.md) --
     #: Inbound connections accepted from one network group (see timecoin.p2p.eviction).
     max_inbound_per_group: int = 16
     #: Protected from eviction: peers of this many distinct network groups...
