@@ -48,7 +48,9 @@ class RawHttp(protocol.Protocol):
         self.closed.callback(self.received)
 
 
-class _RawFactory(protocol.Factory):
+class RawHttpFactory(protocol.Factory):
+    """Builds :class:`RawHttp` clients."""
+
     def buildProtocol(self, addr):
         return RawHttp()
 
@@ -56,7 +58,7 @@ class _RawFactory(protocol.Factory):
 def connect_raw(reactor, node):
     """A Deferred of a connected :class:`RawHttp` to ``node``'s API."""
     port = node.getServiceNamed("api").port.getHost().port
-    return TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(_RawFactory())
+    return TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(RawHttpFactory())
 
 
 def basic_auth(node):

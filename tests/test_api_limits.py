@@ -1,6 +1,7 @@
 """The API's limits before any work, on a real node over 127.0.0.1: credentials
 and body size on the headers, the connection cap, the open-file reserve."""
 
+import json
 import os
 import resource
 
@@ -117,36 +118,96 @@ class HeaderChecks(unittest.TestCase):
         self.assertIn(f"timecoin_api_connections_max {float(self.site.max_connections)}", text)
 
 
+def wait_call(node, txid, seconds):
+    """A raw request whose answer takes ``seconds`` (a ``waitfortransaction``
+    of an unknown txid): the connection is busy until then."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "waitfortransaction",
+                       "params": [txid, seconds]}).encode()
+    return post_head(len(body), auth=basic_auth(node)) + body
+
+
 class ConnectionCap(unittest.TestCase):
     @defer.inlineCallbacks
-    def test_connections_over_the_cap_are_closed_at_once(self):
-        log = LogCapture(self)
+    def setUp(self):
+        self.log = LogCapture(self)
         datadir = make_datadir(self)
         with open(os.path.join(datadir, "timecoin.toml"), "w") as f:
             f.write("[api]\nmax_connections = 3\n")
-        node = yield start_node(self, reactor, datadir)
-        site = node.getServiceNamed("api").factory
-        self.assertEqual(site.max_connections, 3)
+        self.node = yield start_node(self, reactor, datadir)
+        self.site = self.node.getServiceNamed("api").factory
+        self.assertEqual(self.site.max_connections, 3)
+
+    def tearDown(self):
+        self.assertEqual(self.log.tracebacks(), [])
+
+    def sample(self, name, labels=None):
+        return self.node.metrics.registry.get_sample_value(name, labels or {})
+
+    def server_side(self, client):
+        """The site's channel of ``client``'s connection."""
+        port = client.transport.getHost().port
+        return next(c for c in self.site._channels if c.transport.getPeer().port == port)
+
+    @defer.inlineCallbacks
+    def test_a_full_api_evicts_its_longest_idle_connection(self):
         idle = []
         for _ in range(3):
-            idle.append((yield connect_raw(reactor, node)))
-        yield wait_until(reactor, lambda: site.open_connections == 3)
-        extra = yield connect_raw(reactor, node)
+            idle.append((yield connect_raw(reactor, self.node)))
+            yield wait_until(reactor, lambda n=len(idle): self.site.open_connections == n)
+        # The first one sends a byte: now the second has been silent longest.
+        idle[0].transport.write(b"G")
+        first = self.server_side(idle[0])
+        yield wait_until(reactor, lambda: list(self.site._channels)[-1] is first)
+        newcomer = yield connect_raw(reactor, self.node)
+        yield idle[1].closed  # the longest idle one was closed to admit it
+        self.assertTrue(idle[0].connected and idle[2].connected and newcomer.connected)
+        self.assertEqual(self.site.open_connections, 3)
+        # Served, and kept open (keep-alive): a response done counts as activity.
+        newcomer.transport.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        yield wait_until(reactor, lambda: newcomer.received.endswith(b"}"))
+        self.assertTrue(newcomer.received.startswith(b"HTTP/1.1 200 "), newcomer.received)
+        self.assertEqual(self.sample("timecoin_api_connections_evicted_total"), 1)
+        # The next one evicts idle[2], silent longest now.
+        status, answer = yield post_rpc(self.node, {"jsonrpc": "2.0", "id": 1,
+                                                    "method": "getblockcount"})
+        self.assertEqual((status, answer["result"]), (200, 0))
+        yield idle[2].closed
+        self.assertTrue(idle[0].connected and newcomer.connected)
+        self.assertEqual(self.sample("timecoin_api_connections_evicted_total"), 2)
+        self.assertEqual(self.sample("timecoin_api_refused_total",
+                                     {"reason": "connection_cap"}), 0)
+        for c in (idle[0], newcomer):
+            c.transport.loseConnection()
+        yield wait_until(reactor, lambda: self.site.open_connections == 0)
+
+    @defer.inlineCallbacks
+    def test_when_every_connection_is_busy_a_new_one_is_refused(self):
+        txid = "00" * 32
+        busy = []
+        for _ in range(3):
+            client = yield connect_raw(reactor, self.node)
+            client.transport.write(wait_call(self.node, txid, 30))
+            busy.append(client)
+        yield wait_until(reactor, lambda: self.site.open_connections == 3
+                         and all(c.busy for c in self.site._channels))
+        extra = yield connect_raw(reactor, self.node)
         received = yield extra.closed
         self.assertEqual(received, b"")
-        self.assertEqual(node.metrics.registry.get_sample_value(
-            "timecoin_api_refused_total", {"reason": "connection_cap"}), 1)
-        self.assertTrue(all(c.connected for c in idle))
-        idle.pop().transport.loseConnection()
-        yield wait_until(reactor, lambda: site.open_connections == 2)
-        status, answer = yield post_rpc(node, {"jsonrpc": "2.0", "id": 1,
-                                               "method": "getblockcount"})
+        self.assertEqual(self.sample("timecoin_api_refused_total",
+                                     {"reason": "connection_cap"}), 1)
+        self.assertEqual(self.sample("timecoin_api_connections_evicted_total"), 0)
+        self.assertTrue(all(c.connected for c in busy))
+        busy.pop().transport.loseConnection()
+        yield wait_until(reactor, lambda: self.site.open_connections == 2)
+        status, answer = yield post_rpc(self.node, {"jsonrpc": "2.0", "id": 1,
+                                                    "method": "getblockcount"})
         self.assertEqual((status, answer["result"]), (200, 0))
-        for c in idle:
+        for c in busy:
             c.transport.loseConnection()
-        yield wait_until(reactor, lambda: site.open_connections == 0)
-        self.assertEqual(log.tracebacks(), [])
+        yield wait_until(reactor, lambda: self.site.open_connections == 0)
 
+
+class OpenFileLimit(unittest.TestCase):
     @defer.inlineCallbacks
     def test_a_node_under_a_low_open_file_limit_lowers_its_cap(self):
         log = LogCapture(self)

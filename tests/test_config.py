@@ -5,7 +5,9 @@ import os
 from twisted.trial import unittest
 
 from tests.support import make_datadir
+from timecoin.node.assembly import p2p_config
 from timecoin.node.config import ConfigError, load_file, parse_peer, preset, resolve
+from timecoin.p2p.config import P2PConfig
 
 
 class PresetTests(unittest.TestCase):
@@ -118,3 +120,41 @@ class FileTests(unittest.TestCase):
     def test_missing_file(self):
         e = self.assertRaises(ConfigError, load_file, os.path.join(self.dir, "none.toml"))
         self.assertIn("does not exist", str(e))
+
+
+class PeerLimitKeysTests(unittest.TestCase):
+    """The peer limits of ``[network]`` reach the peer network's P2PConfig."""
+
+    KEYS = {  # config key: (P2PConfig field, a valid value, values refused)
+        "max_send_buffer_bytes": ("max_send_buffer", 2**20, (0, 1000, 2**31, 1.5)),
+        "send_stall_timeout_s": ("send_stall_timeout", 5, (0, 7200, float("inf"), "5")),
+        "max_total_send_buffer_bytes": ("max_total_send_buffer", 2**24, (1000, 2**40)),
+        "max_in_flight": ("max_in_flight", 1000, (0, 10**8)),
+        "max_in_flight_per_peer": ("max_in_flight_per_peer", 100, (1, 10**7, True)),
+        "peer_state_budget": ("peer_state_budget", 50_000, (10, 10**9)),
+        "max_inbound_per_group": ("max_inbound_per_group", 4, (0, 10**6)),
+    }
+
+    def test_defaults_are_the_peer_networks(self):
+        config = p2p_config(preset("testnet"))
+        for key, (field, _, _) in self.KEYS.items():
+            self.assertEqual(getattr(config, field), getattr(P2PConfig(), field), key)
+
+    def test_values_reach_the_peer_network_and_are_checked(self):
+        overrides = {("network", key): good for key, (_, good, _) in self.KEYS.items()}
+        config = p2p_config(resolve("devnet", overrides=overrides))
+        for key, (field, good, bad_values) in self.KEYS.items():
+            self.assertEqual(getattr(config, field), good, key)
+            for bad in bad_values:
+                with self.assertRaises(ConfigError) as caught:
+                    resolve("devnet", overrides={("network", key): bad})
+                self.assertIn(f"network.{key}", str(caught.exception))
+
+    def test_the_specifications_keys_are_unchanged(self):
+        spec = {"max_peers": 50, "rate_limit_tx": 1000, "rate_limit_blocks": 100,
+                "max_message_size": 10485760}
+        network = preset("testnet")["network"]
+        self.assertEqual({k: network[k] for k in spec}, spec)
+        config = p2p_config(preset("testnet"))
+        self.assertEqual((config.max_peers, config.rate_limit_tx, config.rate_limit_blocks,
+                          config.max_message_size), tuple(spec.values()))

@@ -14,6 +14,7 @@ from timecoin.finality.snowball import SnowballFinality
 from timecoin.interfaces import (
     IBlockConsensus,
     ICatchupHost,
+    IDaemonNode,
     IDeadlines,
     IFinality,
     IFinalityEvents,
@@ -73,7 +74,8 @@ class InterfaceTests(unittest.TestCase):
 
     def test_node_provides_what_its_collaborators_ask(self):
         node = sync_node(self, Clock())
-        for interface in (IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents):
+        for interface in (IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents,
+                          IDaemonNode):
             verifyObject(interface, node)
             verifyClass(interface, Node)
         verifyObject(INodeQueries, node.queries)

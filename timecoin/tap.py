@@ -22,6 +22,7 @@ from twisted.python import usage
 from timecoin.interfaces import IListeningService
 from timecoin.node.assembly import NodeOptions, StartupError, build_node, open_storage, prepare
 from timecoin.node.config import ConfigError
+from timecoin.node.verify import WorkerStartError
 from timecoin.storage.check_db import check_database
 from timecoin.storage.store import StorageError
 
@@ -74,7 +75,10 @@ def fail(message):
 
 
 class DaemonService(MultiService):
-    """Starts the node; a listener that cannot listen ends the process at once."""
+    """Starts the node (an ``IDaemonNode``). Anything that fails during start
+    (a listener that cannot listen, workers that cannot be spawned) undoes
+    what was started, the database's thread included, and ends the process
+    at once with one line."""
 
     def __init__(self, node, log_level=None):
         super().__init__()
@@ -90,15 +94,26 @@ class DaemonService(MultiService):
         from twisted.internet import reactor
 
         reactor.callWhenRunning(apply_log_level, self.log_level)
-        super().startService()
+        try:
+            super().startService()
+        except WorkerStartError as e:
+            self._abandon(str(e))
+        except Exception as e:  # noqa: BLE001 - any failure ends start-up with one line
+            self._abandon(f"start-up failed: {type(e).__name__}: {e}")
         for child in self.node:
-            if not IListeningService.providedBy(child) or child.failure is None:
-                continue
-            self.node.storage.close_now()
+            if IListeningService.providedBy(child) and child.failure is not None:
+                self._abandon(f"{child.what} cannot listen on {child.description}: "
+                              f"{child.failure.getErrorMessage()}")
+
+    def _abandon(self, message):
+        """Undo the partial start, remove the cookie, exit 1 with ``message``."""
+        self.running = 0
+        try:
+            self.node.abandon_start()
+        finally:
             if self.node.cookie_cleanup is not None:
                 self.node.cookie_cleanup()
-            fail(f"{child.what} cannot listen on {child.description}: "
-                 f"{child.failure.getErrorMessage()}")
+        fail(message)
         peers = self.node.peer_network
         if peers is not None and peers.started is not None:
             peers.started.addErrback(self._peer_network_failed)

@@ -6,7 +6,11 @@ authenticated: without valid credentials it is answered 401 as soon as its
 headers have arrived, and the connection is closed, so nothing is read or
 spooled. A body over :data:`MAX_BODY` is refused (413) from its
 ``Content-Length``, or, when chunked, as soon as it passes the limit.
-Connections over the cap are closed at once, before a byte is read.
+When the cap is reached, a new connection evicts the least recently active
+open connection that has no request in progress (idle keep-alive or silent
+connections), so idle connections cannot keep a client out; only when every
+open connection is answering a request is the new one closed at once, before
+a byte is read.
 """
 
 import base64
@@ -14,6 +18,7 @@ import hmac
 import json
 import os
 import resource
+from collections import OrderedDict
 
 from prometheus_client import Counter, Gauge
 from twisted.logger import Logger
@@ -60,6 +65,9 @@ class ApiMetrics:
             self.refused.labels(reason)
         self.connections = Gauge("timecoin_api_connections", "Open API connections",
                                  registry=registry)
+        self.evicted = Counter(
+            "timecoin_api_connections_evicted", "Idle API connections closed to admit a "
+            "new one when the connection cap was reached", registry=registry)
         self.connections_max = Gauge("timecoin_api_connections_max",
                                      "Cap on open API connections", registry=registry)
 
@@ -117,16 +125,35 @@ class GuardedRequest(server.Request):
 
 
 class GuardedChannel(http.HTTPChannel):
-    """An HTTP channel that tells its site when it closes (for the connection count)."""
+    """An HTTP channel that tells its site when it is active and when it closes
+    (for the connection count and eviction). ``busy`` is true from a request's
+    complete headers until its response is done."""
+
+    busy = False
+
+    def dataReceived(self, data):
+        self.site.channel_active(self)
+        super().dataReceived(data)
+
+    def allHeadersReceived(self):
+        self.busy = True
+        super().allHeadersReceived()
+
+    def requestDone(self, request):
+        # Before the base class: it may start a pipelined request at once.
+        self.busy = False
+        self.site.channel_active(self)
+        super().requestDone(request)
 
     def connectionLost(self, reason):
-        self.site.connection_closed()
+        self.site.connection_closed(self)
         super().connectionLost(reason)
 
 
 class GuardedSite(server.Site):
     """A ``Site`` with the API's limits: :class:`GuardedRequest` requests, at
-    most ``max_connections`` open connections, an idle timeout, and no
+    most ``max_connections`` open connections (a new one evicts the least
+    recently active idle one when the cap is reached), an idle timeout, and no
     per-request access log lines (they cost more than the requests at load; the
     metrics count requests instead)."""
 
@@ -141,22 +168,48 @@ class GuardedSite(server.Site):
         self.max_connections = max_connections
         self.max_body = max_body
         self.open_connections = 0
+        #: Open channels counted against the cap, least recently active first.
+        self._channels = OrderedDict()
         self.displayTracebacks = False
         self.noisy = False
         metrics.connections_max.set(max_connections)
 
     def buildProtocol(self, addr):
-        if self.open_connections >= self.max_connections:
+        if self.open_connections >= self.max_connections and not self._evict_idle():
             self.metrics.refused.labels("connection_cap").inc()
             return None  # the listening port closes the socket at once
         channel = super().buildProtocol(addr)
+        self._channels[channel] = None
         self.open_connections += 1
         self.metrics.connections.set(self.open_connections)
         return channel
 
-    def connection_closed(self):
-        self.open_connections -= 1
-        self.metrics.connections.set(self.open_connections)
+    def _evict_idle(self):
+        """Close the least recently active connection with no request in
+        progress; False if every open connection is busy."""
+        for channel in self._channels:
+            if not channel.busy:
+                break
+        else:
+            return False
+        # Uncounted at once (its descriptor is freed on the next reactor turn).
+        self._forget(channel)
+        self.metrics.evicted.inc()
+        channel.transport.abortConnection()
+        return True
+
+    def channel_active(self, channel):
+        """``channel`` received bytes or finished a response: least evictable."""
+        if channel in self._channels:
+            self._channels.move_to_end(channel)
+
+    def connection_closed(self, channel):
+        self._forget(channel)
+
+    def _forget(self, channel):
+        if self._channels.pop(channel, False) is None:
+            self.open_connections -= 1
+            self.metrics.connections.set(self.open_connections)
 
     def log(self, request):
         pass

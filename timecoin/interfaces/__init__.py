@@ -25,6 +25,7 @@ from timecoin.interfaces.ledger import (
 )
 from timecoin.interfaces.network import IListeningService, IPeer, IPeerMessaging, IPeerNetwork
 from timecoin.interfaces.node import (
+    IDaemonNode,
     INodeApi,
     INodeComponents,
     INodeMetrics,
@@ -35,7 +36,7 @@ from timecoin.interfaces.node import (
 from timecoin.interfaces.storage import IJournal, IStorage, IStorageCheck
 
 __all__ = [
-    "IBftMachine", "IBlockConsensus", "ICatchupHost", "IDeadlines", "IFinality",
+    "IBftMachine", "IBlockConsensus", "ICatchupHost", "IDaemonNode", "IDeadlines", "IFinality",
     "IFinalityEvents", "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService",
     "IMasternodeRegistry", "IMempool", "INodeApi", "INodeComponents", "INodeMetrics",
     "INodeQueries", "IPeer", "IPeerMessaging", "IPeerNetwork", "IRpcMethods",

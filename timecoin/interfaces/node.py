@@ -23,6 +23,10 @@ class ISignatureVerifier(Interface):
     def stop():
         """Report what was handed in, then end the workers; fires when done."""
 
+    def abort():
+        """End every worker at once, without waiting for answers (a start-up
+        abandoned before the reactor runs)."""
+
 
 class INodeComponents(Interface):
     """The node's components and state, as its read side and its metrics see them."""
@@ -147,3 +151,20 @@ class IUtxoFlusher(Interface):
 
     def finish():
         """Wait for a flush under way, then flush what is left."""
+
+
+class IDaemonNode(Interface):
+    """What the daemon (``timecoin.tap``) asks of the node it runs."""
+
+    storage = Attribute("The IStorage.")
+    peer_network = Attribute("The IPeerNetwork, or None before one is attached.")
+    cookie_cleanup = Attribute("Called once the daemon stopped (removes the API cookie), "
+                               "or None.")
+    on_storage_damage = Attribute("Called with one line if the storage check finds damage, "
+                                  "or None.")
+
+    def abandon_start():
+        """Undo a start-up that failed part way, without the reactor: stop the
+        timers, end the signature workers and the storage check, stop
+        listening and close the database (its writer thread included), so the
+        process can exit at once."""

@@ -45,6 +45,10 @@ class IStorage(Interface):
     def run_db(fn):
         """Run ``fn(conn)`` on the writer thread; fire with its result."""
 
+    def close_now():
+        """Stop the writer thread and close the database from the calling
+        thread (start-up abandoned, the reactor not running)."""
+
     def close():
         """Finish queued work and stop the writer thread."""
 
@@ -98,3 +102,7 @@ class IStorageCheck(Interface):
 
     def stop():
         """Stop checking (the node is stopping); fires once the thread is idle."""
+
+    def stop_now():
+        """Stop checking and end the thread from the calling thread, waiting
+        for it (start-up abandoned, the reactor not running)."""

@@ -154,6 +154,12 @@ def p2p_config(config):
         rate_limit_blocks=net["rate_limit_blocks"], max_message_size=net["max_message_size"],
         max_per_ip=net["max_peers_per_ip"], handshake_timeout=float(net["handshake_timeout_s"]),
         idle_timeout=float(net["idle_timeout_s"]),
+        max_send_buffer=net["max_send_buffer_bytes"],
+        send_stall_timeout=float(net["send_stall_timeout_s"]),
+        max_total_send_buffer=net["max_total_send_buffer_bytes"],
+        max_in_flight=net["max_in_flight"], max_in_flight_per_peer=net["max_in_flight_per_peer"],
+        peer_state_budget=net["peer_state_budget"],
+        max_inbound_per_group=net["max_inbound_per_group"],
     )
 
 

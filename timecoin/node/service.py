@@ -20,6 +20,7 @@ from timecoin.finality.events import FinalityEventPublisher
 from timecoin.finality.local import LocalFinality
 from timecoin.interfaces import (
     ICatchupHost,
+    IDaemonNode,
     IFinalityHost,
     IListeningService,
     INodeApi,
@@ -50,7 +51,7 @@ CACHE_ENTRY_BYTES = 400
 MAINTENANCE_INTERVAL = 1.0
 
 
-@implementer(IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents)
+@implementer(IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents, IDaemonNode)
 class Node(MultiService):
     """A timecoin full node (see the module docstring)."""
 
@@ -121,6 +122,20 @@ class Node(MultiService):
         self.verifier.start()
         self.storage_check.start(self._storage_damaged)
         super().startService()
+
+    def abandon_start(self):
+        """Undo a start-up that failed part way (see ``IDaemonNode``)."""
+        self.running = 0
+        for loop in self._timers:
+            if loop.running:
+                loop.stop()
+        self._timers = []
+        self.verifier.abort()
+        self.storage_check.stop_now()
+        for service in self:
+            if IListeningService.providedBy(service) and service.running:
+                service.stopService()  # the port's socket is closed at once
+        self.storage.close_now()
 
     def _storage_damaged(self, problem):
         """The background check found damage: nothing more is accepted."""

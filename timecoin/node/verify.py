@@ -16,7 +16,9 @@ replaced, and once none is left the node verifies inline and says so in its
 log.
 """
 
+import errno
 import os
+import resource
 import sys
 from collections import deque
 
@@ -40,6 +42,24 @@ from timecoin.node.verify_worker import (
 MAX_ANSWER = 4 * MAX_CHUNK_TXS
 #: Seconds stopping workers have to answer and exit before they are killed.
 STOP_GRACE_S = 5.0
+
+
+class WorkerStartError(Exception):
+    """A signature worker process cannot be started; the message says why in one line."""
+
+
+def _spawn_failure(error, executable):
+    """The one line of a failed worker spawn; out of descriptors, it names the
+    open-file limit."""
+    if error.errno not in (errno.EMFILE, errno.ENFILE, errno.EBADF):
+        return WorkerStartError(f"cannot start the signature workers ({executable}): "
+                                f"{error.strerror or error}")
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+    return WorkerStartError(
+        f"cannot start the signature workers: {error.strerror or error} (the open-file "
+        f"limit, ulimit -n, is {limit}: raise it, or set [validation] signature_workers "
+        "= 0 to verify on the reactor thread)")
 
 
 def verify_inline(txs):
@@ -72,6 +92,9 @@ class InlineVerifier:
 
     def stop(self):
         return defer.succeed(None)
+
+    def abort(self):
+        pass
 
 
 class _Chunk:
@@ -207,10 +230,14 @@ class ProcessVerifier:
             self._spawn()
 
     def _spawn(self):
+        """Start one worker, or raise :class:`WorkerStartError`."""
         proc = WorkerProtocol(self)
-        self._reactor.spawnProcess(proc, self._executable,
-                                   [self._executable, "-m", "timecoin.node.verify_worker"],
-                                   env=dict(os.environ))
+        try:
+            self._reactor.spawnProcess(proc, self._executable,
+                                       [self._executable, "-m", "timecoin.node.verify_worker"],
+                                       env=dict(os.environ))
+        except OSError as e:
+            raise _spawn_failure(e, self._executable) from None
         self._procs.append(proc)
 
     def ready(self):
@@ -272,7 +299,11 @@ class ProcessVerifier:
             self._deaths.append(now)
             if len(self._deaths) <= self.MAX_RESTARTS:
                 self.log.error("signature worker ended ({why}); starting another", why=why)
-                self._spawn()
+                try:
+                    self._spawn()
+                except WorkerStartError as e:
+                    self.log.error("{problem}; {left} left", problem=str(e),
+                                   left=len(self._procs))
             elif self._procs:
                 self.log.error("signature worker ended ({why}); not replaced: {n} ended "
                                "within {s:.0f} s, {left} left", why=why, n=len(self._deaths),
@@ -310,6 +341,12 @@ class ProcessVerifier:
         d.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
         self._maybe_idle()
         return d
+
+    def abort(self):
+        self._stopping = True
+        for proc in self._procs:
+            if proc.alive:
+                proc.transport.signalProcess("KILL")
 
     def _kill_all(self):
         for proc in self._procs:

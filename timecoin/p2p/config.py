@@ -55,7 +55,7 @@ class P2PConfig:
     mesh_dials: int = 16
     #: Seconds before an unreachable address is tried again by the mesh.
     mesh_retry: float = 60.0
-    # -- memory bounds (see doc/peer-limits.md) --
+    # -- memory bounds (see doc/limits.md) --
     #: Bytes queued to one peer beyond the transport's own buffer before it is cut.
     max_send_buffer: int = 8 * 2**20
     #: Seconds a peer may stay over its send budget (paused) before it is cut.
@@ -69,7 +69,7 @@ class P2PConfig:
     #: Entries of per-peer inventory tables, all peers together: each peer's
     #: table holds ``min(known_inventory_size, peer_state_budget // max_peers)``.
     peer_state_budget: int = 1_000_000
-    # -- inbound eviction (see doc/peer-limits.md) --
+    # -- inbound eviction (see doc/limits.md) --
     #: Inbound connections accepted from one network group (see timecoin.p2p.eviction).
     max_inbound_per_group: int = 16
     #: Protected from eviction: peers of this many distinct network groups...

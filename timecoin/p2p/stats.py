@@ -3,7 +3,7 @@
 :func:`peer_statistics` reads them from a
 :class:`~timecoin.p2p.service.PeerNetworkService` when the node's metrics
 are scraped; each is ``(name, kind, doc, [(labels, value), ...])`` with kind
-``"gauge"`` or ``"counter"``. ``doc/peer-limits.md`` lists them with their
+``"gauge"`` or ``"counter"``. ``doc/limits.md`` lists them with their
 limits.
 """
 

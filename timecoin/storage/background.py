@@ -88,6 +88,12 @@ class StorageCheck:
         on_damage(self.problem)
         return None
 
+    def stop_now(self):
+        self._cancelled = True  # a check under way ends at its next step
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+
     def stop(self):
         self._cancelled = True
         running, pool = self._running, self._pool

@@ -76,15 +76,24 @@ TWIST = [sys.executable, "-c", "from twisted.application.twist._twist import Twi
           "Twist.main()"]
 
 
-def start_daemon(reactor, datadir, *extra, runner="twistd"):
-    """``twistd -n timecoin`` (or ``twist timecoin``) on a devnet datadir."""
+def with_open_file_limit(limit, argv):
+    """``argv`` run under ``ulimit -n limit`` (through ``/bin/sh``), or as is
+    when ``limit`` is None."""
+    if limit is None:
+        return list(argv)
+    return ["/bin/sh", "-c", f'ulimit -n {int(limit)} && exec "$@"', "sh", *argv]
+
+
+def start_daemon(reactor, datadir, *extra, runner="twistd", open_file_limit=None):
+    """``twistd -n timecoin`` (or ``twist timecoin``) on a devnet datadir,
+    under ``ulimit -n open_file_limit`` if given."""
     proc = DaemonProcess()
     head = (TWISTD + ["-n", "--pidfile="] if runner == "twistd"
             else TWIST + ["--log-format=text"])
     args = head + ["timecoin", "--network", "devnet",
                      "--datadir", datadir, "--api", "tcp:0:interface=127.0.0.1",
                      "--p2p", "tcp:0:interface=127.0.0.1", *extra]
-    return _spawn(reactor, proc, args)
+    return _spawn(reactor, proc, with_open_file_limit(open_file_limit, args))
 
 
 def _stat(pid):
@@ -160,7 +169,7 @@ def _exit_code(reason):
 
 def _spawn(reactor, proto, argv):
     """Start ``argv`` for ``proto`` (which has a ``pid``), remembered until it ends."""
-    reactor.spawnProcess(proto, sys.executable, argv, env=child_env())
+    reactor.spawnProcess(proto, argv[0], argv, env=child_env())
     proto.pid = proto.transport.pid  # the transport forgets it once reaped
     _LIVE.add(proto.pid)
     return proto
@@ -170,9 +179,11 @@ def _run(reactor, argv):
     return _spawn(reactor, _Collector(), argv).done
 
 
-def run_twistd(reactor, *args):
-    """Run twistd to completion: fires with ``(stdout, stderr, exit code)``."""
-    return _run(reactor, TWISTD + ["-n", "--pidfile=", "timecoin", *args])
+def run_twistd(reactor, *args, open_file_limit=None):
+    """Run twistd to completion (under ``ulimit -n open_file_limit`` if given):
+    fires with ``(stdout, stderr, exit code)``."""
+    return _run(reactor, with_open_file_limit(
+        open_file_limit, TWISTD + ["-n", "--pidfile=", "timecoin", *args]))
 
 
 def run_cli(reactor, *args):
