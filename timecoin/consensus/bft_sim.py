@@ -6,15 +6,27 @@ Faults (``Scenario.faults``: validator index -> kind):
 * ``crashed`` never runs; ``silent`` runs but sends nothing;
 * ``equivocating`` runs two machines with one key, each talking to half of the
   peers, so it double-proposes and double-votes (evidence is expected);
-* ``lying`` proposes blocks no honest node accepts and votes for them.
+* ``lying`` proposes blocks no honest node accepts and votes for them;
+* ``split`` is the coordinated split-brain attack: every ``split`` validator runs
+  one machine per side of the honest validators (the ``partition`` groups, else
+  two seeded halves), and each machine talks only to that side and to the fellow
+  attackers' machines of the same side. Each side sees a consistent, honest-looking
+  coalition, so the attackers double-sign for whatever each side decides: with
+  more than 1/3 of the stake, both sides can reach quorums and commit different
+  blocks at one height.
 
 Before ``gst`` messages are lost with probability ``loss`` and the ``partition``
 groups cannot reach each other; from ``gst`` on every message arrives within
 ``max_delay`` (partial synchrony). Signatures are keyed hashes checked by the
 verifier (a byzantine node can sign only for itself).
 
-``python -m timecoin.consensus.bft_sim --sweep`` runs the byzantine sweep of
-doc/bft.md; ``--seed S --heights H`` one default scenario.
+Block sync stands in for the node layer's: a node that hears a message of a
+height more than one above its own asks the sender for its stored certificates
+from its own height on (up to :data:`SYNC_BATCH`), and applies them in order
+with ``on_certificate``. (The machine itself only helps peers one height behind.)
+
+``python -m timecoin.consensus.bft_sim --seed S --heights H`` runs one default
+scenario; :mod:`timecoin.consensus.bft_sweep` the byzantine sweep of doc/bft.md.
 """
 
 import argparse
@@ -39,6 +51,10 @@ from timecoin.consensus.certificate import verify_certificate, verify_evidence
 from timecoin.consensus.proposer import ValidatorSet
 
 NETWORK_ID = b"bft-sim"
+#: Certificates one block-sync answer carries at most.
+SYNC_BATCH = 32
+#: Seconds before a node that got no sync answer asks again.
+SYNC_RETRY = 1.0
 SIM_TIMEOUTS = BftTimeouts(propose=1.0, propose_delta=0.25, prevote=0.5, prevote_delta=0.25,
                            precommit=0.5, precommit_delta=0.25, rebroadcast=1.0)
 
@@ -73,6 +89,7 @@ class Scenario:
     partition: tuple = ()  # groups of validator indexes, separated until gst
     time_limit: float = 10_000.0
     block_interval: float = 0.05
+    block_sync: bool = True  # model the node layer's block sync (see the module doc)
 
 
 @dataclass
@@ -89,8 +106,13 @@ class Outcome:
 
 
 class _Instance:
-    def __init__(self, node, machine, peers):
-        self.node, self.machine, self.peers = node, machine, peers
+    """One machine of a node, the peers it sends to, the side of the honest
+    validators it belongs to (None: all), and its store of certificates."""
+
+    def __init__(self, node, machine, peers, side=None):
+        self.node, self.machine, self.peers, self.side = node, machine, peers, side
+        self.certificates = {}  # height -> CommitCertificate (the node's block store)
+        self.sync_after = 0.0  # no new sync request before this time
 
 
 class BftSimulation:
@@ -111,6 +133,7 @@ class BftSimulation:
         self.max_rounds = 0
         self.instances = {}  # node index -> [_Instance]
         self._ticks = set()
+        self.sides = self._sides()  # honest node -> its side, for ``split`` attackers
         everyone = list(range(len(self.ids)))
         for i, validator in enumerate(self.ids):
             kind = scenario.faults.get(i, "honest")
@@ -118,19 +141,38 @@ class BftSimulation:
                 self.instances[i] = []
                 continue
             others = [j for j in everyone if j != i]
-            groups = [others]
+            groups, sides = [others], [self.sides.get(i)]
             if kind == "equivocating":
-                groups = self._halves(i, others)
+                groups, sides = self._halves(i, others), [None, None]
+            elif kind == "split":
+                groups, sides = self._split_peers(others), [0, 1]
             self.instances[i] = [
                 _Instance(i, BftMachine(NETWORK_ID, self.validators, validator,
-                                        sim_sign(validator), sim_verify, SIM_TIMEOUTS), g)
-                for g in groups]
+                                        sim_sign(validator), sim_verify, SIM_TIMEOUTS), g, side)
+                for g, side in zip(groups, sides, strict=True)]
             if kind in ("honest", "silent"):
                 self.honest_height[i] = 0
 
+    def _sides(self):
+        # The two sides a ``split`` coalition plays against: the partition's first
+        # group and the rest, else a seeded random half of the honest nodes.
+        honest = [i for i in range(len(self.ids)) if self.kind(i) != "split"]
+        if self.sc.partition:
+            first = set(self.sc.partition[0])
+        else:
+            shuffled = honest[:]
+            random.Random(self.sc.seed).shuffle(shuffled)
+            first = set(shuffled[:len(shuffled) // 2])
+        return {i: 0 if i in first else 1 for i in honest}
+
+    def _split_peers(self, others):
+        attackers = [j for j in others if self.kind(j) == "split"]
+        return [[j for j in others if self.sides.get(j) == side] + attackers
+                for side in (0, 1)]
+
     def _halves(self, node, others):
-        # Split-brain along the partition if there is one (the strongest attack), else
-        # a seeded random half; fellow faulty nodes hear from both instances.
+        # Split-brain along the partition if there is one, else a seeded random half;
+        # fellow faulty nodes hear from both instances.
         if self.sc.partition:
             first = [j for j in others if j in self.sc.partition[0]]
             second = [j for j in others if j not in self.sc.partition[0]]
@@ -158,12 +200,18 @@ class BftSimulation:
             return False
         return self.rng.random() >= self.sc.loss
 
-    def _send(self, src, dst, event):
+    def _send(self, src, dst, event, side=None):
         if self.kind(src) == "silent" or not self._reachable(src, dst):
             return
         self.messages += 1
         delay = self.rng.uniform(self.sc.min_delay, self.sc.max_delay)
-        self._push(self.now + delay, "deliver", dst, event)
+        self._push(self.now + delay, "deliver", dst, event, src, side)
+
+    def _receivers(self, node, side):
+        # A ``split`` attacker hears each side on that side's machine only.
+        return [inst for inst in self.instances[node]
+                if side is None or inst.side is None or inst.side == side
+                or self.kind(node) != "split"]
 
     def run(self):
         """Run until every live honest node commits ``heights`` or time runs out."""
@@ -186,22 +234,60 @@ class BftSimulation:
 
     def _dispatch(self, event):
         kind, node = event[0], event[1]
+        if kind == "deliver":
+            payload, src, side = event[2], event[3], event[4]
+            for inst in self._receivers(node, side):
+                self._deliver(inst, payload, src, side)
+            return
+        if kind == "sync-request":
+            self._answer_sync(node, event[2], event[3])
+            return
         for inst in self.instances[node]:
             machine, now = inst.machine, self.now
             if kind == "tick":
                 self._ticks.discard((node, now))
                 self._handle(inst, machine.on_tick(now))
-            elif kind == "deliver":
-                payload = event[2]
-                if isinstance(payload, tuple):  # a certificate, sent to this node alone
-                    self._handle(inst, machine.on_certificate(payload[1], now))
-                elif isinstance(payload, Vote):
-                    self._handle(inst, machine.on_vote(payload, now))
-                else:
-                    self._handle(inst, machine.on_proposal(payload, now))
+            elif kind == "sync-reply" and inst is event[2]:
+                for cert in event[3]:
+                    if cert.height == machine.height:
+                        self._handle(inst, machine.on_certificate(cert, now))
+                inst.sync_after = now
             elif kind == "validated" and inst is event[4]:
                 self._handle(inst, machine.on_block_validated(event[2], event[3],
                                                               event[3] in self.valid_blocks, now))
+
+    def _deliver(self, inst, payload, src, side):
+        machine, now = inst.machine, self.now
+        if isinstance(payload, tuple):  # a certificate, sent to this node alone
+            self._handle(inst, machine.on_certificate(payload[1], now))
+            return
+        if self.sc.block_sync and payload.height > machine.height + 1 \
+                and now >= inst.sync_after:
+            self._request_sync(inst, src, side)
+        if isinstance(payload, Vote):
+            self._handle(inst, machine.on_vote(payload, now))
+        else:
+            self._handle(inst, machine.on_proposal(payload, now))
+
+    def _request_sync(self, inst, src, side):
+        # Block sync: ask the node that is ahead for its certificates from our height.
+        inst.sync_after = self.now + SYNC_RETRY
+        if self.kind(inst.node) == "silent" or not self._reachable(inst.node, src):
+            return
+        delay = self.rng.uniform(self.sc.min_delay, self.sc.max_delay)
+        self._push(self.now + delay, "sync-request", src, inst, side)
+
+    def _answer_sync(self, node, requester, side):
+        sources = self._receivers(node, side if side is not None else requester.side)
+        if not sources or self.kind(node) == "silent" \
+                or not self._reachable(node, requester.node):
+            return
+        store, start = sources[0].certificates, requester.machine.height
+        certs = [store[h] for h in range(start, start + SYNC_BATCH) if h in store]
+        if certs:
+            self.messages += 1
+            delay = self.rng.uniform(self.sc.min_delay, self.sc.max_delay)
+            self._push(self.now + delay, "sync-reply", requester.node, requester, certs)
 
     def _handle(self, inst, actions):
         node, machine = inst.node, inst.machine
@@ -210,7 +296,7 @@ class BftSimulation:
             if isinstance(action, Broadcast):
                 message = self._distort(inst, action.message)
                 for peer in inst.peers:
-                    self._send(node, peer, message)
+                    self._send(node, peer, message, inst.side)
                 if self.kind(node) == "equivocating" and inst is self.instances[node][-1]:
                     flipped = self._flipped(message)  # the other half hears a rival vote
                     for peer in self.instances[node][0].peers:
@@ -219,7 +305,7 @@ class BftSimulation:
             elif isinstance(action, SendCertificate):
                 peer = self.ids.index(action.validator)
                 if peer in inst.peers:
-                    self._send(node, peer, ("cert", action.certificate))
+                    self._send(node, peer, ("cert", action.certificate), inst.side)
             elif isinstance(action, BuildBlock):
                 tag = b"%d:%d:%d:%d" % (action.height, action.round, node, id(inst) % 7919)
                 block = hashlib.sha256(b"block" + tag).digest()
@@ -261,6 +347,7 @@ class BftSimulation:
 
     def _commit(self, inst, action, honest):
         machine = inst.machine
+        inst.certificates[action.height] = action.certificate
         if honest:
             verify_certificate(action.certificate, self.validators, NETWORK_ID, sim_verify,
                                height=action.height, block_hash=action.block_hash)
@@ -282,46 +369,12 @@ def run_scenario(scenario):
     return BftSimulation(scenario).run()
 
 
-def sweep(seeds=3, heights=30, out=sys.stdout):
-    """The byzantine sweep: 10 equal-stake validators, 0..5 byzantine, each fault kind,
-    honest nodes split in two halves until GST. Prints a table; returns its rows."""
-    rows = []
-    print("| byzantine stake | fault | safe runs | live runs | conflicting heights | "
-          "evidence |", file=out)
-    print("|---|---|---|---|---|---|", file=out)
-    for faulty in range(0, 6):
-        for fault in ("equivocating", "silent", "lying"):
-            safe = live = conflicts = evidence = 0
-            for seed in range(seeds):
-                honest = list(range(faulty, 10))
-                halves = (tuple(honest[::2]), tuple(honest[1::2]))
-                scenario = Scenario(stakes=(1,) * 10, heights=heights, seed=seed,
-                                    faults={i: fault for i in range(faulty)},
-                                    partition=halves, gst=20.0, loss=0.05,
-                                    time_limit=400.0)
-                result = run_scenario(scenario)
-                safe += result.safe
-                live += result.heights_committed >= heights
-                conflicts += len(result.conflicting_heights)
-                evidence += result.evidence
-            row = (faulty, fault, safe, live, conflicts, evidence)
-            rows.append(row)
-            print(f"| {faulty}/10 | {fault} | {safe}/{seeds} | {live}/{seeds} | {conflicts} | "
-                  f"{evidence} |", file=out, flush=True)
-    return rows
-
-
 def main(argv=None):
-    """Command line: ``--sweep`` or one scenario."""
+    """Command line: one default scenario."""
     parser = argparse.ArgumentParser(prog="python -m timecoin.consensus.bft_sim")
-    parser.add_argument("--sweep", action="store_true")
-    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--heights", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.sweep:
-        sweep(args.seeds, args.heights)
-        return 0
     print(run_scenario(Scenario(heights=args.heights, seed=args.seed)))
     return 0
 
