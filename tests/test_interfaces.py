@@ -35,6 +35,7 @@ from timecoin.interfaces import (
     IUtxoFlusher,
     IUtxoState,
 )
+from timecoin.ledger.blockchain import BlockChain
 from timecoin.ledger.chain import GenesisChain
 from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.mempool import Mempool
@@ -64,6 +65,7 @@ class InterfaceTests(unittest.TestCase):
 
     def test_chain_and_storage(self):
         verifyObject(IBlockConsensus, GenesisChain(make_genesis(DEVNET)))
+        verifyObject(IBlockConsensus, BlockChain(make_genesis(DEVNET)))
         storage = Storage(Clock(), os.path.join(make_datadir(self), "db"))
         verifyObject(IStorage, storage)
         verifyObject(IJournal, JournalWriter(Clock(), storage))

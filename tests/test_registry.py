@@ -198,6 +198,8 @@ class RegistryStorageTests(unittest.TestCase):
         conn = sqlite3.connect(self.path, isolation_level=None)
         conn.execute("DROP TABLE masternodes")
         conn.execute("DELETE FROM meta WHERE key = 'masternodes_need_genesis'")
+        for column in ("body", "certificate", "committed_at"):  # version 4's
+            conn.execute(f"ALTER TABLE blocks DROP COLUMN {column}")
         conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
         conn.close()
         storage, meta = self.open()

@@ -42,6 +42,17 @@ class IStorage(Interface):
     def save_masternodes(rows):
         """Replace the masternode registry's rows atomically (after a block)."""
 
+    def save_block(block_row, records, confirmed_txids, masternode_rows=None):
+        """Write a committed block in one transaction with what it implies:
+        ``block_row`` ``(height, hash, header, body, certificate, committed_at)``,
+        its journal ``records`` (the reward transaction's), ``block_height`` of
+        each of ``confirmed_txids``, and the registry's rows after it (None:
+        unchanged)."""
+
+    def load_blocks(after_height=0):
+        """Fire with ``[(height, body, certificate)]`` of the committed blocks
+        above ``after_height``, in order."""
+
     def run_db(fn):
         """Run ``fn(conn)`` on the writer thread; fire with its result."""
 

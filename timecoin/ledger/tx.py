@@ -40,8 +40,11 @@ KIND_TRANSFER = 0
 KIND_GENESIS = 1
 #: A masternode registration by collateral (see :mod:`timecoin.ledger.registration`).
 KIND_MASTERNODE_REGISTER = 2
+#: A block's reward: no inputs; pays the block reward and its fees to the
+#: active masternodes (valid only inside its block, see :mod:`timecoin.ledger.emission`).
+KIND_BLOCK_REWARD = 3
 KIND_NAMES = {KIND_TRANSFER: "transfer", KIND_GENESIS: "genesis",
-              KIND_MASTERNODE_REGISTER: "masternode_register"}
+              KIND_MASTERNODE_REGISTER: "masternode_register", KIND_BLOCK_REWARD: "block_reward"}
 #: What :func:`first_bad_signature` returns when the masternode signature of a
 #: registration fails (past any input index, so it fits the verifier's words).
 MASTERNODE_SIGNATURE = 500

@@ -26,7 +26,7 @@ from timecoin.interfaces import (
     INodeApi,
     INodeComponents,
 )
-from timecoin.ledger.chain import GenesisChain
+from timecoin.ledger.blockchain import BlockChain
 from timecoin.ledger.mempool import Mempool
 from timecoin.ledger.registry import MasternodeRegistry
 from timecoin.ledger.tx import (
@@ -84,7 +84,7 @@ class Node(MultiService):
         #: The IMasternodeRegistry: the stored one (``meta.masternodes``), else
         #: the genesis registrations.
         self.registry = registry if registry is not None else registry_from_meta(genesis, meta)
-        self.chain = GenesisChain(genesis, self._masternode_online, self.registry)
+        self.chain = BlockChain(genesis, self._masternode_online, self.registry)
         self.finality = finality if finality is not None else LocalFinality(reactor)
         self.verifier = verifier if verifier is not None else InlineVerifier()
         self.finality.add_listener(self._decided)

@@ -39,7 +39,7 @@ from timecoin.interfaces import IStorage
 from timecoin.ledger.muhash import MuHash
 from timecoin.ledger.tx import OutPoint
 from timecoin.ledger.utxo import utxo_element
-from timecoin.storage import integrity, masternode_tables
+from timecoin.storage import block_tables, integrity, masternode_tables
 from timecoin.storage.integrity import DamageFound
 from timecoin.storage.migrations import schema_files, statements
 from timecoin.storage.records import ChainMeta, JournalRecord, encode_undo, plan_fold
@@ -302,7 +302,8 @@ class Storage:
             ("genesis_hash", genesis.hash), ("applied_seq", 0),
             ("muhash", MuHash().serialize()), ("utxo_count", 0), ("utxo_total", 0),
         ])
-        c.execute("INSERT INTO blocks VALUES (0, ?, ?)", (genesis.hash, genesis.header))
+        c.execute("INSERT INTO blocks (height, hash, header) VALUES (0, ?, ?)",
+                  (genesis.hash, genesis.header))
         c.executemany(
             "INSERT INTO transactions (seq, txid, raw, spent, finalized_at, finality_ms,"
             " block_height) VALUES (?, ?, ?, x'', ?, NULL, 0)",
@@ -445,3 +446,17 @@ class Storage:
     def save_masternodes(self, rows):
         """Replace the registry's rows (after a block changed it), atomically."""
         return self._run(self._transaction, masternode_tables.replace_rows, self._conn, rows)
+
+    # -- blocks ------------------------------------------------------------------
+
+    def save_block(self, block_row, records, confirmed_txids, masternode_rows=None):
+        """Write a committed block with its journal entries, confirmations and
+        registry rows in one transaction (:func:`block_tables.write_block`)."""
+        rows = [(r.seq, r.txid, r.raw, r.spent, r.finalized_at, r.finality_ms)
+                for r in records]
+        return self._run(self._transaction, block_tables.write_block, self._conn, block_row,
+                         rows, list(confirmed_txids), masternode_rows)
+
+    def load_blocks(self, after_height=0):
+        """Fire with ``[(height, body, certificate)]`` of the committed blocks."""
+        return self._run(block_tables.read_blocks, self._conn, after_height)

@@ -1,0 +1,99 @@
+"""Blocks in SQLite (schema version 4): a committed block is written in one
+transaction with its reward's journal entry, its confirmations and the
+registry's rows; replay reads the blocks back; a version-1 database migrates."""
+
+import os
+import sqlite3
+
+from twisted.trial import unittest
+
+from tests.support import SyncStorage, make_datadir
+from timecoin.ledger.block import Block, BlockHeader
+from timecoin.ledger.emission import reward_transaction
+from timecoin.ledger.genesis import make_genesis
+from timecoin.ledger.merkle import merkle_root
+from timecoin.ledger.networks import DEVNET
+from timecoin.ledger.registry import MasternodeRegistry
+from timecoin.storage import block_tables
+from timecoin.storage.store import JournalRecord, schema_files
+
+GENESIS = make_genesis(DEVNET, 3)
+
+
+def block_one(meta):
+    registry = MasternodeRegistry.from_genesis(GENESIS)
+    recipients = [(e.reward_key_hash, e.weight) for e in registry.entries()]
+    reward = reward_transaction(DEVNET, 1, 0, recipients)
+    confirmed = tuple(tx.txid for tx in GENESIS.txs)
+    header = BlockHeader(DEVNET.network_id, 1, GENESIS.hash, GENESIS.timestamp + 2, 0,
+                         GENESIS.masternodes[0], merkle_root(confirmed + (reward.txid,)),
+                         b"\x01" * 32, registry.masternode_set_hash(), 6_337_617)
+    block = Block(header, confirmed, reward)
+    block.check()
+    record = JournalRecord(meta.last_seq + 1, reward.txid, reward.raw, b"", 10.0, None)
+    row = (1, block.hash, header.encode(), block.encode(), b"certificate", 10.0)
+    return block, record, row, registry
+
+
+class BlockStorageTests(unittest.TestCase):
+    def setUp(self):
+        self.path = os.path.join(make_datadir(self), "chain.sqlite3")
+
+    def open(self):
+        storage = SyncStorage(None, self.path)
+        self.addCleanup(storage._close_now)
+        return storage, storage.open_now(GENESIS)
+
+    def test_a_block_is_stored_with_its_confirmations_and_read_back(self):
+        storage, meta = self.open()
+        block, record, row, registry = block_one(meta)
+        storage._transaction(block_tables.write_block, storage._conn, row,
+                             [(record.seq, record.txid, record.raw, record.spent,
+                               record.finalized_at, record.finality_ms)],
+                             block.all_txids, registry.rows())
+        stored = block_tables.read_blocks(storage._conn)
+        self.assertEqual(stored, [(1, block.encode(), b"certificate")])
+        self.assertEqual(Block.decode(stored[0][1]), block)
+        for txid in block.all_txids:
+            self.assertEqual(block_tables.block_height_of(storage._conn, txid), 1)
+        self.assertIsNone(block_tables.block_height_of(storage._conn, b"\x00" * 32))
+        storage._close_now()
+        storage, meta = self.open()
+        self.assertEqual(meta.last_seq, record.seq)  # the reward is a journal entry
+        self.assertEqual(block_tables.read_blocks(storage._conn, after_height=1), [])
+
+    def test_a_failed_block_write_leaves_nothing(self):
+        storage, meta = self.open()
+        block, record, row, registry = block_one(meta)
+        clash = (0,) + row[1:]  # height 0 is the genesis': the insert fails
+        rows = [(record.seq, record.txid, record.raw, record.spent, record.finalized_at,
+                 record.finality_ms)]
+        self.assertRaises(sqlite3.IntegrityError, storage._transaction,
+                          block_tables.write_block, storage._conn, clash, rows,
+                          block.all_txids, [])
+        self.assertEqual(block_tables.read_blocks(storage._conn), [])
+        self.assertIsNone(block_tables.block_height_of(storage._conn, record.txid))
+        self.assertEqual(storage._read_meta().last_seq, meta.last_seq)
+        self.assertEqual(storage._conn.execute("SELECT COUNT(*) FROM masternodes").fetchone()[0],
+                         len(GENESIS.registrations))
+
+    def test_migration_from_a_version_1_database(self):
+        storage, _ = self.open()
+        storage._close_now()
+        # The version-1 layout: headers only, no masternodes table, version 1.
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        for column in ("body", "certificate", "committed_at"):
+            conn.execute(f"ALTER TABLE blocks DROP COLUMN {column}")
+        conn.execute("DROP TABLE masternodes")
+        conn.execute("DELETE FROM meta WHERE key = 'masternodes_need_genesis'")
+        conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
+        conn.close()
+        storage, meta = self.open()
+        self.assertIn("database schema migrated to version 4", storage.notes)
+        self.assertEqual(schema_files()[-1][0], 4)
+        columns = {r[1] for r in storage._conn.execute("PRAGMA table_info(blocks)")}
+        self.assertLessEqual({"body", "certificate", "committed_at"}, columns)
+        block, record, row, registry = block_one(meta)
+        storage._transaction(block_tables.write_block, storage._conn, row, [], block.txids,
+                             None)
+        self.assertEqual(len(block_tables.read_blocks(storage._conn)), 1)
