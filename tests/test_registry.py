@@ -194,9 +194,11 @@ class RegistryStorageTests(unittest.TestCase):
     def test_migration_from_a_version_1_database(self):
         storage, _ = self.open()
         storage._close_now()
-        # The version-1 layout: no masternodes table, schema_version 1.
+        # The version-1 layout: no masternodes table (nor schema 3's), schema_version 1.
         conn = sqlite3.connect(self.path, isolation_level=None)
         conn.execute("DROP TABLE masternodes")
+        for table in ("conflict_sets", "conflict_set_members", "pending_txs"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("DELETE FROM meta WHERE key = 'masternodes_need_genesis'")
         conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
         conn.close()
