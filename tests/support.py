@@ -113,3 +113,30 @@ def start_devnet(testcase, reactor, count, config_text=""):
         nodes.append(node)
     yield wait_until(reactor, lambda: all(n.queries.peer_count() == count - 1 for n in nodes))
     return nodes
+
+
+#: What each schema version added, undone newest first by :func:`downgrade_schema`.
+_SCHEMA_UNDO = {
+    4: ["ALTER TABLE blocks DROP COLUMN body", "ALTER TABLE blocks DROP COLUMN certificate",
+        "ALTER TABLE blocks DROP COLUMN committed_at"],
+    3: ["DROP TABLE conflict_sets", "DROP TABLE conflict_set_members", "DROP TABLE pending_txs"],
+    2: ["DROP TABLE masternodes", "DELETE FROM meta WHERE key = 'masternodes_need_genesis'"],
+}
+
+
+def downgrade_schema(path, version):
+    """Turn a closed, current database into the layout of schema ``version`` (to test the
+    migrations from it): every later version's additions are removed."""
+    import sqlite3
+
+    from timecoin.storage.migrations import schema_files
+    newest = schema_files()[-1][0]
+    assert set(_SCHEMA_UNDO) == set(range(2, newest + 1)), "a schema version has no undo"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for v in range(newest, version, -1):
+            for statement in _SCHEMA_UNDO[v]:
+                conn.execute(statement)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+    finally:
+        conn.close()

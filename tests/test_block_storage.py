@@ -7,7 +7,7 @@ import sqlite3
 
 from twisted.trial import unittest
 
-from tests.support import SyncStorage, make_datadir
+from tests.support import SyncStorage, downgrade_schema, make_datadir
 from timecoin.ledger.block import Block, BlockHeader
 from timecoin.ledger.emission import reward_transaction
 from timecoin.ledger.genesis import make_genesis
@@ -80,14 +80,7 @@ class BlockStorageTests(unittest.TestCase):
     def test_migration_from_a_version_1_database(self):
         storage, _ = self.open()
         storage._close_now()
-        # The version-1 layout: headers only, no masternodes table, version 1.
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        for column in ("body", "certificate", "committed_at"):
-            conn.execute(f"ALTER TABLE blocks DROP COLUMN {column}")
-        conn.execute("DROP TABLE masternodes")
-        conn.execute("DELETE FROM meta WHERE key = 'masternodes_need_genesis'")
-        conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
-        conn.close()
+        downgrade_schema(self.path, 1)  # headers only, no masternodes table
         storage, meta = self.open()
         self.assertIn("database schema migrated to version 4", storage.notes)
         self.assertEqual(schema_files()[-1][0], 4)

@@ -3,12 +3,11 @@ the set hash, the genesis registrations and their storage (with the migration
 from a version-1 database)."""
 
 import os
-import sqlite3
 
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from tests.support import SyncStorage, make_datadir
+from tests.support import SyncStorage, downgrade_schema, make_datadir
 from tests.test_registration import MASTERNODE, OWNER, registration
 from timecoin.interfaces import IMasternodeRegistry
 from timecoin.ledger.genesis import make_genesis
@@ -194,14 +193,7 @@ class RegistryStorageTests(unittest.TestCase):
     def test_migration_from_a_version_1_database(self):
         storage, _ = self.open()
         storage._close_now()
-        # The version-1 layout: no masternodes table, schema_version 1.
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.execute("DROP TABLE masternodes")
-        conn.execute("DELETE FROM meta WHERE key = 'masternodes_need_genesis'")
-        for column in ("body", "certificate", "committed_at"):  # version 4's
-            conn.execute(f"ALTER TABLE blocks DROP COLUMN {column}")
-        conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
-        conn.close()
+        downgrade_schema(self.path, 1)  # no masternodes table, nor the later ones
         storage, meta = self.open()
         self.assertIn("database schema migrated to version 2", storage.notes)
         self.assertIn("masternode table filled with the genesis registrations", storage.notes)

@@ -215,9 +215,10 @@ class SnowballEngine:
     def restore(self, records):
         """Reload conflict sets from :meth:`dirty_records` output saved before a restart.
 
-        Members are added (decided ones skipped); each set is pinned to the
-        member it was voted for: this node votes for no other member of that
-        set until the set is decided. Later records for a set replace earlier
+        Members are added (decided ones skipped) and count as voted on (they
+        stay bound to their sets: ``cancel`` refuses them); each set is pinned
+        to the member it was voted for: this node votes for no other member of
+        that set until the set is decided. Later records for a set replace earlier
         ones. Returns decisions (double spends of outpoints already spent).
         """
         decisions = []
@@ -226,6 +227,8 @@ class SnowballEngine:
             latest[record.outpoint] = record
             for txid, outpoints in record.members:
                 decisions.extend(self.add(txid, outpoints))
+                if txid in self._pending:
+                    self._pending[txid].voted = True
         for op, record in latest.items():
             conflict_set = self._sets.get(op)
             if conflict_set is not None and record.preferred in conflict_set.members:

@@ -70,6 +70,12 @@ class LocalFinality:
     def add_listener(self, callback):
         self._listeners.append(callback)
 
+    def restore(self, txs, records):
+        """A lone masternode saves no conflict sets (it sends no votes that
+        count): whatever was pending is decided again, like a new transaction."""
+        for tx in txs:
+            self.start(tx)
+
     def start(self, tx):
         self._queue[tx.txid] = tx
         self._held.resolve(tx.txid)

@@ -9,6 +9,13 @@ query per sampled validator; no poll while the reachable stake is below
 alpha), answers other nodes' queries with this node's preferences, and reports
 each decision to its listeners.
 
+Votes leave only once the conflict sets they answer about are durable: the
+engine's ``dirty_records()`` go to the host (``save_conflict_sets``, the
+journal's next group commit) and the reply waits for that commit, as does
+every later reply (a set voted on again must be durable before that vote
+leaves too). After a restart :meth:`SnowballFinality.restore` re-enters the
+saved sets, pinned to the member this node voted for.
+
 A query naming a transaction this node has not seen is answered once the
 transaction has been fetched (``getdata`` to the asker) and validated, or,
 failing that, after ``fetch_timeout`` with a "no" for it. All timing goes
@@ -16,6 +23,7 @@ through the injected clock.
 """
 
 import random
+from collections import deque
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -70,6 +78,9 @@ class SnowballFinality:
         self._timer = None
         self._timer_at = None
         self.queries_answered = 0
+        self._saves_asked = 0  # conflict-set saves asked of the host ...
+        self._saves_done = 0  # ... and how many of them are durable (in order)
+        self._unsent = deque()  # (saves needed, peer id, SnowballVotes)
 
     # -- wiring --------------------------------------------------------------
 
@@ -89,6 +100,7 @@ class SnowballFinality:
 
     def stop(self):
         self._held.stop()
+        self._unsent.clear()  # never sent: the node stops before they are durable
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -99,6 +111,17 @@ class SnowballFinality:
         self._started_at[tx.txid] = self._clock.seconds()
         self._report(self.engine.add(tx.txid, [i.prevout for i in tx.inputs]))
         self._held.resolve(tx.txid)
+        self._pump()
+
+    def restore(self, txs, records):
+        """Re-enter ``txs`` and the conflict sets ``records`` saved before a restart."""
+        now = self._clock.seconds()
+        for tx in txs:
+            self._started_at[tx.txid] = now
+        self._report(self.engine.restore(records))
+        for tx in txs:  # members of no saved set (none, normally) enter as new
+            self._report(self.engine.add(tx.txid, [i.prevout for i in tx.inputs]))
+            self._held.resolve(tx.txid)
         self._pump()
 
     def cancel(self, txid):
@@ -248,8 +271,28 @@ class SnowballFinality:
 
     def _reply(self, peer_id, query):
         self.queries_answered += 1
-        self._network.send(peer_id, SnowballVotes(query.poll_id,
-                                                  tuple(self.engine.votes(query.txids))))
+        message = SnowballVotes(query.poll_id, tuple(self.engine.votes(query.txids)))
+        records = self.engine.dirty_records()
+        if records and self._host is not None:
+            self._saves_asked += 1
+            self._host.save_conflict_sets(records).addCallbacks(
+                self._saved, self._save_failed)
+        if self._saves_done >= self._saves_asked:
+            self._network.send(peer_id, message)
+        else:
+            self._unsent.append((self._saves_asked, peer_id, message))
+
+    def _saved(self, _):
+        # The journal commits in order: this save and every earlier one are durable.
+        self._saves_done += 1
+        unsent = self._unsent
+        while unsent and unsent[0][0] <= self._saves_done:
+            _, peer_id, message = unsent.popleft()
+            self._network.send(peer_id, message)
+
+    def _save_failed(self, failure):
+        self.log.failure("saving conflict sets failed; the votes waiting for it stay unsent",
+                         failure)
 
     # -- decisions -----------------------------------------------------------
 

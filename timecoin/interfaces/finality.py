@@ -36,6 +36,12 @@ class IFinality(Interface):
     def tx_settled(txid):
         """The node refused ``txid`` at entry: queries held for it are answered now."""
 
+    def restore(txs, records):
+        """After a restart: ``txs`` (validated again, locks taken unless contenders)
+        were pending in the conflict sets ``records`` (``ConflictSetRecord``) this
+        node voted on; decide them again, never voting for another member of a
+        set than the one it voted for, until that set is decided."""
+
     def add_listener(callback):
         """``callback(txid, accepted, reason)`` is called once per decision."""
 
@@ -84,6 +90,10 @@ class IFinalityHost(Interface):
         """True if ``txid`` finalized here, False if rejected here, None if unknown
         (without storage I/O: from what the node keeps in memory, including the
         last finalized txids read at start)."""
+
+    def save_conflict_sets(records):
+        """Make the conflict sets ``records`` (``ConflictSetRecord``) durable, with
+        the raw bytes of their members; fire once they are (votes wait for it)."""
 
 
 class ICatchupHost(Interface):

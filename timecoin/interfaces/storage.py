@@ -15,8 +15,13 @@ class IStorage(Interface):
     def load_utxos(outpoints):
         """Fire with ``(outpoint, amount, key_hash)`` rows for those that exist."""
 
-    def append_journal(records):
-        """Commit finality records atomically; fire once they are durable."""
+    def append_journal(records, conflict_sets=None):
+        """Commit finality records atomically; fire once they are durable.
+
+        ``conflict_sets`` (a ``ConflictSetBatch``) are written in the same
+        transaction, before the records; each record's finalization removes
+        the stored sets of the inputs it spends.
+        """
 
     def apply_journal(up_to_seq, summary=None):
         """Fold journal entries up to ``up_to_seq`` into the UTXO tables atomically.
@@ -90,6 +95,10 @@ class IJournal(Interface):
 
     def find(txid):
         """The record of ``txid`` if it is committing or committed lately, else None."""
+
+    def save_conflict_sets(batch):
+        """Queue a ``ConflictSetBatch`` (sets about to be voted on, with their
+        members' raw bytes) for the next group commit; fire once it is durable."""
 
     def drain():
         """A Deferred that fires once everything queued so far is committed."""

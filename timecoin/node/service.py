@@ -41,6 +41,7 @@ from timecoin.ledger.utxo import UtxoSet
 from timecoin.node.flush import UtxoFlusher
 from timecoin.node.metrics import NodeMetrics
 from timecoin.node.queries import NodeQueries
+from timecoin.node.restore import conflict_set_batch, readmit
 from timecoin.node.verify import InlineVerifier
 from timecoin.p2p.host import IPeerHost
 from timecoin.storage.background import StorageCheck
@@ -104,6 +105,8 @@ class Node(MultiService):
         self._finalized_before_start = frozenset(meta.recent_txids)
         self._bound_contenders = set()  # contenders past lock expiry, kept by finality
         self._timers = []
+        #: The conflict sets voted on before a restart, re-entered at start.
+        self._saved_conflict_sets = meta.conflict_sets
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -121,7 +124,18 @@ class Node(MultiService):
             self._timers.append(loop)
         self.verifier.start()
         self.storage_check.start(self._storage_damaged)
+        self._restore_conflict_sets()
         super().startService()
+
+    def _restore_conflict_sets(self):
+        """Before any peer is heard: re-enter the conflict sets voted on before
+        the restart, so no vote goes to another member of one of them."""
+        saved, self._saved_conflict_sets = self._saved_conflict_sets, None
+        txs, records = readmit(saved, self.state, self.mempool, self.network.network_id)
+        if records:
+            self.log.info("re-entered {n} pending transactions of {sets} conflict sets "
+                          "voted on before the restart", n=len(txs), sets=len(records))
+            self.finality.restore(txs, records)
 
     def abandon_start(self):
         """Undo a start-up that failed part way (see ``IDaemonNode``)."""
@@ -500,6 +514,10 @@ class Node(MultiService):
         if self.mempool.rejection(txid) is not None:
             return False
         return None
+
+    def save_conflict_sets(self, records):
+        """Durable in the journal's next group commit (votes wait for it)."""
+        return self.journal.save_conflict_sets(conflict_set_batch(records, self.mempool))
 
     def settled(self, txid):
         """True if this node decided ``txid`` itself (refused, finalized, rejected)."""

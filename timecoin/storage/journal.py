@@ -10,6 +10,10 @@ The writer builds the records (:meth:`JournalWriter.record`: sequence number,
 undo data, timestamps on its clock) and remembers the records being committed
 and the last ``recent_max`` committed, so that lookups of a transaction
 finalized lately need no storage read.
+
+Conflict sets this node is about to vote on (:meth:`JournalWriter.save_conflict_sets`)
+ride in the same group commits: what is queued goes in the next commit, in
+which a finalization removes the sets it decides.
 """
 
 from collections import OrderedDict
@@ -19,6 +23,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from timecoin.interfaces import IJournal
+from timecoin.storage.conflict_tables import ConflictSetBatch
 from timecoin.storage.store import JournalRecord, encode_undo
 
 MAX_BATCH = 5000
@@ -39,6 +44,8 @@ class JournalWriter:
         self._storage = storage
         self._on_commit = on_commit
         self._queue = []  # (record, Deferred)
+        self._sets = ConflictSetBatch()  # conflict sets for the next commit
+        self._sets_waiting = []  # Deferreds fired once those are durable
         self._drainers = []
         self._busy = False
         self._retry = None
@@ -79,25 +86,41 @@ class JournalWriter:
         self._kick()
         return d
 
+    def save_conflict_sets(self, batch):
+        """Queue a :class:`ConflictSetBatch` for the next commit; the Deferred
+        fires once it is durable."""
+        d = Deferred()
+        self._sets.extend(batch)
+        self._sets_waiting.append(d)
+        self._kick()
+        return d
+
     @property
     def backlog(self):
         return len(self._queue)
 
     def _kick(self):
-        if self._busy or self._retry is not None or not self._queue:
+        if self._busy or self._retry is not None or not (self._queue or self._sets_waiting):
             return
         batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        sets, waiting = self._sets, self._sets_waiting
+        self._sets, self._sets_waiting = ConflictSetBatch(), []
         self._busy = True
-        d = self._storage.append_journal([record for record, _ in batch])
-        d.addCallbacks(self._committed, self._failed, callbackArgs=(batch,),
-                       errbackArgs=(batch,))
+        records = [record for record, _ in batch]
+        if waiting:
+            d = self._storage.append_journal(records, sets)
+        else:
+            d = self._storage.append_journal(records)
+        d.addCallbacks(self._committed, self._failed, callbackArgs=(batch, waiting),
+                       errbackArgs=(batch, sets, waiting))
 
-    def _committed(self, _, batch):
+    def _committed(self, _, batch, sets_waiting=()):
         self._busy = False
         self._failures = 0
         self.last_error = None
         self.batches += 1
-        self.committed_seq = max(self.committed_seq, batch[-1][0].seq)
+        if batch:
+            self.committed_seq = max(self.committed_seq, batch[-1][0].seq)
         for record, _ in batch:
             self._committing.pop(record.txid, None)
             self._recent[record.txid] = record
@@ -108,15 +131,20 @@ class JournalWriter:
         for record, d in batch:
             if d is not None:
                 d.callback(record)
+        for d in sets_waiting:
+            d.callback(None)
         self._kick()
-        if not self._busy and not self._queue:
+        if not self._busy and not self._queue and not self._sets_waiting:
             drainers, self._drainers = self._drainers, []
             for d in drainers:
                 d.callback(None)
 
-    def _failed(self, failure, batch):
+    def _failed(self, failure, batch, sets=None, sets_waiting=()):
         self._busy = False
         self._queue[:0] = batch
+        if sets_waiting:  # kept, ahead of what was queued since
+            sets.extend(self._sets)
+            self._sets, self._sets_waiting = sets, list(sets_waiting) + self._sets_waiting
         delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS) - 1)]
         self._failures += 1
         self.last_error = failure.getErrorMessage()
@@ -133,7 +161,7 @@ class JournalWriter:
     def drain(self):
         """A Deferred that fires once everything queued so far is committed."""
         d = Deferred()
-        if not self._queue and not self._busy:
+        if not self._queue and not self._busy and not self._sets_waiting:
             d.callback(None)
         else:
             self._drainers.append(d)

@@ -31,6 +31,9 @@ class ChainMeta:
     #: The masternode table's rows (``MasternodeRegistry.from_rows``), or
     #: None: the genesis registrations.
     masternodes: list | None = None
+    #: The conflict sets this node voted on and their pending transactions
+    #: (a ``RestoredConflictSets``), or None.
+    conflict_sets: object = None
 
 
 @dataclass(frozen=True)

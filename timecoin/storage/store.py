@@ -37,9 +37,9 @@ from zope.interface import implementer
 
 from timecoin.interfaces import IStorage
 from timecoin.ledger.muhash import MuHash
-from timecoin.ledger.tx import OutPoint
+from timecoin.ledger.tx import OutPoint, decode_tx
 from timecoin.ledger.utxo import utxo_element
-from timecoin.storage import block_tables, integrity, masternode_tables
+from timecoin.storage import block_tables, conflict_tables, integrity, masternode_tables
 from timecoin.storage.integrity import DamageFound
 from timecoin.storage.migrations import schema_files, statements
 from timecoin.storage.records import ChainMeta, JournalRecord, encode_undo, plan_fold
@@ -72,6 +72,7 @@ class Storage:
         self.inline_check_max = inline_check_max
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="timecoin-db")
         self._conn = None
+        self._conflict_rows = False  # True while conflict-set rows may exist
         self._running = False
         #: What opening the database did, for the node to log at start.
         self.notes = []
@@ -196,6 +197,7 @@ class Storage:
             self.check_now()
             meta.checked = True
         meta.masternodes = masternode_tables.read_rows(self._conn)
+        meta.conflict_sets = self._read_conflict_sets()
         return meta
 
     def check_now(self, progress=None):
@@ -327,17 +329,37 @@ class Storage:
 
     # -- the journal ---------------------------------------------------------
 
-    def append_journal(self, records):
-        return self._run(self._append_now, list(records))
+    def append_journal(self, records, conflict_sets=None):
+        if conflict_sets is None:
+            return self._run(self._append_now, list(records))
+        return self._run(self._append_now, list(records), conflict_sets)
 
-    def _append_now(self, records):
-        self._transaction(
-            self._conn.executemany,
+    def _append_now(self, records, conflict_sets=None):
+        self._transaction(self._write_journal, records, conflict_sets)
+        return len(records)
+
+    def _write_journal(self, records, conflict_sets):
+        # The sets first: a finalization in the same commit removes its set.
+        if conflict_sets:
+            conflict_tables.write(self._conn, conflict_sets)
+            self._conflict_rows = True
+        self._conn.executemany(
             "INSERT INTO transactions (seq, txid, raw, spent, finalized_at, finality_ms)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             [(r.seq, r.txid, r.raw, r.spent, r.finalized_at, r.finality_ms) for r in records],
         )
-        return len(records)
+        if records and self._conflict_rows:
+            conflict_tables.delete_decided(self._conn, records)
+            self._conflict_rows = conflict_tables.has_rows(self._conn)
+
+    def _read_conflict_sets(self):
+        """The stored conflict sets, their pending transactions and the UTXO rows
+        those spend (the node re-enters them before it answers any query)."""
+        sets, pending = conflict_tables.read(self._conn)
+        self._conflict_rows = bool(sets)
+        inputs = {i.prevout for _, raw in pending for i in decode_tx(raw).inputs}
+        return conflict_tables.RestoredConflictSets(
+            sets, pending, tuple(self._load_now(sorted(inputs))))
 
     def apply_journal(self, up_to_seq, summary=None):
         return self._run(self.apply_journal_now, up_to_seq, summary)

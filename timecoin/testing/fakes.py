@@ -17,6 +17,8 @@ class KnownTransactions:
         self.validating = set(validating)
         self.present = set(present)
         self.settled_ones = set(settled)
+        self.saved = []  # (records, Deferred) given to save_conflict_sets
+        self.save_at_once = True
 
     def finalized_recently(self, txid):
         return txid in self.finalized
@@ -34,6 +36,21 @@ class KnownTransactions:
         if txid in self.finalized:
             return True
         return False if txid in self.rejected else None
+
+    def save_conflict_sets(self, records):
+        """Recorded in ``saved``; the Deferred fires when the test calls
+        ``commit_saved`` (at once if ``save_at_once``)."""
+        d = defer.Deferred()
+        self.saved.append((list(records), d))
+        if self.save_at_once:
+            self.commit_saved()
+        return d
+
+    def commit_saved(self):
+        """Fire every Deferred ``save_conflict_sets`` returned so far."""
+        for _, d in self.saved:
+            if not d.called:
+                d.callback(None)
 
 
 class SyncStorage(Storage):
@@ -69,12 +86,19 @@ class ManualFinality:
         self.accepts_conflicts = accepts_conflicts
         self._listeners = []
         self.network = self.host = None
+        self.restored = []
 
     def attach(self, network, host):
         self.network, self.host = network, host
 
     def tx_settled(self, txid):
         self.settled.append(txid)
+
+    def restore(self, txs, records):
+        """Restored transactions are started again; ``restored`` keeps the records."""
+        self.restored = list(records)
+        for tx in txs:
+            self.start(tx)
 
     def statistics(self):
         return []
