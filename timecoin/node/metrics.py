@@ -5,12 +5,16 @@ read from the node when scraped, so keeping them costs nothing in between.
 Every name starts with ``timecoin_``.
 """
 
+from collections import deque
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from zope.interface import implementer
 
 from timecoin.interfaces import INodeMetrics
 
+#: Finality times kept for the status page's chart.
+RECENT_FINALITY = 100
 FINALITY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Upper bounds of the finality statistics' histograms (votes per poll: k is 20 by default).
 COUNT_BUCKETS = (0, 1, 2, 3, 5, 8, 10, 12, 15, 18, 20, 25, 30, 40)
@@ -127,6 +131,7 @@ class NodeMetrics:
         self._flush = Histogram("timecoin_utxo_flush_seconds",
                                 "Duration of UTXO table flushes", registry=r)
         self._accepted = self._received.labels("accepted")
+        self._recent_finality_ms = deque(maxlen=RECENT_FINALITY)
         r.register(_NodeGauges(node, queries))
         ProcessCollector(namespace="timecoin", registry=r)
 
@@ -140,6 +145,10 @@ class NodeMetrics:
         self._finalized.inc()
         if finality_ms is not None:
             self._finality.observe(finality_ms / 1000.0)
+            self._recent_finality_ms.append(finality_ms)
+
+    def recent_finality_ms(self):
+        return list(self._recent_finality_ms)
 
     def dropped(self, cause):
         self._rejected.labels(cause).inc()
