@@ -251,7 +251,7 @@ class RpcTests(unittest.TestCase):
         self.assertIn("timecoin_finality_seconds_bucket", text)
         self.assertIn("timecoin_mempool_size", text)
         self.assertIn("timecoin_signatures_pending 0.0", text)
-        self.assertIn("timecoin_signature_worker_restarts 0.0", text)
+        self.assertIn("timecoin_signature_worker_restarts_total 0.0", text)
         names = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
         self.assertTrue(all(n.startswith("timecoin_") for n in names), names)
 

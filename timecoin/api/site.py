@@ -1,4 +1,5 @@
-"""The HTTP API: ``/rpc`` (JSON-RPC 2.0, HTTP Basic auth), ``/health``, ``/metrics``.
+"""The HTTP API: ``/rpc`` (JSON-RPC 2.0, HTTP Basic auth), ``/health``, ``/ready``,
+``/metrics`` and the status page at ``GET /``.
 
 Credentials are the cookie (``__cookie__:<hex>`` in ``<datadir>/.cookie``,
 written at start with mode 0600) or ``rpcuser``/``rpcpassword`` from the
@@ -25,6 +26,7 @@ from timecoin.api.guard import (
     GuardedSite,
 )
 from timecoin.api.rpc import INTERNAL_ERROR, PARSE_ERROR, RpcError, RpcMethods
+from timecoin.api.status_page import StatusPageResource
 
 MAX_BATCH = 1000
 COOKIE_USER = "__cookie__"
@@ -67,6 +69,21 @@ class HealthResource(resource.Resource):
 
     def render_GET(self, request):
         return _json(request, 200, self._queries.health())
+
+
+class ReadyResource(resource.Resource):
+    """``GET /ready``: the ``/health`` JSON, 200 when ``ok`` and 503 otherwise (for
+    load balancers and orchestrators), no authentication."""
+
+    isLeaf = True
+
+    def __init__(self, queries):
+        super().__init__()
+        self._queries = queries
+
+    def render_GET(self, request):
+        health = self._queries.health()
+        return _json(request, 200 if health["status"] == "ok" else 503, health)
 
 
 class RpcResource(resource.Resource):
@@ -197,6 +214,8 @@ def build_site(node, credentials, stop=None, max_connections=DEFAULT_MAX_CONNECT
     root = resource.Resource()
     root.putChild(b"rpc", RpcResource(RpcMethods(node, stop), accepted))
     root.putChild(b"health", HealthResource(node.queries))
+    root.putChild(b"ready", ReadyResource(node.queries))
+    root.putChild(b"", StatusPageResource(node))  # GET /: the status page
     root.putChild(b"metrics", MetricsResource(registry=node.metrics.registry))
     metrics = ApiMetrics(node.metrics.registry)
     return GuardedSite(root, accepted, metrics, max_connections, reactor=node.reactor)

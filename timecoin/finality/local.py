@@ -14,6 +14,7 @@ from zope.interface import implementer
 
 from timecoin.finality.held_queries import HeldQueries
 from timecoin.finality.messages import SnowballVotes
+from timecoin.finality.statistics import finality_statistics
 from timecoin.interfaces import IFinality
 from timecoin.p2p import messages as m
 
@@ -37,6 +38,7 @@ class LocalFinality:
         self._queue = {}
         self._listeners = []
         self._call = None
+        self._decided = 0
         self._held = HeldQueries(clock, self._answer)
 
     def attach(self, network, host):
@@ -105,7 +107,8 @@ class LocalFinality:
         return False
 
     def statistics(self):
-        return []
+        """The Snowball metrics' names too: every decision took no poll round."""
+        return finality_statistics(rounds={0: self._decided} if self._decided else {})
 
     def stop(self):
         self._held.stop()
@@ -116,6 +119,7 @@ class LocalFinality:
     def _decide(self):
         self._call = None
         queue, self._queue = self._queue, {}
+        self._decided += len(queue)
         for txid in queue:
             for listener in self._listeners:
                 listener(txid, True, "finalized")

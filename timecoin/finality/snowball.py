@@ -23,7 +23,7 @@ through the injected clock.
 """
 
 import random
-from collections import deque
+from collections import Counter, OrderedDict, deque
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -33,6 +33,7 @@ from timecoin.consensus.sampling import Reputation
 from timecoin.consensus.snowball import SnowballEngine
 from timecoin.finality.held_queries import HeldQueries
 from timecoin.finality.messages import SnowballQuery, SnowballVotes
+from timecoin.finality.statistics import finality_statistics
 from timecoin.interfaces import IFinality
 from timecoin.p2p import messages as m
 
@@ -40,6 +41,8 @@ from timecoin.p2p import messages as m
 REMEMBER_DECISIONS = 200_000
 #: With transactions pending and no poll possible, try again after this long.
 IDLE_RETRY_S = 0.25
+#: Polls whose send time is kept for their replies' round trip (a few times max_polls).
+SENT_POLLS_KEPT = 64
 
 
 @implementer(IFinality)
@@ -81,6 +84,9 @@ class SnowballFinality:
         self._saves_asked = 0  # conflict-set saves asked of the host ...
         self._saves_done = 0  # ... and how many of them are durable (in order)
         self._unsent = deque()  # (saves needed, peer id, SnowballVotes)
+        self._poll_sent = OrderedDict()  # poll id -> when its queries were sent
+        #: Poll round trips: ``{milliseconds: replies}``.
+        self.round_trips_ms = Counter()
 
     # -- wiring --------------------------------------------------------------
 
@@ -168,36 +174,13 @@ class SnowballFinality:
 
     def statistics(self):
         stats, polls = self.engine.stats, self.polls.stats
-        asked = polls.replies + polls.missing_replies
-        rounds = sum(r * n for r, n in stats.rounds_to_accept.items())
-        count = sum(stats.rounds_to_accept.values())
-        return [
-            ("timecoin_snowball_preference_flips", "counter",
-             "Preference changes in conflict sets", stats.preference_flips),
-            ("timecoin_snowball_polls", "counter", "Polls finished",
-             polls.completed + polls.expired),
-            ("timecoin_snowball_replies", "counter", "Validator replies received",
-             polls.replies),
-            ("timecoin_snowball_missing_replies", "counter",
-             "Sampled validators that did not answer in time", polls.missing_replies),
-            ("timecoin_snowball_validator_response_rate", "gauge",
-             "Share of sampled validators that answered",
-             polls.replies / asked if asked else 1.0),
-            ("timecoin_snowball_stalled_transactions", "gauge",
-             "Pending transactions whose conflict set is stalled", self.stalled()),
-            ("timecoin_snowball_rounds_per_finalized_tx", "gauge",
-             "Mean rounds to finalize a transaction", rounds / count if count else 0.0),
-            ("timecoin_snowball_votes", "counter", "Votes counted in finished polls",
-             polls.votes),
-            ("timecoin_snowball_stalled", "counter",
-             "Transactions that reached max_rounds undecided (stalled)", stats.stalled),
-            ("timecoin_snowball_polls_aborted", "counter",
-             "Polls not started: too little connected stake", polls.aborted),
-            ("timecoin_snowball_polls_early_terminated", "counter",
-             "Polls ended before every sampled validator answered", polls.early_terminated),
-            ("timecoin_snowball_votes_per_poll", "histogram",
-             "Votes counted per poll", dict(polls.votes_per_poll)),
-        ]
+        return finality_statistics(
+            flips=stats.preference_flips, polls=polls.completed + polls.expired,
+            replies=polls.replies, missing=polls.missing_replies, stalled_now=self.stalled(),
+            rounds=dict(stats.rounds_to_accept), votes=polls.votes, stalled=stats.stalled,
+            aborted=polls.aborted, early=polls.early_terminated,
+            votes_per_poll=dict(polls.votes_per_poll),
+            round_trips_s={ms / 1000.0: n for ms, n in self.round_trips_ms.items()})
 
     # -- polling -------------------------------------------------------------
 
@@ -224,6 +207,9 @@ class SnowballFinality:
             queries = self.polls.start_poll(now)
             if not queries:
                 break
+            self._poll_sent[queries[0].poll_id] = now
+            while len(self._poll_sent) > SENT_POLLS_KEPT:
+                self._poll_sent.popitem(last=False)
             for query in queries:
                 peer_id = self._peer_of.get(query.validator)
                 if peer_id is not None:
@@ -253,6 +239,9 @@ class SnowballFinality:
     def _on_votes(self, peer_id, message):
         peer = self._network.get_peer(peer_id)
         validator = peer.pubkey if peer is not None else None
+        sent = self._poll_sent.get(message.poll_id)
+        if sent is not None and validator is not None:
+            self.round_trips_ms[round((self._clock.seconds() - sent) * 1000)] += 1
         self._report(self.polls.on_reply(message.poll_id, validator, list(message.votes)))
         self._pump()
 

@@ -123,6 +123,9 @@ class INodeMetrics(Interface):
     def synced():
         """A transaction was finalized from other masternodes' journals."""
 
+    def recent_finality_ms():
+        """The latest finality times in milliseconds (at most 100), oldest first."""
+
     def flushed(seconds):
         """A UTXO flush took ``seconds``."""
 

@@ -5,12 +5,16 @@ read from the node when scraped, so keeping them costs nothing in between.
 Every name starts with ``timecoin_``.
 """
 
+from collections import deque
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from zope.interface import implementer
 
 from timecoin.interfaces import INodeMetrics
 
+#: Finality times kept for the status page's chart.
+RECENT_FINALITY = 100
 FINALITY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Upper bounds of the finality statistics' histograms (votes per poll: k is 20 by default).
 COUNT_BUCKETS = (0, 1, 2, 3, 5, 8, 10, 12, 15, 18, 20, 25, 30, 40)
@@ -29,7 +33,7 @@ class _NodeGauges:
         values = {
             "timecoin_mempool_size": ("Pending transactions", node.mempool.size),
             "timecoin_mempool_bytes": ("Bytes of pending transactions", node.mempool.bytes),
-            "timecoin_utxo_count": ("Finalized unspent outputs", node.state.count),
+            "timecoin_utxo_outputs": ("Finalized unspent outputs", node.state.count),
             "timecoin_utxo_cached": ("Outputs held in memory", len(node.state)),
             "timecoin_peers": ("Connected peers", queries.peer_count()),
             "timecoin_masternodes_active": ("Active masternodes", queries.masternodes_active()),
@@ -40,14 +44,18 @@ class _NodeGauges:
             "timecoin_block_height": ("Best block height", node.chain.height()),
             "timecoin_signatures_pending": ("Transactions awaiting signature verification",
                                             node.verifier.pending()),
-            "timecoin_signature_worker_restarts": ("Signature workers that ended unasked",
-                                                   node.verifier.restarts),
         }
-        peak = _peak_rss_bytes()
-        if peak is not None:
-            values["timecoin_process_peak_rss_bytes"] = ("Peak resident memory", peak)
+        memory = _process_memory_bytes()
+        if "VmHWM" in memory:
+            values["timecoin_process_peak_rss_bytes"] = ("Peak resident memory", memory["VmHWM"])
+        if "VmData" in memory:
+            values["timecoin_process_heap_bytes"] = (
+                "Heap and other private data mappings of the process (VmData)", memory["VmData"])
         for name, (doc, value) in values.items():
             yield GaugeMetricFamily(name, doc, value=value)
+        yield CounterMetricFamily("timecoin_signature_worker_restarts",
+                                  "Signature workers that ended unasked",
+                                  value=node.verifier.restarts)
         for name, kind, doc, value in node.finality.statistics():
             if kind == "histogram":
                 yield _histogram(name, doc, value)
@@ -59,9 +67,11 @@ class _NodeGauges:
 
 
 def _histogram(name, doc, observed):
-    """A histogram family of ``{value: times}`` over :data:`COUNT_BUCKETS`."""
+    """A histogram family of ``{value: times}`` over :data:`COUNT_BUCKETS`, or
+    :data:`FINALITY_BUCKETS` for a name ending in ``_seconds``."""
+    bounds = FINALITY_BUCKETS if name.endswith("_seconds") else COUNT_BUCKETS
     buckets = [(str(bound), sum(n for v, n in observed.items() if v <= bound))
-               for bound in COUNT_BUCKETS]
+               for bound in bounds]
     total = sum(observed.values())
     buckets.append(("+Inf", total))
     return HistogramMetricFamily(name, doc, buckets=buckets,
@@ -81,15 +91,18 @@ def _labelled(statistics):
         yield family
 
 
-def _peak_rss_bytes():
+def _process_memory_bytes():
+    """``{field: bytes}`` of /proc/self/status's memory fields (empty off Linux)."""
+    found = {}
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
+                field, _, rest = line.partition(":")
+                if field in ("VmHWM", "VmData"):
+                    found[field] = int(rest.split()[0]) * 1024
     except OSError:
-        return None
-    return None
+        pass
+    return found
 
 
 @implementer(INodeMetrics)
@@ -118,6 +131,7 @@ class NodeMetrics:
         self._flush = Histogram("timecoin_utxo_flush_seconds",
                                 "Duration of UTXO table flushes", registry=r)
         self._accepted = self._received.labels("accepted")
+        self._recent_finality_ms = deque(maxlen=RECENT_FINALITY)
         r.register(_NodeGauges(node, queries))
         ProcessCollector(namespace="timecoin", registry=r)
 
@@ -131,6 +145,10 @@ class NodeMetrics:
         self._finalized.inc()
         if finality_ms is not None:
             self._finality.observe(finality_ms / 1000.0)
+            self._recent_finality_ms.append(finality_ms)
+
+    def recent_finality_ms(self):
+        return list(self._recent_finality_ms)
 
     def dropped(self, cause):
         self._rejected.labels(cause).inc()

@@ -15,6 +15,9 @@ from timecoin.interfaces import INodeQueries
 from timecoin.ledger.keys import decode_address
 from timecoin.ledger.utxo import UtxoStatus
 
+#: Blocks a node may be behind its peers' announced height and still be healthy.
+BEHIND_BLOCKS = 2
+
 _STATUS_NAMES = {UtxoStatus.UNSPENT: "unspent", UtxoStatus.LOCKED: "locked",
                  UtxoStatus.SPENT_PENDING: "pending"}
 
@@ -145,6 +148,13 @@ class NodeQueries:
             "utxo_set_hash": node.state.set_hash(), "version": node.version,
         }
 
+    def _blocks_behind(self):
+        """How far the best height peers announced at connection is ahead of ours."""
+        network = self._node.peer_network
+        heights = [p.get("best_height") for p in network.peer_info()] if network else []
+        best = max((h for h in heights if h is not None), default=0)
+        return max(0, best - self._node.chain.height())
+
     def health(self):
         node = self._node
         problems = []
@@ -167,6 +177,12 @@ class NodeQueries:
         cannot_poll = node.finality.poll_abort_reason
         if cannot_poll:
             problems.append(f"finality: cannot poll ({cannot_poll})")
+        stalled = node.finality.stalled()
+        if stalled:
+            problems.append(f"finality: {stalled} pending transactions in stalled conflict sets")
+        behind = self._blocks_behind()
+        if behind > BEHIND_BLOCKS:
+            problems.append(f"chain: {behind} blocks behind the best height peers announced")
         return {
             "status": "degraded" if problems else "ok",
             "problems": problems,

@@ -120,6 +120,7 @@ class PeerProtocol(FrameReceiver):
             "ping_ms": None if self.ping_ms is None else round(self.ping_ms, 3),
             "banscore": self.banscore,
             "pubkey": self.pubkey.hex() if self.pubkey else None,
+            "best_height": self.remote.best_height if self.remote else None,
         }
 
     # -- connection life ----------------------------------------------------

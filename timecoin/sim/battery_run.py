@@ -33,7 +33,7 @@ SETTLE_BOUND = 90.0
 SLICE = 0.25
 #: Genesis outputs a run may spend (dev key 99 is the transfers' destination).
 COINS = 99
-ROUNDS_GAUGE = "timecoin_snowball_rounds_per_finalized_tx"
+ROUNDS_HISTOGRAM = "timecoin_snowball_rounds_per_tx"
 
 
 @dataclass
@@ -213,8 +213,8 @@ class BatteryRun:
         rounds = []
         for index in self.honest():
             for name, _kind, _doc, value in self.cluster.hosts[index].node.finality.statistics():
-                if name == ROUNDS_GAUGE and value:
-                    rounds.append(value)
+                if name == ROUNDS_HISTOGRAM and value:  # {rounds: transactions}
+                    rounds.append(sum(r * n for r, n in value.items()) / sum(value.values()))
         return Outcome(self.name, self.size, self.seed, checker.conflicts(),
                        checker.non_monotone(), list(self.liveness_failures),
                        checker.finality_times(), sum(rounds) / len(rounds) if rounds else None)
