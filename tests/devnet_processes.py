@@ -8,12 +8,12 @@ import sys
 
 from twisted.internet import defer, protocol, task
 
-from tests.support import wait_until
 from timecoin.api.client import RpcClient, read_cookie
 from timecoin.bench.command import free_base_port
 from timecoin.cli.devnet import DEVNET_NODE_CONFIG
 from timecoin.ledger.keys import PrivateKey
 from timecoin.testing.processes import exit_code, forget_child, spawn_child
+from timecoin.testing.waiting import wait_until
 
 
 class _Daemon(protocol.ProcessProtocol):

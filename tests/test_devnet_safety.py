@@ -8,8 +8,9 @@ from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from tests.devnet_processes import ProcessDevnet
-from tests.support import devnet_funding, make_datadir, transfer, wait_until
+from tests.support import devnet_funding, make_datadir, transfer
 from timecoin.ledger.keys import PrivateKey
+from timecoin.testing.waiting import wait_until
 
 FINAL = ("finalized", "rejected", "confirmed")
 
