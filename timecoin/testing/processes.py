@@ -56,8 +56,8 @@ class DaemonProcess(protocol.ProcessProtocol):
     errReceived = outReceived
 
     def processEnded(self, reason):
-        _LIVE.discard(self.pid)
-        self.exit_code = _exit_code(reason)
+        forget_child(self.pid)
+        self.exit_code = exit_code(reason)
         if not self.api_url.called:
             self.api_url.errback(RuntimeError(
                 "daemon exited before listening:\n" + self.output.decode(errors="replace")))
@@ -93,7 +93,7 @@ def start_daemon(reactor, datadir, *extra, runner="twistd", open_file_limit=None
     args = head + ["timecoin", "--network", "devnet",
                      "--datadir", datadir, "--api", "tcp:0:interface=127.0.0.1",
                      "--p2p", "tcp:0:interface=127.0.0.1", *extra]
-    return _spawn(reactor, proc, with_open_file_limit(open_file_limit, args))
+    return spawn_child(reactor, proc, with_open_file_limit(open_file_limit, args))
 
 
 def _stat(pid):
@@ -143,8 +143,8 @@ class _Collector(protocol.ProcessProtocol):
         self.err.append(data)
 
     def processEnded(self, reason):
-        _LIVE.discard(self.pid)
-        self.done.callback((b"".join(self.out), b"".join(self.err), _exit_code(reason)))
+        forget_child(self.pid)
+        self.done.callback((b"".join(self.out), b"".join(self.err), exit_code(reason)))
 
 
 #: Children still running; killed when the test process exits, so that a test
@@ -161,14 +161,22 @@ def _kill_leftovers():
             pass
 
 
-def _exit_code(reason):
+def forget_child(pid):
+    """``pid`` has ended: no need to kill it when the test process exits."""
+    _LIVE.discard(pid)
+
+
+def exit_code(reason):
     """The exit status, or minus the signal that ended the process."""
     code = reason.value.exitCode
     return code if code is not None else -(reason.value.signal or 0)
 
 
-def _spawn(reactor, proto, argv):
-    """Start ``argv`` for ``proto`` (which has a ``pid``), remembered until it ends."""
+def spawn_child(reactor, proto, argv):
+    """Start ``argv`` for ``proto`` (which has a ``pid``), remembered until it ends.
+
+    A child still running when the test process exits is killed then.
+    """
     reactor.spawnProcess(proto, argv[0], argv, env=child_env())
     proto.pid = proto.transport.pid  # the transport forgets it once reaped
     _LIVE.add(proto.pid)
@@ -176,7 +184,7 @@ def _spawn(reactor, proto, argv):
 
 
 def _run(reactor, argv):
-    return _spawn(reactor, _Collector(), argv).done
+    return spawn_child(reactor, _Collector(), argv).done
 
 
 def run_twistd(reactor, *args, open_file_limit=None):
