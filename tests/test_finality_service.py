@@ -25,6 +25,7 @@ from timecoin.interfaces import (
     ICatchupHost,
     IFinality,
     IFinalityEvents,
+    IFinalityHost,
     IFinalitySync,
     IPeer,
     IPeerMessaging,
@@ -228,16 +229,17 @@ class PublisherTests(unittest.TestCase):
         self.assertEqual(publisher.subscribers, 1)
 
 
-@implementer(ICatchupHost)
+@implementer(ICatchupHost, IFinalityHost)
 class FakeNode:
     """A node's journal as a list; what is submitted is started on ``finality``
-    (as the node does) and its decisions recorded."""
+    (as the node does) and its decisions recorded; conflict sets saved at once."""
 
     def __init__(self, journal, finality=None):
         self.journal = journal
         self.finality = finality
         self.submitted = []
         self.decided = {}
+        self.saved_sets = []
         if finality is not None:
             finality.add_listener(lambda txid, accepted, reason:
                                   self.decided.setdefault(txid, accepted))
@@ -256,6 +258,16 @@ class FakeNode:
 
     def finalized_here(self, txid):
         return defer.succeed(self.finalized_recently(txid))
+
+    def is_validating(self, txid):
+        return False
+
+    def decision(self, txid):
+        return self.decided.get(txid)
+
+    def save_conflict_sets(self, records):
+        self.saved_sets.extend(records)
+        return defer.succeed(None)
 
     def submit_raw(self, raw, from_peer=False):
         tx = decode_tx(raw)
@@ -296,6 +308,7 @@ class FinalitySyncTests(unittest.TestCase):
     def test_provides_the_interfaces(self):
         verifyObject(IFinalitySync, self.sync)
         verifyObject(ICatchupHost, self.node)
+        verifyObject(IFinalityHost, self.node)
 
     def test_serves_pages_of_the_journal(self):
         self.network.deliver(1, GetFinalized(10, 1))

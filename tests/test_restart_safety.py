@@ -151,19 +151,43 @@ class VotesWaitForTheirSetsTests(unittest.TestCase):
         self.finality.attach(self.network, self.host)
         self.addCleanup(self.finality.stop)
 
+    def test_a_set_is_saved_when_its_member_enters(self):
+        # No poll can start (no validator connected) and no query came: still saved.
+        _, op, _, a, b = double_spend(0)
+        for pubkey in KEYS[1:]:
+            self.network.drop(pubkey)
+        self.finality.start(a)
+        self.finality.start(b)
+        self.assertEqual(self.network.take(m.SNOWBALL_QUERY), [])
+        records = [r for saved, _ in self.host.saved for r in saved]
+        self.assertEqual([(r.outpoint, r.preferred) for r in records], [(op, a.txid)] * 2)
+        self.assertEqual([[t for t, _ in r.members] for r in records],
+                         [[a.txid], [a.txid, b.txid]])
+
+    def test_a_cancelled_member_leaves_its_saved_set(self):
+        _, op, _, a, _ = double_spend(0)
+        for pubkey in KEYS[1:]:
+            self.network.drop(pubkey)
+        self.finality.start(a)
+        self.assertTrue(self.finality.cancel(a.txid))  # never polled, never voted
+        [record] = self.host.saved[-1][0]
+        self.assertEqual((record.outpoint, record.members, record.preferred), (op, (), None))
+
     def test_no_vote_leaves_before_its_set_is_durable(self):
         _, op, _, a, b = double_spend(0)
         self.finality.start(a)
         self.finality.start(b)
         self.network.take(m.SNOWBALL_QUERY)
-        self.network.deliver(1, SnowballQuery(1, (a.txid, b.txid)))
-        self.assertEqual(self.network.take(m.SNOWBALL_VOTES), [])
-        [(records, _)] = self.host.saved
+        saves = len(self.host.saved)
+        records = self.host.saved[-1][0]
         self.assertEqual([(r.outpoint, r.preferred) for r in records], [(op, a.txid)])
         self.assertEqual([t for t, _ in records[0].members], [a.txid, b.txid])
-        # The same set again: nothing new to save, but the vote waits for the first save.
+        self.network.deliver(1, SnowballQuery(1, (a.txid, b.txid)))
+        self.assertEqual(self.network.take(m.SNOWBALL_VOTES), [])
+        # The same set again: nothing new to save, but the vote waits for the saves.
         self.network.deliver(2, SnowballQuery(2, (a.txid,)))
         self.assertEqual(self.network.take(m.SNOWBALL_VOTES), [])
+        self.assertEqual(len(self.host.saved), saves)
         self.host.commit_saved()
         sent = [(peer, v.poll_id, v.votes) for peer, v in self.network.take(m.SNOWBALL_VOTES)]
         self.assertEqual(sent, [(1, 1, (True, False)), (2, 2, (True,))])

@@ -84,7 +84,8 @@ class SnowballEngine:
         self._decided = OrderedDict()  # txid -> True (accepted) / False (rejected)
         self._spent = OrderedDict()  # outpoint -> accepted txid
         self._voted = {}  # outpoint -> (members, preferred) last voted on
-        self._dirty = set()  # outpoints whose voted record changed since dirty_records()
+        self._dirty = set()  # outpoints whose record changed since dirty_records()
+        self._forgotten = set()  # outpoints whose sets ``cancel`` emptied since then
         self._ticks = 0  # calls of in_flight(), the clock of stall back-off
 
     # -- transactions -------------------------------------------------------
@@ -112,6 +113,7 @@ class SnowballEngine:
             for other in conflict_set.members:
                 self._pending[other].contested = True
             conflict_set.members.append(txid)
+        self._mark_recorded(tx)  # durable from entry: a restart must not lose it
         return []
 
     def cancel(self, txid):
@@ -124,6 +126,11 @@ class SnowballEngine:
         if tx is None or tx.rounds or tx.voted:
             return False
         self._drop(tx)
+        for op in tx.outpoints:  # its saved records go too (see dirty_records)
+            if op in self._sets:
+                self._mark_set(op)
+            else:
+                self._forgotten.add(op)
         return True
 
     def status(self, txid):
@@ -197,12 +204,20 @@ class SnowballEngine:
             tx = self._pending.get(txid)
             if tx is not None:
                 tx.voted = True
-                self._mark_voted(tx)
+                self._mark_recorded(tx)
         return answer
 
     def dirty_records(self):
-        """The :class:`ConflictSetRecord` list changed by votes since the last call."""
-        records = []
+        """The :class:`ConflictSetRecord` list changed since the last call.
+
+        A set is recorded when a member enters (:meth:`add`), when it is voted
+        on (:meth:`votes`, also this node's own vote in its polls) and when
+        :meth:`cancel` removes a member; a set ``cancel`` emptied comes as a
+        record with no members and ``preferred`` None: delete it.
+        """
+        records = [ConflictSetRecord(op, (), None)
+                   for op in sorted(self._forgotten, key=repr) if op not in self._sets]
+        self._forgotten.clear()
         for op in sorted(self._dirty, key=repr):
             conflict_set = self._sets.get(op)
             if conflict_set is None:
@@ -339,13 +354,16 @@ class SnowballEngine:
 
     # -- internals ----------------------------------------------------------
 
-    def _mark_voted(self, tx):
+    def _mark_recorded(self, tx):
         for op in tx.outpoints:
-            conflict_set = self._sets[op]
-            record = (tuple(conflict_set.members), conflict_set.pinned or conflict_set.preferred)
-            if self._voted.get(op) != record:
-                self._voted[op] = record
-                self._dirty.add(op)
+            self._mark_set(op)
+
+    def _mark_set(self, op):
+        conflict_set = self._sets[op]
+        record = (tuple(conflict_set.members), conflict_set.pinned or conflict_set.preferred)
+        if self._voted.get(op) != record:
+            self._voted[op] = record
+            self._dirty.add(op)
 
     def _strengthen(self, tx):
         tx.strength += 1

@@ -134,6 +134,7 @@ class SnowballFinality:
         if not self.polls.cancel(txid):
             return False
         self._started_at.pop(txid, None)
+        self._save_records()  # its saved rows go: a restart must not bring it back
         return True
 
     def in_flight(self):
@@ -214,6 +215,7 @@ class SnowballFinality:
                 peer_id = self._peer_of.get(query.validator)
                 if peer_id is not None:
                     self._network.send(peer_id, SnowballQuery(query.poll_id, query.txids))
+        self._save_records()  # new members, and this node's own votes in its polls
         self._schedule()
 
     def _schedule(self):
@@ -261,15 +263,19 @@ class SnowballFinality:
     def _reply(self, peer_id, query):
         self.queries_answered += 1
         message = SnowballVotes(query.poll_id, tuple(self.engine.votes(query.txids)))
+        self._save_records()
+        if self._saves_done >= self._saves_asked:
+            self._network.send(peer_id, message)
+        else:
+            self._unsent.append((self._saves_asked, peer_id, message))
+
+    def _save_records(self):
+        # Every changed conflict set goes to the journal's next group commit.
         records = self.engine.dirty_records()
         if records and self._host is not None:
             self._saves_asked += 1
             self._host.save_conflict_sets(records).addCallbacks(
                 self._saved, self._save_failed)
-        if self._saves_done >= self._saves_asked:
-            self._network.send(peer_id, message)
-        else:
-            self._unsent.append((self._saves_asked, peer_id, message))
 
     def _saved(self, _):
         # The journal commits in order: this save and every earlier one are durable.

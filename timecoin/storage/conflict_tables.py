@@ -15,7 +15,7 @@ from timecoin.ledger.tx import OutPoint, decode_tx
 @dataclass(frozen=True)
 class StoredConflictSet:
     """One conflict set: the outpoint its members spend, the members' txids in
-    arrival order, and the member this node votes for."""
+    arrival order, and the member this node votes for (no members: delete the set)."""
 
     outpoint: OutPoint
     members: tuple
@@ -56,12 +56,18 @@ def write(conn, batch):
         key = (op.txid, op.vout)
         conn.execute("DELETE FROM conflict_set_members WHERE prev_txid = ? AND prev_vout = ?",
                      key)
+        if not stored.members:  # a set emptied without a decision: forgotten
+            conn.execute("DELETE FROM conflict_sets WHERE prev_txid = ? AND prev_vout = ?", key)
+            continue
         conn.execute("INSERT OR REPLACE INTO conflict_sets VALUES (?, ?, ?)",
                      (*key, stored.preferred))
         conn.executemany("INSERT INTO conflict_set_members VALUES (?, ?, ?, ?)",
                          [(*key, n, txid) for n, txid in enumerate(stored.members)])
     conn.executemany("INSERT OR IGNORE INTO pending_txs (txid, raw) VALUES (?, ?)",
                      [(txid, raw) for txid, raw in batch.raws.items()])
+    if latest:  # members removed from their sets (cancelled) are no longer pending
+        conn.execute("DELETE FROM pending_txs WHERE txid NOT IN "
+                     "(SELECT txid FROM conflict_set_members)")
 
 
 def has_rows(conn):
