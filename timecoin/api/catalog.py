@@ -56,7 +56,8 @@ METHODS = (
                       Either(Integer(0, 2**63 - 1), Hex(32, "hexadecimal (a block hash)")),
                       "the block's height or hash"),)),
     MethodSpec("getmempoolinfo", "Size and limits of the mempool.",
-               "size, bytes, max_bytes, min_fee_rate"),
+               "size, bytes, max_bytes, min_fee_rate (units per byte a new transaction "
+               "must pay at least: 1, or more while the mempool is full)"),
     MethodSpec("gettxoutsetinfo", "The finalized UTXO set's summary.",
                "count, total_amount, hash (equal on every node in agreement)"),
     MethodSpec("getpeerinfo", "The connected peers.",

@@ -26,7 +26,8 @@ from timecoin.interfaces import IRpcMethods
 from timecoin.ledger.keys import AddressError
 from timecoin.ledger.tx import TxRejected, decode_hex
 
-__all__ = ["INTERNAL_ERROR", "INVALID_REQUEST", "PARSE_ERROR", "RpcError", "RpcMethods"]
+__all__ = ["INTERNAL_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND", "PARSE_ERROR", "RpcError",
+           "RpcMethods"]
 
 
 class RpcError(Exception):
