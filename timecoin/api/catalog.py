@@ -77,6 +77,12 @@ METHODS = (
                 Param("seconds", Number(0, MAX_BAN_S, above=True),
                       "how long the ban lasts (default: longer with each offence)", None))),
     MethodSpec("clearbanned", "Lift every ban.", "null"),
+    MethodSpec("backup", "Copy the database while the node runs (SQLite's online backup), "
+               "to restore by putting the copy in place of chain.sqlite3 while the node is "
+               "stopped.", "{path, bytes}: the copy's path and size",
+               (Param("directory", Text(4096, min_length=1), "an absolute directory to "
+                      "write the copy into, created if missing (default: backups in the "
+                      "data directory)", None),)),
     MethodSpec("help", "The method list, or one method's parameters and result.",
                "a list of {method, usage, help}, or one method's "
                "{method, usage, help, params, result}",

@@ -7,6 +7,8 @@ converted (a txid as bytes); methods return a value or a Deferred. Errors are
 message.
 """
 
+import os
+
 from twisted.internet import defer
 from zope.interface import implementer
 
@@ -57,7 +59,7 @@ class RpcMethods:
             "gettxoutsetinfo": self.gettxoutsetinfo, "getpeerinfo": self.getpeerinfo,
             "getmasternodes": self.getmasternodes, "stop": self.stop,
             "listbanned": self.listbanned, "setban": self.setban,
-            "clearbanned": self.clearbanned, "help": self.help,
+            "clearbanned": self.clearbanned, "help": self.help, "backup": self.backup,
         }
         if set(self._handlers) != set(CATALOG):
             raise RuntimeError("every method in the catalog needs a handler, and only those")
@@ -144,6 +146,16 @@ class RpcMethods:
 
     def clearbanned(self):
         return self._network().clear_banned().addCallback(lambda _: None)
+
+    def backup(self, directory):
+        if directory is not None and not os.path.isabs(directory):
+            raise RpcError(INVALID_PARAMS, "backup: directory must be an absolute path")
+        d = self.node.backup(directory)
+
+        def failed(failure):
+            failure.trap(OSError)
+            raise RpcError(INTERNAL_ERROR, f"backup failed: {failure.getErrorMessage()}")
+        return d.addErrback(failed)
 
     def help(self, method):  # noqa: A003 - the specification's name
         if method is None:

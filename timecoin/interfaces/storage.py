@@ -42,6 +42,11 @@ class IStorage(Interface):
     def save_masternodes(rows):
         """Replace the masternode registry's rows atomically (after a block)."""
 
+    def backup(directory=None):
+        """Copy the database online (SQLite's backup API, on the writer thread)
+        into ``directory`` (default: ``backups`` beside the database); fire
+        with ``(path, bytes)`` of the copy."""
+
     def run_db(fn):
         """Run ``fn(conn)`` on the writer thread; fire with its result."""
 
