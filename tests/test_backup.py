@@ -1,6 +1,8 @@
 """Backups: the online ``backup`` RPC, restoring from its copy, and the copy
 taken before a schema migration."""
 
+import io
+import json
 import os
 import sqlite3
 import stat
@@ -10,6 +12,7 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from tests.support import api_url, cookie, make_datadir, start_node
+from timecoin import cli
 from timecoin.api.client import RpcClient, RpcError
 from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.networks import DEVNET
@@ -65,6 +68,18 @@ class BackupRpcTests(unittest.TestCase):
         self.assertNotEqual(first["path"], second["path"])
         self.assertEqual(sorted(os.listdir(target)),
                          sorted(os.path.basename(d["path"]) for d in (first, second)))
+
+    @defer.inlineCallbacks
+    def test_cli_backup_command(self):
+        target = make_datadir(self)
+        out = io.StringIO()
+        code = yield cli.run_command(reactor, ["--rpc", api_url(self.node), "--datadir",
+                                               self.node.datadir, "--json", "backup",
+                                               "--to", target], out, io.StringIO())
+        self.assertEqual(code, 0)
+        done = json.loads(out.getvalue())
+        self.assertEqual(os.path.dirname(done["path"]), target)
+        self.assertEqual(os.path.getsize(done["path"]), done["bytes"])
 
     @defer.inlineCallbacks
     def test_relative_or_unwritable_directory_is_an_error(self):
