@@ -284,3 +284,24 @@ class EndToEndTests(unittest.TestCase):
         self.assertEqual(len(report["nodes"]), 3)
         self.assertTrue(all(n["cpu_s"] is not None for n in report["nodes"]))
         self.assertEqual(report["config"]["fanouts"], 1)
+
+
+class UnreachableNodeTests(unittest.TestCase):
+    """A node the bench cannot reach is one error naming it, not a traceback."""
+
+    def test_wait_connected_reports_the_node(self):
+        from twisted.internet.task import Clock
+
+        from timecoin.api.client import RpcConnectionError
+
+        class Unreachable:
+            def call(self, method):
+                return defer.fail(RpcConnectionError("cannot reach the node at http://x/rpc"))
+
+        class Answering:
+            def call(self, method):
+                return defer.succeed({"peers": 1})
+
+        d = bench.wait_connected(Clock(), [Answering(), Unreachable()])
+        failure = self.failureResultOf(d, RpcConnectionError)
+        self.assertIn("http://x/rpc", str(failure.value))

@@ -128,8 +128,12 @@ def wait_connected(reactor, clients, timeout=60.0):
     deadline = reactor.seconds() + timeout
     want = len(clients) - 1
     while True:
-        infos = yield defer.gatherResults([c.call("getinfo") for c in clients],
-                                          consumeErrors=True)
+        try:
+            infos = yield defer.gatherResults([c.call("getinfo") for c in clients],
+                                              consumeErrors=True)
+        except defer.FirstError as e:
+            # One line naming the node (a wrong --base-port, a node not running).
+            raise e.subFailure.value from None
         if all(info["peers"] >= want for info in infos):
             return infos
         if reactor.seconds() > deadline:
