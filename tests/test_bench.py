@@ -4,9 +4,11 @@ import json
 import os
 
 from twisted.internet import defer
+from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from tests.support import api_url, cookie, start_devnet
+from timecoin.api.client import RpcConnectionError
 from timecoin.bench import chart as bench_chart
 from timecoin.bench import command as bench
 from timecoin.bench import plan as bench_plan
@@ -290,10 +292,6 @@ class UnreachableNodeTests(unittest.TestCase):
     """A node the bench cannot reach is one error naming it, not a traceback."""
 
     def test_wait_connected_reports_the_node(self):
-        from twisted.internet.task import Clock
-
-        from timecoin.api.client import RpcConnectionError
-
         class Unreachable:
             def call(self, method):
                 return defer.fail(RpcConnectionError("cannot reach the node at http://x/rpc"))

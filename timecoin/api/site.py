@@ -244,8 +244,10 @@ def _gather(responses, waiting):
 
 
 def build_site(node, credentials, stop=None, max_connections=DEFAULT_MAX_CONNECTIONS):
-    """The API's ``Site`` for ``node`` (an ``INodeApi``): ``/rpc``, ``/health``
-    and ``/metrics``, with at most ``max_connections`` open connections."""
+    """The API's ``Site`` for ``node`` (an ``INodeApi``): ``/rpc``, ``POST /``,
+    ``/health`` and ``/metrics``, with at most ``max_connections`` open
+    connections. ``GET /`` is answered 404 until a status page is given to
+    :class:`RootResource` as ``get``."""
     accepted = Credentials(credentials)
     methods = RpcMethods(node, stop)
     root = resource.Resource()
