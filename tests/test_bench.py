@@ -4,9 +4,12 @@ import json
 import os
 
 from twisted.internet import defer
+from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from tests.support import api_url, cookie, start_devnet
+from timecoin.api.client import RpcConnectionError
+from timecoin.bench import chart as bench_chart
 from timecoin.bench import command as bench
 from timecoin.bench import plan as bench_plan
 from timecoin.bench import report as bench_report
@@ -186,11 +189,36 @@ class ReportTests(unittest.TestCase):
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            self.assertFalse(bench_report.write_png(self.report(), path))
+            self.assertFalse(bench_chart.write_png(self.report(), path))
         else:
-            self.assertTrue(bench_report.write_png(self.report(), path))
+            self.assertTrue(bench_chart.write_png(self.report(), path))
             with open(path, "rb") as f:
                 self.assertEqual(f.read(4), b"\x89PNG")
+
+    def test_cdf_side_by_side_with_percentiles_marked(self):
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise unittest.SkipTest("matplotlib (the plot extra) is not installed") from None
+        report = self.report()
+        fig = bench_chart.draw_cdf(report)
+        axes = fig.get_axes()
+        self.assertEqual(len(axes), 2)
+        for ax, (key, figures, title) in zip(axes, bench_chart.PANELS, strict=True):
+            self.assertIn(title, ax.get_title())
+            summary = report["finality_ms"][figures]
+            labels = [t.get_text() for t in ax.texts]
+            self.assertEqual(labels, [f"{name} {summary[name]:g} ms"
+                                      for name, _ in bench_chart.PERCENTILES])
+            marks = sorted(line.get_xdata()[0] for line in ax.get_lines()[1:])
+            self.assertEqual(marks, [summary[n] for n, _ in bench_chart.PERCENTILES])
+            curve = ax.get_lines()[0]
+            self.assertEqual(sorted(curve.get_xdata()), sorted(report["samples"][key]))
+            self.assertEqual(curve.get_ydata()[-1], 1.0)
+
+    def test_cdf_points(self):
+        self.assertEqual(bench_chart.cdf_points([3, 1, 2, 2]), ([1, 2, 2, 3],
+                                                                [0.25, 0.5, 0.75, 1.0]))
 
 
 class ArgumentTests(unittest.TestCase):
@@ -258,3 +286,20 @@ class EndToEndTests(unittest.TestCase):
         self.assertEqual(len(report["nodes"]), 3)
         self.assertTrue(all(n["cpu_s"] is not None for n in report["nodes"]))
         self.assertEqual(report["config"]["fanouts"], 1)
+
+
+class UnreachableNodeTests(unittest.TestCase):
+    """A node the bench cannot reach is one error naming it, not a traceback."""
+
+    def test_wait_connected_reports_the_node(self):
+        class Unreachable:
+            def call(self, method):
+                return defer.fail(RpcConnectionError("cannot reach the node at http://x/rpc"))
+
+        class Answering:
+            def call(self, method):
+                return defer.succeed({"peers": 1})
+
+        d = bench.wait_connected(Clock(), [Answering(), Unreachable()])
+        failure = self.failureResultOf(d, RpcConnectionError)
+        self.assertIn("http://x/rpc", str(failure.value))

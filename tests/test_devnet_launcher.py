@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
@@ -41,6 +42,13 @@ class LauncherTests(unittest.TestCase):
         self.assertEqual(status["status"], "finalized")
         masternodes = yield rpc.call("getmasternodes")
         self.assertEqual(len(masternodes), 2)
+        # The printed prefix is the command line that reaches node 1.
+        prefix = shlex.split(info["nodes"][1]["cli"])
+        self.assertEqual(prefix, ["timecoin", "--rpc", node1.api_url, "--datadir",
+                                  node1.datadir])
+        out, err, code = yield run_cli(reactor, *prefix[1:], "--json", "masternodes")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out), masternodes)
         self.assertTrue(all(m["active"] for m in masternodes))
         yield rpc.close()
         codes = yield network.stop()

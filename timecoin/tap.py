@@ -19,6 +19,8 @@ from twisted.logger import (
 )
 from twisted.python import usage
 
+import timecoin
+import twisted
 from timecoin.interfaces import IListeningService
 from timecoin.node.assembly import NodeOptions, StartupError, build_node, open_storage, prepare
 from timecoin.node.config import ConfigError
@@ -53,6 +55,11 @@ class Options(usage.Options):
     def __init__(self):
         super().__init__()
         self["peers"] = []
+
+    def opt_version(self):
+        """Print timecoin's version and exit."""
+        sys.stdout.write(f"timecoin {timecoin.__version__} (Twisted {twisted.__version__})\n")
+        sys.exit(0)
 
     def opt_peer(self, address):
         """HOST:PORT of a peer to keep connected to (repeatable)."""

@@ -56,7 +56,8 @@ METHODS = (
                       Either(Integer(0, 2**63 - 1), Hex(32, "hexadecimal (a block hash)")),
                       "the block's height or hash"),)),
     MethodSpec("getmempoolinfo", "Size and limits of the mempool.",
-               "size, bytes, max_bytes, min_fee_rate"),
+               "size, bytes, max_bytes, min_fee_rate (units per byte a new transaction "
+               "must pay at least: 1, or more while the mempool is full)"),
     MethodSpec("gettxoutsetinfo", "The finalized UTXO set's summary.",
                "count, total_amount, hash (equal on every node in agreement)"),
     MethodSpec("getpeerinfo", "The connected peers.",
@@ -76,6 +77,12 @@ METHODS = (
                 Param("seconds", Number(0, MAX_BAN_S, above=True),
                       "how long the ban lasts (default: longer with each offence)", None))),
     MethodSpec("clearbanned", "Lift every ban.", "null"),
+    MethodSpec("backup", "Copy the database while the node runs (SQLite's online backup), "
+               "to restore by putting the copy in place of chain.sqlite3 while the node is "
+               "stopped.", "{path, bytes}: the copy's path and size",
+               (Param("directory", Text(4096, min_length=1), "an absolute directory to "
+                      "write the copy into, created if missing (default: backups in the "
+                      "data directory)", None),)),
     MethodSpec("help", "The method list, or one method's parameters and result.",
                "a list of {method, usage, help}, or one method's "
                "{method, usage, help, params, result}",

@@ -24,6 +24,8 @@ from twisted.internet import defer
 from twisted.internet import error as ierror
 from twisted.web.client import RequestTransmissionFailed, ResponseFailed
 
+from timecoin.api.address import ApiUrlError, parse_api_url  # noqa: F401 (ApiUrlError re-exported)
+
 #: JSON-RPC error codes a node uses.
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -119,16 +121,17 @@ def read_credentials(datadir, config=None):
 
 
 def rpc_url(url):
-    """``url`` with ``/rpc`` appended unless it already ends with it."""
-    url = url.rstrip("/")
-    return url if url.endswith("/rpc") else url + "/rpc"
+    """The URL requests to ``url`` go to (``/rpc`` appended unless it ends with
+    it); :class:`ApiUrlError` if ``url`` is malformed."""
+    return parse_api_url(url).url
 
 
 class RpcClient:
     """Calls JSON-RPC methods on one node.
 
     ``url`` is the node's API base URL (``http://127.0.0.1:24201``; a URL
-    already ending in ``/rpc`` is accepted), ``auth`` a ``(user, password)``
+    already ending in ``/rpc`` is accepted) or ``unix:PATH`` for an API on a
+    UNIX socket; a malformed one raises :class:`ApiUrlError`. ``auth`` a ``(user, password)``
     pair or ``None``. ``treq_client`` is anything with treq's ``post`` (an
     ``HTTPClient``, or ``treq.testing.StubTreq`` in tests); without it a client
     is built on ``reactor`` with ``pool`` (default: a persistent pool owned by
@@ -138,13 +141,14 @@ class RpcClient:
 
     def __init__(self, url, auth=None, treq_client=None, *, reactor=None, pool=None,
                  timeout=None):
-        self.url = rpc_url(url)
+        self.address = parse_api_url(url)
+        self.url = self.address.url
         self.auth = tuple(auth) if auth else None
         self.timeout = timeout
         self._reactor = reactor
         self._own_pool = None
         if treq_client is None:
-            treq_client, self._own_pool = _make_client(reactor, pool)
+            treq_client, self._own_pool = _make_client(reactor, pool, self.address)
         self._http = treq_client
         self._ids = itertools.count(1)
 
@@ -198,8 +202,11 @@ class RpcClient:
                 headers={b"Content-Type": [b"application/json"]}, **kwargs)
             content = yield response.content()
         except _CONNECTION_ERRORS as e:
-            raise RpcConnectionError(f"cannot reach the node at {self.url}: {_reason(e)}") \
-                from None
+            hint = ""
+            if self.url.startswith("https:"):
+                hint = " (if the API is plain HTTP, use http://)"
+            raise RpcConnectionError(
+                f"cannot reach the node at {self.address.shown}: {_reason(e)}{hint}") from None
         if response.code == 401:
             raise RpcAuthError(
                 f"authentication failed (cookie?) at {self.url}: "
@@ -213,16 +220,16 @@ class RpcClient:
         return decoded
 
 
-def _make_client(reactor, pool):
+def _make_client(reactor, pool, address):
     from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
+    from twisted.web.client import HTTPConnectionPool
 
     if reactor is None:
         raise TypeError("RpcClient needs the reactor (or a treq_client) passed in")
     own = None
     if pool is None:
         pool = own = HTTPConnectionPool(reactor, persistent=True)
-    return HTTPClient(Agent(reactor, pool=pool)), own
+    return HTTPClient(address.agent(reactor, pool)), own
 
 
 def _reason(exc):

@@ -10,7 +10,8 @@ When the cap is reached, a new connection evicts the least recently active
 open connection that has no request in progress (idle keep-alive or silent
 connections), so idle connections cannot keep a client out; only when every
 open connection is answering a request is the new one closed at once, before
-a byte is read.
+a byte is read. A connection opening with a TLS handshake (an ``https://``
+client on the plain API) is closed at once rather than left waiting.
 """
 
 import base64
@@ -30,6 +31,8 @@ MAX_BODY = 64 * 2**20
 IDLE_TIMEOUT_S = 60
 #: Default of ``[api] max_connections``.
 DEFAULT_MAX_CONNECTIONS = 100
+#: The first byte of a TLS handshake record: no HTTP request starts with it.
+TLS_HANDSHAKE = b"\x16"
 
 log = Logger()
 
@@ -130,8 +133,18 @@ class GuardedChannel(http.HTTPChannel):
     complete headers until its response is done."""
 
     busy = False
+    _first_data = True
 
     def dataReceived(self, data):
+        if self._first_data:
+            self._first_data = False
+            if data[:1] == TLS_HANDSHAKE:
+                # A TLS client (https:// against plain HTTP) would otherwise wait
+                # for an answer to a request line that never ends: close at once.
+                log.info("API: closed a TLS handshake on plain HTTP from {peer}",
+                              peer=self.transport.getPeer())
+                self.transport.abortConnection()
+                return
         self.site.channel_active(self)
         super().dataReceived(data)
 

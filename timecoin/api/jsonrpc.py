@@ -1,4 +1,5 @@
-"""JSON-RPC 2.0 framing, independent of HTTP and of the methods.
+"""JSON-RPC framing (2.0, and bitcoind's 1.0 style), independent of HTTP and
+of the methods.
 
 Decoding refuses what ``json.loads`` would choke on or what is not standard
 JSON: bodies nested deeper than :data:`MAX_DEPTH` (checked by a scan of the
@@ -145,6 +146,60 @@ def encode_response(response):
     try:
         return encode(response), None
     except (TypeError, ValueError) as e:
-        replacement = error(response.get("id"), INTERNAL_ERROR,
-                            "internal error: the result is not representable in JSON")
+        replacement = dict(response)
+        replacement.pop("result", None)
+        if "error" in response:  # JSON-RPC 1.0 keeps both members
+            replacement["result"] = None
+        replacement["error"] = {"code": INTERNAL_ERROR,
+                                "message": "internal error: the result is not "
+                                           "representable in JSON"}
         return encode(replacement), str(e)
+
+
+# -- bitcoind's JSON-RPC 1.0 style (``POST /``) ------------------------------------
+
+def parse_legacy_call(call):
+    """The :class:`Call` in a bitcoind-style JSON-RPC 1.0 request (``method``,
+    ``params``, ``id``; any ``jsonrpc``/``version`` member is ignored). Every
+    call is answered, whatever its id."""
+    if not isinstance(call, dict):
+        raise InvalidRequest("a request must be a JSON object")
+    call_id = call.get("id")
+    if not _valid_id(call_id):
+        raise InvalidRequest("id must be a string, a number or null")
+    method = call.get("method")
+    if not isinstance(method, str):
+        raise InvalidRequest("method must be a string", call_id)
+    params = call.get("params")
+    if params is not None and not isinstance(params, list | dict):
+        raise InvalidRequest("params must be an array or an object", call_id)
+    return Call(method, params, call_id, False)
+
+
+def legacy_result(call_id, value):
+    """A JSON-RPC 1.0 response: ``result``, ``error`` (null) and ``id``, always all three."""
+    return {"result": value, "error": None, "id": call_id}
+
+
+def legacy_error(call_id, code, message):
+    """A JSON-RPC 1.0 error response: ``result`` null, ``error`` ``{code, message}``."""
+    return {"result": None, "error": {"code": code, "message": message}, "id": call_id}
+
+
+class Framing:
+    """How responses are built in one JSON-RPC dialect: ``parse(payload)`` →
+    :class:`Call`, ``result(id, value)`` and ``error(id, code, message)``."""
+
+    def __init__(self, parse, result, error):
+        self.parse = parse
+        self.result = result
+        self.error = error
+
+    def invalid_request(self, message, call_id=None):
+        return self.error(call_id, INVALID_REQUEST, f"invalid request: {message}")
+
+
+#: JSON-RPC 2.0 (``POST /rpc``).
+V2 = Framing(parse_call, result, error)
+#: bitcoind's JSON-RPC 1.0 style (``POST /``).
+LEGACY = Framing(parse_legacy_call, legacy_result, legacy_error)

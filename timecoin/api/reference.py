@@ -22,6 +22,15 @@ before the method runs: one that does not fit is answered with error -32602
 and a one-line message naming it. The `help` method answers from the same
 table. Limits on requests are in [limits.md](limits.md).
 
+`POST /` takes the same methods, with the same authentication, in bitcoind's
+JSON-RPC 1.0 style, for bitcoin client libraries (python-bitcoinrpc's
+`AuthServiceProxy`, for one): a request is `{"method", "params", "id"}` (any
+`version` or `jsonrpc` member is ignored) and every reply holds `result`,
+`error` (`{"code", "message"}` or `null`) and `id`. As bitcoind does, a single
+call that fails is answered with HTTP 404 for an unknown method, 400 for an
+invalid request and 500 for any other error; a batch (an array) is answered
+200.
+
 | method | parameters | summary |
 |---|---|---|
 """

@@ -7,6 +7,8 @@ converted (a txid as bytes); methods return a value or a Deferred. Errors are
 message.
 """
 
+import os
+
 from twisted.internet import defer
 from zope.interface import implementer
 
@@ -26,7 +28,8 @@ from timecoin.interfaces import IRpcMethods
 from timecoin.ledger.keys import AddressError
 from timecoin.ledger.tx import TxRejected, decode_hex
 
-__all__ = ["INTERNAL_ERROR", "INVALID_REQUEST", "PARSE_ERROR", "RpcError", "RpcMethods"]
+__all__ = ["INTERNAL_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND", "PARSE_ERROR", "RpcError",
+           "RpcMethods"]
 
 
 class RpcError(Exception):
@@ -56,7 +59,7 @@ class RpcMethods:
             "gettxoutsetinfo": self.gettxoutsetinfo, "getpeerinfo": self.getpeerinfo,
             "getmasternodes": self.getmasternodes, "stop": self.stop,
             "listbanned": self.listbanned, "setban": self.setban,
-            "clearbanned": self.clearbanned, "help": self.help,
+            "clearbanned": self.clearbanned, "help": self.help, "backup": self.backup,
         }
         if set(self._handlers) != set(CATALOG):
             raise RuntimeError("every method in the catalog needs a handler, and only those")
@@ -143,6 +146,16 @@ class RpcMethods:
 
     def clearbanned(self):
         return self._network().clear_banned().addCallback(lambda _: None)
+
+    def backup(self, directory):
+        if directory is not None and not os.path.isabs(directory):
+            raise RpcError(INVALID_PARAMS, "backup: directory must be an absolute path")
+        d = self.node.backup(directory)
+
+        def failed(failure):
+            failure.trap(OSError)
+            raise RpcError(INTERNAL_ERROR, f"backup failed: {failure.getErrorMessage()}")
+        return d.addErrback(failed)
 
     def help(self, method):  # noqa: A003 - the specification's name
         if method is None:

@@ -1,5 +1,6 @@
-"""The HTTP API: ``/rpc`` (JSON-RPC 2.0, HTTP Basic auth), ``/health``, ``/ready``,
-``/metrics`` and the status page at ``GET /``.
+"""The HTTP API: ``/rpc`` (JSON-RPC 2.0, HTTP Basic auth), ``POST /`` (the same
+in bitcoind's JSON-RPC 1.0 style), ``/health``, ``/ready``, ``/metrics`` and the
+status page at ``GET /``.
 
 Credentials are the cookie (``__cookie__:<hex>`` in ``<datadir>/.cookie``,
 written at start with mode 0600) or ``rpcuser``/``rpcpassword`` from the
@@ -25,7 +26,14 @@ from timecoin.api.guard import (
     Credentials,
     GuardedSite,
 )
-from timecoin.api.rpc import INTERNAL_ERROR, PARSE_ERROR, RpcError, RpcMethods
+from timecoin.api.rpc import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    RpcError,
+    RpcMethods,
+)
 from timecoin.api.status_page import StatusPageResource
 
 MAX_BATCH = 1000
@@ -94,6 +102,7 @@ class RpcResource(resource.Resource):
 
     isLeaf = True
     log = Logger()
+    framing = jsonrpc.V2
 
     def __init__(self, methods, credentials):
         super().__init__()
@@ -112,10 +121,11 @@ class RpcResource(resource.Resource):
         try:
             payload = jsonrpc.decode(body)
         except jsonrpc.ParseError as e:
-            return self._encode(request, jsonrpc.error(None, PARSE_ERROR, f"parse error: {e}"))
+            return self._encode(request, self.framing.error(None, PARSE_ERROR,
+                                                            f"parse error: {e}"))
         if isinstance(payload, list):
             if not payload or len(payload) > MAX_BATCH:
-                return self._encode(request, jsonrpc.invalid_request(
+                return self._encode(request, self.framing.invalid_request(
                     f"a batch holds 1 to {MAX_BATCH} calls"))
             responses = [self._one(call) for call in payload]
         else:
@@ -133,11 +143,11 @@ class RpcResource(resource.Resource):
         """The response to one call: a dict, None for a notification, or a
         Deferred of either if it must wait."""
         try:
-            call = jsonrpc.parse_call(payload)
+            call = self.framing.parse(payload)
         except jsonrpc.InvalidRequest as e:
-            return jsonrpc.invalid_request(str(e), e.call_id)
+            return self.framing.invalid_request(str(e), e.call_id)
         d = self._methods.call(call.method, call.params)
-        d.addCallbacks(lambda value: jsonrpc.result(call.call_id, value),
+        d.addCallbacks(lambda value: self.framing.result(call.call_id, value),
                        lambda f: self._failed(f, call.call_id, call.method))
         if call.notification:
             d.addCallback(lambda _: None)
@@ -149,9 +159,9 @@ class RpcResource(resource.Resource):
 
     def _failed(self, failure, call_id, method):
         if failure.check(RpcError):
-            return jsonrpc.error(call_id, failure.value.code, failure.value.message)
+            return self.framing.error(call_id, failure.value.code, failure.value.message)
         self.log.failure("RPC {method} failed", failure, method=method)
-        return jsonrpc.error(call_id, INTERNAL_ERROR,
+        return self.framing.error(call_id, INTERNAL_ERROR,
                              f"internal error: {failure.getErrorMessage()}")
 
     def _reply(self, request, responses, batch):
@@ -160,9 +170,13 @@ class RpcResource(resource.Resource):
         if not parts:
             request.setResponseCode(204)
             return b""
-        request.setResponseCode(200)
+        request.setResponseCode(200 if batch else self._status(responses[0]))
         request.setHeader(b"content-type", b"application/json")
         return b"[" + b", ".join(parts) + b"]" if batch else parts[0]
+
+    def _status(self, response):
+        """The HTTP status of a single call's ``response`` (JSON-RPC 2.0: 200)."""
+        return 200
 
     def _encode(self, request, response):
         return self._reply(request, [response], False)
@@ -189,6 +203,45 @@ class RpcResource(resource.Resource):
             request.finish()
 
 
+class LegacyRpcResource(RpcResource):
+    """``POST /``: the same methods and authentication as :class:`RpcResource`
+    in bitcoind's JSON-RPC 1.0 style, for bitcoin client libraries. Every
+    response holds ``result``, ``error`` (``{code, message}`` or null) and
+    ``id``; a single call that fails is answered with bitcoind's HTTP status
+    (404 for an unknown method, 400 for an invalid request, 500 otherwise)."""
+
+    framing = jsonrpc.LEGACY
+
+    def _status(self, response):
+        err = response.get("error")
+        if err is None:
+            return 200
+        return _LEGACY_STATUS.get(err.get("code"), 500)
+
+
+_LEGACY_STATUS = {METHOD_NOT_FOUND: 404, INVALID_REQUEST: 400}
+
+
+class RootResource(resource.Resource):
+    """``/`` itself, dispatched by HTTP method: ``POST`` to ``post`` (the
+    JSON-RPC 1.0 endpoint), ``GET`` to ``get`` when one is given."""
+
+    isLeaf = True
+
+    def __init__(self, post, get=None):
+        super().__init__()
+        self._post = post
+        self._get = get
+
+    def render_POST(self, request):
+        return self._post.render(request)
+
+    def render_GET(self, request):
+        if self._get is None:
+            return resource.NoResource().render(request)
+        return self._get.render(request)
+
+
 def _gather(responses, waiting):
     """Fire with ``responses`` once the Deferreds at the ``waiting`` indexes have
     fired, each replaced by its result (a lighter ``gatherResults``: the
@@ -208,14 +261,18 @@ def _gather(responses, waiting):
 
 
 def build_site(node, credentials, stop=None, max_connections=DEFAULT_MAX_CONNECTIONS):
-    """The API's ``Site`` for ``node`` (an ``INodeApi``): ``/rpc``, ``/health``
-    and ``/metrics``, with at most ``max_connections`` open connections."""
+    """The API's ``Site`` for ``node`` (an ``INodeApi``): ``/rpc``, ``POST /``,
+    ``/health`` and ``/metrics``, with at most ``max_connections`` open
+    connections; ``GET /`` is the status page."""
     accepted = Credentials(credentials)
+    methods = RpcMethods(node, stop)
     root = resource.Resource()
-    root.putChild(b"rpc", RpcResource(RpcMethods(node, stop), accepted))
+    # GET / is the status page for people, POST / JSON-RPC 1.0 for bitcoin clients.
+    root.putChild(b"", RootResource(post=LegacyRpcResource(methods, accepted),
+                                    get=StatusPageResource(node)))
+    root.putChild(b"rpc", RpcResource(methods, accepted))
     root.putChild(b"health", HealthResource(node.queries))
     root.putChild(b"ready", ReadyResource(node.queries))
-    root.putChild(b"", StatusPageResource(node))  # GET /: the status page
     root.putChild(b"metrics", MetricsResource(registry=node.metrics.registry))
     metrics = ApiMetrics(node.metrics.registry)
     return GuardedSite(root, accepted, metrics, max_connections, reactor=node.reactor)

@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 from twisted.internet import defer, task
 
 from timecoin.api.client import RpcClient, read_credentials
+from timecoin.bench.chart import write_png
 from timecoin.bench.plan import FIRST_KEY, MAX_TXS, total_txs
-from timecoin.bench.report import build_report, format_report, write_png
+from timecoin.bench.report import build_report, format_report
 from timecoin.bench.run import LoadRun, make_clients, prepare
 from timecoin.bench.watch import FinalityWatcher
 from timecoin.cli.registry import Command, CommandError, UsageError
@@ -56,8 +57,8 @@ def _add_arguments(parser):
                         help="seconds to wait for finality after the load (default 30)")
     parser.add_argument("--max-txs", type=int, default=MAX_TXS,
                         help=f"cap on transactions (default {MAX_TXS})")
-    parser.add_argument("--png", metavar="FILE", help="write a finality-time histogram "
-                        "(needs matplotlib: the `plot` extra)")
+    parser.add_argument("--png", metavar="FILE", help="write a chart of the finality times "
+                        "(CDF, p50/p95/p99; needs matplotlib: the `plot` extra)")
 
 
 def _check_args(args):
@@ -127,8 +128,12 @@ def wait_connected(reactor, clients, timeout=60.0):
     deadline = reactor.seconds() + timeout
     want = len(clients) - 1
     while True:
-        infos = yield defer.gatherResults([c.call("getinfo") for c in clients],
-                                          consumeErrors=True)
+        try:
+            infos = yield defer.gatherResults([c.call("getinfo") for c in clients],
+                                              consumeErrors=True)
+        except defer.FirstError as e:
+            # One line naming the node (a wrong --base-port, a node not running).
+            raise e.subFailure.value from None
         if all(info["peers"] >= want for info in infos):
             return infos
         if reactor.seconds() > deadline:
@@ -223,10 +228,10 @@ def _run(ctx):
             shutil.rmtree(directory, ignore_errors=True)
     if args.png:
         if write_png(report, args.png):
-            note(f"histogram written to {args.png}")
+            note(f"finality chart written to {args.png}")
         else:
             ctx.err.write("timecoin bench: matplotlib is not installed (pip install "
-                          "'timecoin[plot]'); no histogram written\n")
+                          "'timecoin[plot]'); no chart written\n")
     report.pop("samples")
     if args.json:
         ctx.out.write(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -1,4 +1,5 @@
-"""The report of ``timecoin bench``: figures, text table, JSON shape, histogram."""
+"""The report of ``timecoin bench``: figures, text table, JSON shape (the chart
+is :mod:`timecoin.bench.chart`)."""
 
 from timecoin.bench.plan import summarize
 from timecoin.bench.run import CPU, RSS
@@ -105,30 +106,3 @@ def format_report(report):
             lines += [f"  {n:>7}  {reason}" for reason, n in
                       sorted(report[key].items(), key=lambda kv: -kv[1])]
     return lines
-
-
-def write_png(report, path):
-    """Histogram of finality times into ``path``; ``False`` if matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    samples = report["samples"]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    data = [(samples["client_ms"], "client-observed"), (samples["node_ms"], "node-reported")]
-    top = max((max(v) for v, _ in data if v), default=1.0)
-    bins = [top * i / 60 for i in range(61)]
-    for values, label in data:
-        if values:
-            ax.hist(values, bins=bins, alpha=0.6, label=f"{label} ({len(values)})")
-    c = report["config"]
-    ax.set_title(f"finality time, {c.get('nodes')} nodes, {c.get('rate')} tx/s offered")
-    ax.set_xlabel("ms")
-    ax.set_ylabel("transactions")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True

@@ -22,7 +22,8 @@ import sys
 
 from twisted.internet import defer
 
-from timecoin.api.client import COOKIE_NAME, RpcAuthError, RpcClientError
+from timecoin import __version__
+from timecoin.api.client import COOKIE_NAME, ApiUrlError, RpcAuthError, RpcClientError
 from timecoin.cli import commands  # noqa: F401  (registers the built-in commands)
 from timecoin.cli.registry import (
     COMMANDS,
@@ -74,6 +75,7 @@ def build_parser():
     _load_extra_commands()
     parser = _Parser(prog="timecoin", description="Talk to a timecoin node.")
     add_common_options(parser, suppress=False)
+    parser.add_argument("--version", action="version", version=f"timecoin {__version__}")
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", required=True)
     for cmd in COMMANDS.values():
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
@@ -86,6 +88,9 @@ def build_parser():
 def _report(failure, ctx):
     if failure.check(UsageError):
         ctx.err.write(f"timecoin: error: {failure.value}\n")
+        return 2
+    if failure.check(ApiUrlError):
+        ctx.err.write(f"timecoin: error: --rpc: {failure.value}\n")
         return 2
     if failure.check(RpcAuthError) and ctx.auth is None:
         path = os.path.join(ctx.datadir, COOKIE_NAME)

@@ -174,3 +174,18 @@ def run_masternodes(ctx):
     return 0
 
 
+
+
+def _backup_arguments(parser):
+    parser.add_argument("--to", metavar="DIR", default=None,
+                        help="directory on the node's machine to write the copy into "
+                             "(default: backups in the node's data directory)")
+
+
+@command("backup", "copy the node's database while it runs", _backup_arguments)
+@defer.inlineCallbacks
+def run_backup(ctx):
+    target = os.path.abspath(ctx.args.to) if ctx.args.to else None
+    result = yield ctx.rpc.call("backup", target)
+    ctx.emit(result, f"backup written to {result['path']} ({result['bytes']} bytes)")
+    return 0

@@ -13,6 +13,8 @@ load generator starts networks with them).
 """
 
 import os
+import shlex
+import socket
 import sys
 
 import treq
@@ -52,6 +54,9 @@ class NodeProcess(protocol.ProcessProtocol):
         self.ended = defer.Deferred()
         self.exit_code = None
         self.stderr = b""
+        log = os.path.join(datadir, "node.log")
+        #: Where this run's part of the log starts (earlier runs append to it too).
+        self.log_start = os.path.getsize(log) if os.path.exists(log) else 0
 
     @property
     def api_url(self):
@@ -67,12 +72,43 @@ class NodeProcess(protocol.ProcessProtocol):
     def processEnded(self, reason):
         code = reason.value.exitCode
         self.exit_code = code if code is not None else -(reason.value.signal or 0)
+        if self.exit_code not in (0, -15):
+            # A node that failed leaves no cookie behind for the CLI to trip on.
+            try:
+                os.unlink(os.path.join(self.datadir, ".cookie"))
+            except FileNotFoundError:
+                pass
         self.ended.callback(self.exit_code)
+
+    @property
+    def cli_prefix(self):
+        """The ``timecoin`` command line that talks to this node."""
+        return (f"timecoin --rpc {self.api_url} --datadir {shlex.quote(self.datadir)}")
+
+    def reason(self):
+        """Why the node ended: its last line on stderr, else the last lines of
+        its log written by this run (the log file's path if both are empty)."""
+        lines = [line for line in self.stderr.decode(errors="replace").splitlines()
+                 if line.strip()]
+        if lines:
+            return lines[-1].strip()
+        log = os.path.join(self.datadir, "node.log")
+        try:
+            with open(log, "rb") as f:
+                f.seek(self.log_start)
+                tail = f.read()[-4000:].decode(errors="replace")
+        except OSError:
+            tail = ""
+        lines = [line.strip() for line in tail.splitlines() if line.strip()]
+        if not lines:
+            return f"nothing logged; see {log}"
+        errors = [line for line in lines if "error" in line.lower() or "Error" in line]
+        return (errors or lines)[-1] + f" (log: {log})"
 
     def describe(self):
         return {"index": self.index, "api_url": self.api_url, "datadir": self.datadir,
                 "p2p": f"127.0.0.1:{self.p2p_port}", "pid": self.pid,
-                "log": os.path.join(self.datadir, "node.log")}
+                "log": os.path.join(self.datadir, "node.log"), "cli": self.cli_prefix}
 
 
 class LocalNetwork:
@@ -147,9 +183,8 @@ def _wait_healthy(reactor, node, timeout):
     deadline = reactor.seconds() + timeout
     while True:
         if node.exit_code is not None:
-            message = node.stderr.decode(errors="replace").strip().splitlines()
-            raise CommandError(f"node {node.index} exited ({node.exit_code}): "
-                               f"{message[-1] if message else 'see ' + node.describe()['log']}")
+            raise CommandError(f"node {node.index} exited with status {node.exit_code}: "
+                               f"{node.reason()}")
         try:
             response = yield treq.get(node.api_url + "/health", persistent=False, timeout=2,
                                       reactor=reactor)
@@ -171,6 +206,11 @@ def start_network(reactor, count, directory=DEFAULT_DIR, base_port=DEVNET.p2p_po
         raise UsageError("--nodes must be at least 1")
     if not 1024 <= base_port <= 65535 - 2 * count:
         raise UsageError(f"--base-port must leave room for {2 * count} ports below 65536")
+    busy = [port for port in range(base_port, base_port + 2 * count) if not port_free(port)]
+    if busy:
+        raise CommandError(
+            f"port{'s' if len(busy) > 1 else ''} {', '.join(map(str, busy))} on 127.0.0.1 "
+            f"already in use (another devnet running?); stop it or pick --base-port")
     directory = os.path.abspath(os.path.expanduser(directory))
     key_files = prepare_directory(directory, count)
     nodes = []
@@ -188,6 +228,17 @@ def start_network(reactor, count, directory=DEFAULT_DIR, base_port=DEVNET.p2p_po
         yield network.stop()
         raise
     return network
+
+
+def port_free(port):
+    """True if nothing listens on (or holds) TCP ``port`` of 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as twisted listens
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _add_arguments(parser):
@@ -208,6 +259,7 @@ def _run(ctx):
     for node in info["nodes"]:
         lines.append(f"  node {node['index']}: api {node['api_url']}  p2p {node['p2p']}  "
                      f"data {node['datadir']}")
+        lines.append(f"    {node['cli']} info")
     lines.append("funded development keys:")
     for key in info["keys"]:
         lines.append(f"  {key['index']}: {key['address']}  {key['key_file']}")
@@ -227,7 +279,7 @@ def _node_ended(ctx, network, node, stopped):
         return
     if node.exit_code is not None:
         ctx.err.write(f"timecoin: error: node {node.index} exited with status "
-                      f"{node.exit_code}; stopping the network\n")
+                      f"{node.exit_code}: {node.reason()}; stopping the network\n")
         network.stop().addBoth(lambda _: stopped.called or stopped.callback(1))
 
 

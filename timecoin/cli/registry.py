@@ -66,7 +66,8 @@ class Context:
         self.err = err or sys.stderr
         self.network = get_network(args.network)
         self.datadir = args.datadir or self.network.default_datadir()
-        self.rpc_url = args.rpc or f"http://127.0.0.1:{self.network.api_port}"
+        self.rpc_url = (args.rpc if args.rpc is not None
+                        else f"http://127.0.0.1:{self.network.api_port}")
         self.auth = None
         self._treq_client = treq_client
         self._rpc = None

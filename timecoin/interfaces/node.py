@@ -142,6 +142,10 @@ class INodeApi(Interface):
         """Validate, lock and start deciding ``tx``; fire with its txid or fail
         with ``TxRejected``."""
 
+    def backup(directory=None):
+        """Copy the database online into ``directory`` (default: the data
+        directory's ``backups``); fire with ``{"path", "bytes"}``."""
+
 
 class IUtxoFlusher(Interface):
     """Folds committed journal entries into the UTXO tables."""

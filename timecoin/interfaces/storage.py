@@ -58,6 +58,11 @@ class IStorage(Interface):
         """Fire with ``[(height, body, certificate)]`` of the committed blocks
         above ``after_height``, in order."""
 
+    def backup(directory=None):
+        """Copy the database online (SQLite's backup API, on the writer thread)
+        into ``directory`` (default: ``backups`` beside the database); fire
+        with ``(path, bytes)`` of the copy."""
+
     def run_db(fn):
         """Run ``fn(conn)`` on the writer thread; fire with its result."""
 

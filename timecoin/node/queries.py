@@ -13,6 +13,7 @@ from zope.interface import implementer
 from timecoin.finality.deadlines import Deadlines
 from timecoin.interfaces import INodeQueries
 from timecoin.ledger.keys import decode_address
+from timecoin.ledger.tx import MIN_FEE_RATE
 from timecoin.ledger.utxo import UtxoStatus
 
 #: Blocks a node may be behind its peers' announced height and still be healthy.
@@ -117,8 +118,9 @@ class NodeQueries:
 
     def mempool_info(self):
         m = self._node.mempool
+        # The node refuses fees under MIN_FEE_RATE; a full mempool asks more.
         return {"size": m.size, "bytes": m.bytes, "max_bytes": m.max_bytes,
-                "min_fee_rate": m.min_fee_rate()}
+                "min_fee_rate": max(MIN_FEE_RATE, m.min_fee_rate())}
 
     # -- chain, peers, the node ---------------------------------------------------
 

@@ -193,6 +193,10 @@ class Node(MultiService):
             return defer.fail(e)
         return self.submit(tx, from_peer)
 
+    def backup(self, directory=None):
+        d = self.storage.backup(directory)
+        return d.addCallback(lambda done: {"path": done[0], "bytes": done[1]})
+
     def submit(self, tx, from_peer=False):
         """Validate, lock and start deciding ``tx``; fire with its txid or fail
         with :class:`~timecoin.ledger.tx.TxRejected`.

@@ -41,7 +41,13 @@ from timecoin.ledger.tx import OutPoint, decode_tx
 from timecoin.ledger.utxo import utxo_element
 from timecoin.storage import block_tables, conflict_tables, integrity, masternode_tables
 from timecoin.storage.integrity import DamageFound
-from timecoin.storage.migrations import schema_files, statements
+from timecoin.storage.migrations import (
+    backup_before_migrating,
+    backup_database,
+    backup_name,
+    schema_files,
+    statements,
+)
 from timecoin.storage.records import ChainMeta, JournalRecord, encode_undo, plan_fold
 
 __all__ = ["ChainMeta", "JournalRecord", "Storage", "StorageError", "encode_undo",
@@ -285,6 +291,10 @@ class Storage:
                 f"database {self.path} has schema version {version}, newer than this "
                 f"timecoin supports ({latest}); upgrade timecoin"
             )
+        if version < latest:
+            saved = backup_before_migrating(self._conn, self.path, version, latest)
+            self.notes.append(f"database backed up to {saved} before migrating "
+                              f"from schema version {version}")
         for number, sql in known:
             if number > version:
                 def migrate(sql=sql, number=number):
@@ -464,6 +474,21 @@ class Storage:
     def load_masternodes(self):
         """Fire with the registry's rows as of the applied journal entries."""
         return self._run(masternode_tables.read_rows, self._conn)
+
+    def backup(self, directory=None):
+        """Fire with ``(path, bytes)`` of an online copy of the database written
+        into ``directory`` (default: ``backups`` beside the database)."""
+        return self._run(self._backup_now, directory)
+
+    def _backup_now(self, directory):
+        destination = backup_name(self.path, "backup")
+        if directory is not None:
+            destination = os.path.join(directory, os.path.basename(destination))
+        stem, n = destination[:-len(".sqlite3")], 1
+        while os.path.exists(destination):  # two copies in the same millisecond
+            n += 1
+            destination = f"{stem}-{n}.sqlite3"
+        return destination, backup_database(self._conn, destination)
 
     def save_masternodes(self, rows):
         """Replace the registry's rows (after a block changed it), atomically."""
