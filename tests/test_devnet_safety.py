@@ -3,6 +3,7 @@ nothing, a node killed and restarted under load rejoins in agreement, and a
 frozen node does not stop finality at the other three."""
 
 import signal
+from collections import Counter
 
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
@@ -83,7 +84,12 @@ def _agree(testcase, devnet, txids, timeout=90, expect=None):
         if settled and same and len(hashes) == 1:
             return views[0][1]
         if reactor.seconds() > deadline:
-            testcase.fail(f"nodes did not agree within {timeout}s: {last}")
+            summary = [(index, sorted(Counter(st.values()).items(), key=str), h[:12])
+                       for index, st, h in last]
+            stopped = [(n.index, n.process and n.process.exit_code, n.log_tail(8))
+                       for n in devnet.nodes if not n.running]
+            testcase.fail(f"nodes did not agree within {timeout}s: {summary}; "
+                          f"not running: {stopped}")
         yield task.deferLater(reactor, 0.5, lambda: None)
 
 

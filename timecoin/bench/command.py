@@ -103,10 +103,29 @@ def resolve_targets(args):
     return [(url, read_credentials(d)) for url, d in zip(urls, dirs, strict=True)]
 
 
+def _ephemeral_range():
+    """The kernel's range of ports for outgoing connections (Linux), or IANA's."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 49152, 65535
+
+
 def free_base_port(count, tries=50):
-    """A base port P with P..P+2*count-1 all free on 127.0.0.1."""
+    """A base port P with P..P+2*count-1 all free on 127.0.0.1.
+
+    P is picked outside the kernel's range of ports for outgoing connections:
+    otherwise a node stopped and started again (a restart test) can find its
+    port taken by some connection's local end in the meantime.
+    """
+    low, high = _ephemeral_range()
+    spans = [(start, end) for start, end in ((10000, low), (high + 1, 65536))
+             if end - start > 2 * count + 2]
     for _ in range(tries):
-        base = random.randrange(30000, 60000 - 2 * count, 2)
+        start, end = random.choice(spans) if spans else (30000, 60000)
+        base = random.randrange(start, end - 2 * count, 2)
         socks = []
         try:
             for port in range(base, base + 2 * count):
