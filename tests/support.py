@@ -81,6 +81,20 @@ def cookie(node):
         return tuple(f.read().split(":", 1))
 
 
+class StorageFileTestCase:
+    """Mixin for tests of the real storage on a temporary file (synchronous)."""
+
+    genesis = None  # set by the test class
+
+    def setUp(self):
+        self.path = os.path.join(make_datadir(self), "chain.sqlite3")
+
+    def open(self):
+        storage = SyncStorage(None, self.path)
+        self.addCleanup(storage._close_now)
+        return storage, storage.open_now(self.genesis)
+
+
 def sync_node(testcase, clock, finality=None, config_changes=None):
     """A node on a Clock with synchronous storage in a temp dir (not started)."""
     datadir = make_datadir(testcase)

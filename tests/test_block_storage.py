@@ -2,12 +2,11 @@
 transaction with its reward's journal entry, its confirmations and the
 registry's rows; replay reads the blocks back; a version-1 database migrates."""
 
-import os
 import sqlite3
 
 from twisted.trial import unittest
 
-from tests.support import SyncStorage, downgrade_schema, make_datadir
+from tests.support import StorageFileTestCase, downgrade_schema
 from timecoin.ledger.block import Block, BlockHeader
 from timecoin.ledger.emission import reward_transaction
 from timecoin.ledger.genesis import make_genesis
@@ -35,14 +34,8 @@ def block_one(meta):
     return block, record, row, registry
 
 
-class BlockStorageTests(unittest.TestCase):
-    def setUp(self):
-        self.path = os.path.join(make_datadir(self), "chain.sqlite3")
-
-    def open(self):
-        storage = SyncStorage(None, self.path)
-        self.addCleanup(storage._close_now)
-        return storage, storage.open_now(GENESIS)
+class BlockStorageTests(StorageFileTestCase, unittest.TestCase):
+    genesis = GENESIS
 
     def test_a_block_is_stored_with_its_confirmations_and_read_back(self):
         storage, meta = self.open()

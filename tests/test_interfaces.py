@@ -36,7 +36,6 @@ from timecoin.interfaces import (
     IUtxoState,
 )
 from timecoin.ledger.blockchain import BlockChain
-from timecoin.ledger.chain import GenesisChain
 from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.mempool import Mempool
 from timecoin.ledger.networks import DEVNET
@@ -64,7 +63,6 @@ class InterfaceTests(unittest.TestCase):
         verifyObject(IDeadlines, Deadlines(clock, lambda item: None, lambda item: False))
 
     def test_chain_and_storage(self):
-        verifyObject(IBlockConsensus, GenesisChain(make_genesis(DEVNET)))
         verifyObject(IBlockConsensus, BlockChain(make_genesis(DEVNET)))
         storage = Storage(Clock(), os.path.join(make_datadir(self), "db"))
         verifyObject(IStorage, storage)

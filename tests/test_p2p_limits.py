@@ -103,7 +103,7 @@ class ReadyPeers(unittest.TestCase):
         self.identity = PrivateKey.generate()
 
     def ready_peer(self, port=40000):
-        peer = self.node.inbound("10.0.0.1", port)
+        peer = self.node.inbound("127.0.0.1", port)
         nonce = os.urandom(m.NONCE_SIZE)
         peer.dataReceived(encode_frame(hello_from(self.identity, nonce)))
         own_hello = next(msg for msg in written(peer) if msg.KIND == m.HELLO)
@@ -290,7 +290,7 @@ class EvictionOnMemoryNode(ReadyPeers):
         self.identity = PrivateKey.generate()
         second = self.ready_peer(40004)
         # two plain peers fill max_peers = 2 (the masternode's link does not count)
-        newcomer = self.node.inbound("10.0.0.1", 40002)
+        newcomer = self.node.inbound("127.0.0.1", 40002)
         self.assertIsNotNone(newcomer)
         self.assertTrue(other.transport.disconnecting or second.transport.disconnecting)
         self.assertFalse(masternode.transport.disconnecting)
@@ -298,7 +298,7 @@ class EvictionOnMemoryNode(ReadyPeers):
             if peer.transport.disconnecting:
                 peer.connectionLost(None)
         # Now the masternode, a plain peer and a newcomer: never the masternode.
-        self.assertIsNotNone(self.node.inbound("10.0.0.1", 40003))
+        self.assertIsNotNone(self.node.inbound("127.0.0.1", 40003))
         self.assertFalse(masternode.transport.disconnecting)
         self.assertEqual(self.node.service.send_account.disconnects["evicted"], 2)
 
@@ -308,7 +308,7 @@ class EvictionOnMemoryNode(ReadyPeers):
             protected.append(self.ready_peer(port))
             self.node.host.protected.add(self.identity.pubkey)
             self.identity = PrivateKey.generate()
-        self.assertIsNotNone(self.node.inbound("10.0.0.1", 40002))
+        self.assertIsNotNone(self.node.inbound("127.0.0.1", 40002))
         self.assertFalse(any(p.transport.disconnecting for p in protected))
         self.assertEqual(self.node.service.send_account.disconnects["evicted"], 0)
 
@@ -321,7 +321,7 @@ class EvictionOnMemoryNode(ReadyPeers):
         for port in (40000, 40001):
             self.ready_peer(port).mark_useful()
             self.identity = PrivateKey.generate()
-        self.assertIsNone(self.node.inbound("10.0.0.1", 40002))
+        self.assertIsNone(self.node.inbound("127.0.0.1", 40002))
         self.assertEqual(self.node.service.send_account.disconnects["refused full"], 1)
 
     def test_per_group_limit(self):

@@ -13,7 +13,7 @@ from timecoin.p2p.service import PeerNetworkService
 CONFIG = P2PConfig(max_per_ip=2, max_peers=3, ping_interval=60.0)
 
 
-def addr(ip="10.0.0.1", port=40000):
+def addr(ip="127.0.0.1", port=40000):
     return IPv4Address("TCP", ip, port)
 
 
@@ -34,7 +34,7 @@ class MemoryNode:
                 peer.connectionLost(None)
         return self.service.stopService()
 
-    def inbound(self, ip="10.0.0.1", port=40000):
+    def inbound(self, ip="127.0.0.1", port=40000):
         peer = self.service.build_peer("inbound", addr(ip, port))
         if peer is not None:
             peer.makeConnection(StringTransport(peerAddress=addr(ip, port)))
@@ -47,8 +47,8 @@ def connected_pair(case):
     b.service.reactor = b.reactor = a.reactor
     clock = a.reactor
     client, server, pump = iosim.connectedServerAndClient(
-        lambda: a.service.build_peer("inbound", addr("10.0.0.2")),
-        lambda: b.service.build_peer("outbound", addr("10.0.0.1")),
+        lambda: a.service.build_peer("inbound", addr("127.0.0.2")),
+        lambda: b.service.build_peer("outbound", addr("127.0.0.1")),
         greet=False, clock=clock)
     pump.flush()
     return a, b, client, server, pump, clock
@@ -91,14 +91,14 @@ class Timers(unittest.TestCase):
 
     def test_per_ip_and_max_peers_limits(self):
         node = MemoryNode(self)
-        self.assertIsNotNone(node.inbound("10.0.0.1", 1))
-        self.assertIsNotNone(node.inbound("10.0.0.1", 2))
-        self.assertIsNone(node.inbound("10.0.0.1", 3))
-        self.assertIsNotNone(node.inbound("10.0.0.2", 1))
+        self.assertIsNotNone(node.inbound("127.0.0.1", 1))
+        self.assertIsNotNone(node.inbound("127.0.0.1", 2))
+        self.assertIsNone(node.inbound("127.0.0.1", 3))
+        self.assertIsNotNone(node.inbound("127.0.0.2", 1))
         self.assertEqual(node.service.connection_counts(), {"inbound": 3, "outbound": 0})
         # Every slot is taken: a new connection evicts a silent one (see test_p2p_limits).
         first = node.service.connections()[0]
-        self.assertIsNotNone(node.inbound("10.0.0.3", 1))
+        self.assertIsNotNone(node.inbound("127.0.0.3", 1))
         self.assertTrue(first.transport.disconnecting)
 
 

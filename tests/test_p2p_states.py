@@ -63,7 +63,7 @@ class States(unittest.TestCase):
         """The connection was cut and its address banned for ``reason``."""
         self.assertTrue(peer.transport.disconnecting)
         [ban] = self.node.service.list_banned()
-        self.assertEqual((ban["address"], ban["reason"]), ("10.0.0.1", reason))
+        self.assertEqual((ban["address"], ban["reason"]), ("127.0.0.1", reason))
 
     def awaiting_auth(self):
         peer = self.node.inbound()

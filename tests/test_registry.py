@@ -2,12 +2,11 @@
 the set hash, the genesis registrations and their storage (with the migration
 from a version-1 database)."""
 
-import os
 
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from tests.support import SyncStorage, downgrade_schema, make_datadir
+from tests.support import StorageFileTestCase, downgrade_schema
 from tests.test_registration import MASTERNODE, OWNER, registration
 from timecoin.interfaces import IMasternodeRegistry
 from timecoin.ledger.genesis import make_genesis
@@ -148,14 +147,8 @@ class GenesisRegistrationTests(unittest.TestCase):
         self.assertEqual(make_genesis(MAINNET).registrations, ())
 
 
-class RegistryStorageTests(unittest.TestCase):
-    def setUp(self):
-        self.path = os.path.join(make_datadir(self), "chain.sqlite3")
-
-    def open(self):
-        storage = SyncStorage(None, self.path)
-        self.addCleanup(storage._close_now)
-        return storage, storage.open_now(GENESIS)
+class RegistryStorageTests(StorageFileTestCase, unittest.TestCase):
+    genesis = GENESIS
 
     def test_fresh_database_holds_the_genesis_registrations(self):
         _, meta = self.open()

@@ -33,7 +33,6 @@ from timecoin.ledger.tx import (
     MIN_FEE_RATE,
     PERMANENT_REJECTIONS,
     TxRejected,
-    check_stateless,
     check_structure,
     decode_tx,
 )
@@ -364,61 +363,9 @@ class Node(MultiService):
                           "a block confirms it)", txid=tx.txid.hex())
         self.journal.append(record, notify=False)
 
-    @defer.inlineCallbacks
-    def apply_finalized(self, tx):
-        """Finalize ``tx`` that the masternodes finalized while this node missed it.
-
-        Its signatures are checked and its inputs must be unspent here; local
-        pending transactions that spend the same outputs lose. Fires with
-        True if applied, False if already known; fails with ``TxRejected``
-        if it cannot be applied (yet).
-        """
-        txid = tx.txid
-        if self.finalized_recently(txid):
-            return False
-        if (yield self.storage.get_transaction(txid)) is not None:
-            return False
-        if self._pending_conflicts(tx):
-            raise TxRejected("conflict-pending",
-                             "a conflicting transaction is pending here: polled as usual")
-        if txid in self.mempool:
-            self.finality.cancel(txid)
-            self._decided(txid, True, "finalized by the network")
-            return True
-        check_stateless(tx, self.network.network_id)
-        missing = self.state.missing([i.prevout for i in tx.inputs])
-        if missing:
-            self.state.load((yield self.storage.load_utxos(missing)))
-        if self.finalized_recently(txid):
-            return False
-        self.state.check_inputs(tx, allow_locked=True)
-        if self._pending_conflicts(tx):
-            # Catch-up never overrides a pending decision: the report enters as a
-            # contender and is polled (a lock holder here is pending by definition).
-            self.submit(tx, from_peer=True).addErrback(lambda _: None)
-            raise TxRejected("conflict-pending",
-                             "a conflicting transaction is pending here: polled as usual")
-        self.state.lock(tx)
-        self.mempool.forget_rejection(txid)
-        self._finalize(tx, self.reactor.seconds())
-        self.metrics.synced()
-        return True
-
     def finalized_here(self, txid):
         """Fire with True if ``txid`` is finalized here (journal or storage)."""
         return self._find_finalized(txid).addCallback(lambda record: record is not None)
-
-    def _pending_conflicts(self, tx):
-        """Pending transactions here, other than ``tx``, spending one of its inputs."""
-        spent = {i.prevout for i in tx.inputs}
-        found = {self.state.lock_holder(op) for op in spent if self.state.get(op) is not None}
-        for txid in self.mempool.contenders():
-            entry = self.mempool.get(txid)
-            if any(i.prevout in spent for i in entry.tx.inputs):
-                found.add(txid)
-        found.discard(None)
-        found.discard(tx.txid)
-        return {t for t in found if t in self.mempool}
 
     def journal_page(self, after_seq, limit):
         """Fire with ``[(seq, raw)]`` of committed journal entries after ``after_seq``."""
