@@ -130,6 +130,9 @@ class SnowballFinality:
             self._held.resolve(tx.txid)
         self._pump()
 
+    def can_forget(self, txid):
+        return self.polls.can_forget(txid)
+
     def cancel(self, txid):
         if not self.polls.cancel(txid):
             return False

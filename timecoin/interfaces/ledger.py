@@ -81,10 +81,12 @@ class IMempool(Interface):
     bytes = Attribute("Sum of their encoded sizes.")
     max_bytes = Attribute("The byte bound.")
 
-    def add(tx, fee, contender=False):
+    def add(tx, fee, contender=False, evictable=None):
         """Admit ``tx``; return the txids evicted for it, or raise ``TxRejected``.
 
         ``contender``: ``tx`` double-spends a pending transaction and holds no locks.
+        ``evictable(txid)``: True if that entry may be evicted to make room
+        (None: any); an entry being decided by finality must never be.
         """
 
     def remove(txid):
@@ -114,11 +116,15 @@ class IMempool(Interface):
     def rejection(txid):
         """The reason ``txid`` was rejected recently, or None."""
 
-    def forget_rejection(txid):
-        """Drop ``txid`` from the rejected cache (the network finalized it after all)."""
-
     def expire_rejections():
-        """Forget rejections past their time-to-live."""
+        """Forget rejections and drops past their time-to-live."""
+
+    def note_dropped(txid, reason):
+        """Remember that ``txid`` left without a decision (evicted, or expired
+        before any poll), with a time-to-live; it may enter again."""
+
+    def drop_reason(txid):
+        """Why ``txid`` was dropped recently (and is not held now), or None."""
 
 
 class IBlockConsensus(Interface):

@@ -109,6 +109,9 @@ class ManualFinality:
     def start(self, tx):
         self.started[tx.txid] = tx
 
+    def can_forget(self, txid):
+        return txid not in self.polled
+
     def cancel(self, txid):
         if txid in self.polled:
             return False
