@@ -65,6 +65,7 @@ class PeerProtocol(FrameReceiver):
         self.remote = None
         self.ping_ms = None
         self.banscore = 0
+        self.addr_sent = False  # answered this peer's getaddr (once per connection)
         self.known_inventory = BoundedSet(config.known_inventory_per_peer)
         self.limits = PeerRateLimits(config)
         self._pings = {}

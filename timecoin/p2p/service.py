@@ -328,7 +328,7 @@ class PeerNetworkService(service.Service):
             handler(peer.peer_id, message)
 
     def _answer_getaddr(self, peer):
-        if getattr(peer, "addr_sent", False):
+        if peer.addr_sent:
             return
         peer.addr_sent = True
         entries = self.addresses.sample(self.config.addr_reply_size, exclude={peer.label})
