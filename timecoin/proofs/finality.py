@@ -52,6 +52,8 @@ MAX_CERTIFICATE_BYTES = 8 + 4 + 1 + 32 + 2 + (1 + 32 + 1 + 64) * MAX_SET_SIZE
 #: longest path in it.
 MAX_TREE_SIZE = MAX_BLOCK_TXS + 1
 MAX_PATH = 32
+#: Rounds are below 2**31 (``bft_messages.sign_bytes``).
+MAX_ROUND = 2**31
 
 #: Every reason a proof is refused, each with its own cause (doc/proofs.md).
 REASONS = (
@@ -198,6 +200,9 @@ def _read_block(r):
         certificate = CommitCertificate.decode(raw_certificate)
     except MessageError as e:
         raise ProofError("malformed-certificate", str(e), header.height) from None
+    if certificate.round >= MAX_ROUND or len(certificate.block_hash) != 32:
+        raise ProofError("malformed-certificate", "round or block hash out of range",
+                         header.height)
     return header, certificate
 
 

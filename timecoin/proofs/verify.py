@@ -10,6 +10,7 @@ cheap structural checks run over the whole proof before any signature is
 verified.
 """
 
+from timecoin.consensus.bft_messages import MessageError
 from timecoin.consensus.certificate import CertificateError, verify_certificate
 from timecoin.consensus.proposer import ValidatorSet
 from timecoin.ledger.keys import verify as ed25519_verify
@@ -99,6 +100,8 @@ def _check_certificate(certificate, header, active_set, sign_id):
     except CertificateError as e:
         raise ProofError(e.reason, "the commit certificate does not verify",
                          header.height) from None
+    except MessageError as e:  # decode admits no such certificate; kept for safety
+        raise ProofError("malformed-certificate", str(e), header.height) from None
 
 
 def collect_handoffs(genesis, blocks):
