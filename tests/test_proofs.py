@@ -268,6 +268,14 @@ class HandoffRefusalTests(ProofTestCase):
         error = self.refuses_proof(skipped, "unknown-signer", self.chain.genesis)
         self.assertEqual(error.height, 4)
 
+    def test_skipped_removal(self):
+        """Skipping block 4's hand-off (it only removed a member) verifies only
+        if the signers hold more than 2/3 of the older, larger set."""
+        skipped = dataclasses.replace(self.proof, handoffs=(self.first,))
+        self.refuses_proof(skipped, "insufficient-stake", self.chain.genesis)
+        everyone = self.chain.certify(self.proof.header, sorted(self.chain.in_force))
+        check_proof(dataclasses.replace(skipped, certificate=everyone), self.chain.genesis)
+
     def test_out_of_order(self):
         swapped = dataclasses.replace(self.proof, handoffs=(self.second, self.first))
         self.refuses_proof(swapped, "handoff-out-of-order", self.chain.genesis)
