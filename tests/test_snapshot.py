@@ -8,7 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet import task
 from twisted.trial import unittest
+from zope.interface.verify import verifyObject
 
+from timecoin.interfaces import ISnapshotAssembly
 from timecoin.ledger.block import BlockHeader
 from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.networks import DEVNET, TESTNET
@@ -68,6 +70,7 @@ class RoundTripTests(SnapshotTestCase):
         self.assertEqual(len(self.outputs), 104)
         self.assertEqual(len(self.chunks), 7)  # 6 x 16 + 8
         assembly = self.assembly()
+        verifyObject(ISnapshotAssembly, assembly)
         rebuilt = []
         for index in reversed(range(len(self.chunks))):  # any order
             rebuilt[:0] = assembly.add(index, self.chunks[index])

@@ -25,6 +25,9 @@ set hash at the end. Everything raises :class:`SnapshotError` only, with a
 import hashlib
 from dataclasses import dataclass
 
+from zope.interface import implementer
+
+from timecoin.interfaces import ISnapshotAssembly
 from timecoin.ledger.encoding import (
     DecodeError,
     LimitError,
@@ -232,6 +235,7 @@ def cut_snapshot(network_id, height, block_hash, outputs, chunk_outputs=CHUNK_OU
     return manifest, chunks
 
 
+@implementer(ISnapshotAssembly)
 class SnapshotAssembly:
     """Rebuilds a snapshot from chunks arriving in any order, from any peers.
 
