@@ -22,6 +22,7 @@ set hash at the end. Everything raises :class:`SnapshotError` only, with a
 ``reason``.
 """
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 
@@ -195,19 +196,19 @@ def _open(data, magic, limit, not_this):
     return r
 
 
-class _reading:
+@contextlib.contextmanager
+def _reading():
     """Turns the Reader's errors into :class:`SnapshotError` reasons."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if error is None or not isinstance(error, DecodeError):
-            return False
-        reason = ("truncated" if isinstance(error, TruncatedError) else
-                  "over-limit" if isinstance(error, LimitError) else
-                  "trailing-bytes" if isinstance(error, TrailingBytesError) else "truncated")
-        raise SnapshotError(reason, str(error)) from None
+    try:
+        yield
+    except TruncatedError as e:
+        raise SnapshotError("truncated", str(e)) from None
+    except LimitError as e:
+        raise SnapshotError("over-limit", str(e)) from None
+    except TrailingBytesError as e:
+        raise SnapshotError("trailing-bytes", str(e)) from None
+    except DecodeError as e:  # the Reader raises no other kind; kept for safety
+        raise SnapshotError("truncated", str(e)) from None
 
 
 def cut_snapshot(network_id, height, block_hash, outputs, chunk_outputs=CHUNK_OUTPUTS):
