@@ -21,6 +21,7 @@ from timecoin.interfaces.ledger import (
     IBlockConsensus,
     IMasternodeRegistry,
     IMempool,
+    ISnapshotAssembly,
     IUtxoState,
 )
 from timecoin.interfaces.network import IListeningService, IPeer, IPeerMessaging, IPeerNetwork
@@ -40,5 +41,6 @@ __all__ = [
     "IFinalityEvents", "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService",
     "IMasternodeRegistry", "IMempool", "INodeApi", "INodeComponents", "INodeMetrics",
     "INodeQueries", "IPeer", "IPeerMessaging", "IPeerNetwork", "IRpcMethods",
-    "ISignatureVerifier", "IStorage", "IStorageCheck", "IUtxoFlusher", "IUtxoState",
+    "ISignatureVerifier", "ISnapshotAssembly", "IStorage", "IStorageCheck", "IUtxoFlusher",
+    "IUtxoState",
 ]

@@ -192,3 +192,23 @@ class IMasternodeRegistry(Interface):
 
     def __len__():
         """The number of entries."""
+
+
+class ISnapshotAssembly(Interface):
+    """Rebuilds a certified UTXO snapshot from chunks fetched from peers, in any
+    order; sans I/O (doc/proofs.md). Refusals raise ``SnapshotError`` with a
+    ``reason`` and an ``index``, and keep nothing of the refused chunk."""
+
+    manifest = Attribute("The SnapshotManifest being assembled (checked against the header).")
+
+    def missing():
+        """The indexes of the chunks not added yet, ascending."""
+
+    def add(index, data):
+        """Check chunk ``index`` (its encoded bytes) against the manifest and
+        keep its part of the set hash; return its ``(OutPoint, amount,
+        key_hash)`` outputs, for storage."""
+
+    def finish():
+        """Once every chunk is in: the MuHash digest of the whole set, equal to
+        the header's ``utxo_set_hash``, or ``SnapshotError``."""
