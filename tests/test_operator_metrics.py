@@ -8,6 +8,7 @@ checkpoints, recorded on the writer thread; and all of them in a node's
 
 import os
 import threading
+import time
 
 from prometheus_client import CollectorRegistry, generate_latest
 from twisted.internet import defer, reactor
@@ -25,7 +26,12 @@ from timecoin.node.metrics import _labelled
 from timecoin.p2p import messages as m
 from timecoin.p2p.framing import encode_frame
 from timecoin.storage.store import Storage
-from timecoin.storage.timings import OPERATIONS, STORAGE_BUCKETS, StorageTimings
+from timecoin.storage.timings import (
+    OPERATIONS,
+    STORAGE_BUCKETS,
+    CheckpointSchedule,
+    StorageTimings,
+)
 from timecoin.testing.fakes import ManualFinality, SyncStorage
 
 
@@ -166,6 +172,20 @@ class TimingHistograms(unittest.TestCase):
         self.assertEqual(set(snap.operations), set(OPERATIONS))
 
 
+class CheckpointScheduleTests(unittest.TestCase):
+    def test_next_checkpoint_follows_the_wal_growth(self):
+        schedule = CheckpointSchedule(100.0, least=1.0, most=30.0, pages=1000)
+        self.assertFalse(schedule.due(100.5))
+        self.assertTrue(schedule.due(101.0))
+        schedule.ran(102.0, 500)  # 250 pages/s: 1000 more in 4 s
+        self.assertFalse(schedule.due(105.9))
+        self.assertTrue(schedule.due(106.0))
+        schedule.ran(106.0, 40_000)  # 10,000 pages/s: as soon as allowed
+        self.assertEqual(schedule.next, 107.0)
+        schedule.ran(107.0, 0)  # idle: at the latest
+        self.assertEqual(schedule.next, 137.0)
+
+
 class _ThreadNoting(StorageTimings):
     """Notes the thread each duration is recorded on."""
 
@@ -191,7 +211,7 @@ class StorageTimingMetrics(unittest.TestCase):
     @defer.inlineCallbacks
     def test_recorded_on_the_writer_thread(self):
         storage = Storage(reactor, os.path.join(make_datadir(self), "chain.sqlite3"),
-                          checkpoint_interval=0)
+                          checkpoint_schedule=CheckpointSchedule(0.0, least=0, most=0))
         storage.timings = _ThreadNoting()
         meta = yield storage.open(GENESIS)
         self.addCleanup(storage.close)
@@ -213,14 +233,15 @@ class StorageTimingMetrics(unittest.TestCase):
 
     def test_checkpoints_wait_for_their_interval(self):
         path = os.path.join(make_datadir(self), "chain.sqlite3")
-        storage = SyncStorage(None, path, checkpoint_interval=3600)
+        storage = SyncStorage(None, path, checkpoint_schedule=CheckpointSchedule(
+            time.monotonic(), least=3600, most=3600))
         meta = storage.open_now(GENESIS)
         self.addCleanup(storage._close_now)
         storage.append_journal([self.spend_record(meta.last_seq + 1)])
         self.assertEqual(storage.timing_snapshot().checkpoints, 0)
         # SQLite's own checkpoint is off: the WAL keeps the commit until ours runs.
         self.assertGreater(os.path.getsize(path + "-wal"), 0)
-        storage.checkpoint_interval = 0
+        storage.checkpoints.next = 0.0
         storage.append_journal([self.spend_record(meta.last_seq + 2, index=5)])
         self.assertEqual(storage.timing_snapshot().checkpoints, 1)
 

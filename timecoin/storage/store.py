@@ -50,7 +50,7 @@ from timecoin.storage.migrations import (
     statements,
 )
 from timecoin.storage.records import ChainMeta, JournalRecord, encode_undo, plan_fold
-from timecoin.storage.timings import StorageTimings
+from timecoin.storage.timings import CheckpointSchedule, StorageTimings
 
 __all__ = ["ChainMeta", "JournalRecord", "Storage", "StorageError", "encode_undo",
            "schema_files"]
@@ -61,8 +61,6 @@ _QUERY_CHUNK = 400
 #: How many of the last finalized txids open reads back, so that a restarted
 #: node answers "yes" for them without a storage read on the reactor thread.
 RECENT_TXIDS_AT_OPEN = 200_000
-#: Least seconds between two WAL checkpoints, run on the writer thread after a commit.
-CHECKPOINT_INTERVAL = 1.0
 
 
 class StorageError(Exception):
@@ -76,7 +74,7 @@ class Storage:
     log = Logger()
 
     def __init__(self, reactor, path, inline_check_max=INLINE_CHECK_MAX,
-                 checkpoint_interval=CHECKPOINT_INTERVAL):
+                 checkpoint_schedule=None):
         self._reactor = reactor
         self.path = path
         #: Sets of up to this many outputs are checked in full during open.
@@ -89,10 +87,9 @@ class Storage:
         self.notes = []
         #: Durations of operations and WAL checkpoints, recorded on the writer thread.
         self.timings = StorageTimings()
-        #: Least seconds between two WAL checkpoints (0: after every commit).
-        self.checkpoint_interval = checkpoint_interval
-        self._last_checkpoint = time.monotonic()
-        self._committed = False  # a commit since the last checkpoint
+        #: When the writer thread checkpoints the WAL (SQLite's own checkpoints are off).
+        self.checkpoints = checkpoint_schedule or CheckpointSchedule(time.monotonic())
+        self._changes_seen = 0  # the connection's total_changes at the last checkpoint
 
     # -- thread plumbing -----------------------------------------------------
 
@@ -103,8 +100,8 @@ class Storage:
 
     def _run(self, fn, *args, operation="other"):
         """``fn(*args)`` on the writer thread, timed there as ``operation`` (a
-        name of :data:`~timecoin.storage.timings.OPERATIONS`); after a commit,
-        the WAL is checkpointed if one is due."""
+        name of :data:`~timecoin.storage.timings.OPERATIONS`); after one that
+        wrote, the WAL is checkpointed if one is due."""
         self.start()
         return deferToThreadPool(self._reactor, self._pool, self._timed, operation, fn, args)
 
@@ -114,27 +111,28 @@ class Storage:
             return fn(*args)
         finally:
             self.timings.record(operation, time.perf_counter() - started)
-            if self._committed:
+            if self._conn is not None and self._conn.total_changes != self._changes_seen:
                 self._checkpoint_if_due()
 
     def _checkpoint_if_due(self):
-        """A passive WAL checkpoint when ``checkpoint_interval`` seconds have
-        passed since the last (SQLite's own, every 1000 pages inside a commit,
-        is off: this one is timed and counted). It never waits for readers and
-        its failure is logged, never raised: the commit before it stands."""
+        """A passive WAL checkpoint when :attr:`checkpoints` says one is due
+        (SQLite's own, inside a commit, is off: this one is timed and counted).
+        It never waits for readers, and its failure is logged, never raised:
+        the commit before it stands."""
         now = time.monotonic()
-        if self._conn is None or now - self._last_checkpoint < self.checkpoint_interval:
+        if self._conn is None or not self.checkpoints.due(now):
             return
-        self._committed = False
-        self._last_checkpoint = now
+        self._changes_seen = self._conn.total_changes
         started = time.perf_counter()
         try:
             _busy, wal_pages, copied = self._conn.execute(
                 "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as e:
+            self.checkpoints.ran(now, 0)  # not retried before the longest interval
             self.log.warn("WAL checkpoint failed: {error}", error=e)
             return
         self.timings.checkpointed(copied, wal_pages, time.perf_counter() - started)
+        self.checkpoints.ran(now, wal_pages)
 
     def run_db(self, fn):
         """Run ``fn(connection)`` on the writer thread."""
@@ -296,7 +294,6 @@ class Storage:
         except BaseException:
             self._rollback()
             raise
-        self._committed = True
         return result
 
     def _initialize(self, genesis):

@@ -59,6 +59,43 @@ class _Histogram:
         return HistogramSnapshot(tuple(cumulative), self.sum)
 
 
+#: SQLite's own checkpoint threshold (``wal_autocheckpoint``), in WAL pages.
+CHECKPOINT_PAGES = 1000
+#: Bounds (seconds) of the time between two checkpoints.
+CHECKPOINT_INTERVAL_MIN = 1.0
+CHECKPOINT_INTERVAL_MAX = 30.0
+
+
+class CheckpointSchedule:
+    """When the writer thread runs its next WAL checkpoint.
+
+    SQLite checkpoints inside the commit that brings the WAL to 1000 pages;
+    the WAL's size is not known between checkpoints here, so the schedule
+    estimates it: after each checkpoint the WAL's pages over the time since
+    the one before give a rate, and the next is due when that rate would
+    have written :data:`CHECKPOINT_PAGES` more, but no sooner than
+    ``least`` and no later than ``most`` seconds on (0 and 0: after every
+    commit). Times are ``time.monotonic()`` readings given by the caller.
+    """
+
+    def __init__(self, now, least=CHECKPOINT_INTERVAL_MIN, most=CHECKPOINT_INTERVAL_MAX,
+                 pages=CHECKPOINT_PAGES):
+        self.least, self.most, self.pages = least, most, pages
+        self.last = now
+        self.next = now + least
+
+    def due(self, now):
+        return now >= self.next
+
+    def ran(self, now, wal_pages):
+        """A checkpoint ran at ``now`` and found ``wal_pages`` in the WAL."""
+        elapsed = now - self.last
+        rate = wal_pages / elapsed if elapsed > 0 else 0.0
+        wait = self.pages / rate if rate > 0 else self.most
+        self.last = now
+        self.next = now + min(max(wait, self.least), self.most)
+
+
 class StorageTimings:
     """The storage histograms and checkpoint counters (see the module docstring)."""
 
