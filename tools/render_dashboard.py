@@ -40,8 +40,11 @@ def scrape(urls, seconds, interval):
     while True:
         now = time.monotonic() - started
         for n, url in enumerate(urls):
-            with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=10) as answer:
-                kept.append((now, f"node{n}", answer.read().decode()))
+            try:
+                with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=10) as answer:
+                    kept.append((now, f"node{n}", answer.read().decode()))
+            except OSError as e:  # a node not up yet, or gone: a gap in its lines
+                print(f"render_dashboard: {url}: {e}", file=sys.stderr)
         if now >= seconds:
             return kept
         time.sleep(max(0.0, interval - (time.monotonic() - started - now)))
