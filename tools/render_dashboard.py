@@ -27,6 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from dashboard_query import Series, evaluate, legend, parse  # noqa: E402
 
+#: Series drawn per panel at most (the largest ones).
+MAX_LINES = 16
 DASHBOARD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                          "contrib", "grafana-dashboard.json")
 
@@ -83,11 +85,16 @@ def render(dashboard, series, times, path, columns=2):
     for n, panel in enumerate(panels):
         axes = figure.add_subplot(rows, columns, n + 1)
         lines = panel_lines(panel, series, times)
-        for name, xs, ys in lines[:12]:
-            axes.plot(xs, ys, linewidth=1.4, label=name)
+        # The MAX_LINES largest, in tab20's colours (the default cycle repeats after 10).
+        shown = sorted(lines, key=lambda line: -max(line[2]))[:MAX_LINES]
+        colours = matplotlib.colormaps["tab20"].colors
+        for k, (name, xs, ys) in enumerate(sorted(shown)):
+            axes.plot(xs, ys, linewidth=1.4, label=name, color=colours[k % len(colours)])
         unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit", "")
-        axes.set_title(panel["title"] + (f"  [{unit}]" if unit not in ("", "none") else ""),
-                       fontsize=9, loc="left")
+        title = panel["title"] + (f"  [{unit}]" if unit not in ("", "none") else "")
+        if len(lines) > len(shown):
+            title += f"  (largest {len(shown)} of {len(lines)} series)"
+        axes.set_title(title, fontsize=9, loc="left")
         axes.tick_params(labelsize=7)
         axes.grid(True, color="#dddddd", linewidth=0.6)
         axes.set_xlabel("seconds", fontsize=7)
