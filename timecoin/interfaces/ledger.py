@@ -14,6 +14,9 @@ class IUtxoState(Interface):
     count = Attribute("Number of finalized unspent outputs in the set.")
     total_amount = Attribute("Sum, in units, of finalized unspent outputs.")
     lock_timeout = Attribute("Seconds a lock holds before it expires.")
+    cache_hits = Attribute("Outpoints ``missing`` found in memory (a running total).")
+    cache_misses = Attribute("Outpoints ``missing`` did not find in memory (a running total).")
+    cache_evictions = Attribute("Clean outputs evicted to keep the cache bound (a running total).")
 
     def __len__():
         """Number of outputs held in memory (pinned and cached)."""

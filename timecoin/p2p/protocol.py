@@ -79,6 +79,7 @@ class PeerProtocol(FrameReceiver):
         #: When the peer last sent a new transaction or a finality message (eviction).
         self.last_useful = None
         self.send_buffer = SendBuffer(self, clock, config, manager.send_account)
+        self._traffic = manager.traffic
 
     # -- identity ---------------------------------------------------------
     @property
@@ -239,16 +240,19 @@ class PeerProtocol(FrameReceiver):
             return False
         frame = encode_frame(message, self._compress_threshold)
         self.transport.write(frame)
+        self._traffic.count_sent(message.KIND, len(frame))
         return self.send_buffer.wrote(len(frame))
 
-    def send_frame(self, frame):
-        """Send a complete frame from :func:`~timecoin.p2p.framing.encode_frame`.
+    def send_frame(self, frame, kind):
+        """Send a complete frame from :func:`~timecoin.p2p.framing.encode_frame`
+        carrying a message of ``kind``.
 
         For one message sent to many peers: it is encoded once.
         """
         if self._closed:
             return False
         self.transport.write(frame)
+        self._traffic.count_sent(kind, len(frame))
         return self.send_buffer.wrote(len(frame))
 
     def lengthLimitExceeded(self, length):
@@ -278,8 +282,10 @@ class PeerProtocol(FrameReceiver):
             self.misbehave(f"undecodable message: {e}")
             return
         kind = message.KIND
+        self._traffic.count_received(kind, end - start + 4)  # + the length header
         action = self.limits.check(kind, self._now)
         if action is not None:
+            self._traffic.limited(kind, action)
             if action == BAN:
                 self.misbehave(f"flood of {m.kind_name(kind)}")
             return

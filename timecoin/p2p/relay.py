@@ -46,6 +46,8 @@ class TxRelay:
         #: Raw transactions announced by this node, to answer getdata.
         self.cache = BoundedDict(config.relay_cache_size)
         self.in_flight = InFlightTable(config.max_in_flight, config.max_in_flight_per_peer)
+        #: getdata txids answered from :attr:`cache`, and looked up in the node instead.
+        self.cache_hits = self.cache_misses = 0
         self._account = account
 
     def broadcast(self, tx, peers, push=False):
@@ -72,7 +74,7 @@ class TxRelay:
             if frame is None:
                 message = m.TxMessage(tx.raw) if whole else m.Inv((txid,))
                 frame = frames[whole] = encode_frame(message, self._compress_threshold)
-            if peer.send_frame(frame):
+            if peer.send_frame(frame, m.TX if whole else m.INV):
                 announced += 1
         return announced
 
@@ -102,7 +104,10 @@ class TxRelay:
                 continue
             raw = self.cache.get(txid)
             if raw is None:
+                self.cache_misses += 1
                 raw = self._host.get_tx_raw(txid)
+            else:
+                self.cache_hits += 1
             if raw is None:
                 continue
             peer.known_inventory.add(txid)

@@ -7,6 +7,8 @@ are scraped; each is ``(name, kind, doc, [(labels, value), ...])`` with kind
 limits.
 """
 
+from timecoin.p2p.traffic import traffic_statistics
+
 
 def peer_statistics(network):
     """The limit metrics of ``network`` (see the module docstring)."""
@@ -15,7 +17,11 @@ def peer_statistics(network):
     peers = list(network.connections())
     known = sum(len(peer.known_inventory) for peer in peers)
     counts = network.connection_counts()
-    return [
+    relay = network.relay
+    return traffic_statistics(network.traffic) + [
+        ("timecoin_relay_cache_lookups_total", "counter",
+         "getdata txids looked up in the relay's cache of announced transactions, by result",
+         [({"result": "hit"}, relay.cache_hits), ({"result": "miss"}, relay.cache_misses)]),
         ("timecoin_peer_connections", "gauge", "Open peer connections, by direction",
          [({"direction": d}, n) for d, n in sorted(counts.items())]),
         ("timecoin_peer_send_buffer_bytes", "gauge",

@@ -56,8 +56,8 @@ class KnownTransactions:
 class SyncStorage(Storage):
     """The real storage, run on the calling thread: every Deferred has fired on return."""
 
-    def _run(self, fn, *args):
-        return defer.maybeDeferred(fn, *args)
+    def _run(self, fn, *args, operation="other"):
+        return defer.maybeDeferred(self._timed, operation, fn, args)
 
     def close(self):
         self._close_now()
