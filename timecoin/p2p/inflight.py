@@ -18,11 +18,13 @@ from collections import Counter, OrderedDict
 class InFlightTable:
     """Txids requested from peers and not yet delivered, oldest first."""
 
-    __slots__ = ("_entries", "_per_peer", "capacity", "per_peer", "forgotten", "refused")
+    __slots__ = ("_entries", "_per_peer", "_expired_at", "capacity", "per_peer", "forgotten",
+                 "refused")
 
     def __init__(self, capacity, per_peer):
         self._entries = OrderedDict()  # txid -> (deadline, peer_id)
         self._per_peer = Counter()
+        self._expired_at = None  # the time of the last expiry: nothing more expires then
         self.capacity = capacity
         self.per_peer = per_peer
         #: Requests forgotten because the table was full (a counter).
@@ -40,6 +42,14 @@ class InFlightTable:
         """Requests of ``peer_id`` not yet delivered or expired."""
         return self._per_peer.get(peer_id, 0)
 
+    def room(self, peer_id):
+        """How many more requests ``peer_id`` may have outstanding."""
+        return self.per_peer - self._per_peer.get(peer_id, 0)
+
+    def note_refused(self, count):
+        """``count`` announcements were not requested for want of room."""
+        self.refused += count
+
     def _release(self, peer_id):
         left = self._per_peer[peer_id] - 1
         if left > 0:
@@ -49,6 +59,9 @@ class InFlightTable:
 
     def expire(self, now):
         """Forget every request whose deadline has passed (amortised O(1))."""
+        if now == self._expired_at:
+            return
+        self._expired_at = now
         entries = self._entries
         while entries:
             txid = next(iter(entries))

@@ -1,0 +1,129 @@
+"""The per-peer txid budget of ``inv`` announcements, on a memory node and clock.
+
+A peer may announce ``inv_txid_rate`` txids a second (burst 2x); the excess
+is dropped unrequested and counted, the peer is not banned for it, and the
+announcements of other peers are requested as before.
+"""
+
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from tests.p2p_fakes import make_tx
+from tests.test_p2p_limits import ReadyPeers
+from tests.test_p2p_states import written
+from timecoin.interfaces import IPeerNetwork
+from timecoin.ledger.encoding import DecodeError
+from timecoin.ledger.keys import PrivateKey
+from timecoin.p2p import messages as m
+from timecoin.p2p.config import INV_TXIDS_PER_MESSAGE, P2PConfig
+from timecoin.p2p.framing import encode_frame
+from timecoin.p2p.ratelimit import PeerRateLimits
+from timecoin.p2p.util import BoundedSet
+
+
+def random_txids(tag, count=m.MAX_INV):
+    return tuple(tag.to_bytes(4, "big") + k.to_bytes(28, "big") for k in range(count))
+
+
+def requested(messages):
+    return [txid for message in messages if message.KIND == m.GETDATA for txid in message.txids]
+
+
+class TxidBudget(unittest.TestCase):
+    def test_default_scales_with_the_message_rate(self):
+        self.assertEqual(P2PConfig().inv_txid_rate, INV_TXIDS_PER_MESSAGE * 1000)
+        self.assertEqual(P2PConfig(rate_limit_tx=5000).inv_txid_rate, 5 * 5000)
+        self.assertEqual(P2PConfig(rate_limit_inv_txids=7).inv_txid_rate, 7)
+
+    def test_allows_the_burst_then_the_rate_and_drops_the_rest(self):
+        limits = PeerRateLimits(P2PConfig(rate_limit_inv_txids=100))
+        self.assertEqual(limits.take_txids(0.0, 150), 150)  # burst: 200
+        self.assertEqual(limits.take_txids(0.0, 100), 50)  # the first 50 of these
+        self.assertEqual(limits.take_txids(0.0, 10), 0)
+        self.assertEqual(limits.take_txids(0.5, 60), 50)  # 100/s for half a second
+        self.assertEqual(limits.take_txids(10.0, 1000), 200)  # refilled to the burst only
+
+    def test_messages_are_counted_apart_from_txids(self):
+        limits = PeerRateLimits(P2PConfig(rate_limit_inv_txids=10))
+        self.assertEqual(limits.take_txids(0.0, 1000), 20)
+        self.assertIsNone(limits.check(m.INV, 0.0))  # the message bucket is untouched
+
+
+class InvOverBudget(ReadyPeers):
+    config = P2PConfig(max_per_ip=8, ping_interval=3600.0, rate_limit_inv_txids=2000,
+                       max_in_flight_per_peer=100_000)
+
+    def test_excess_dropped_unrequested_counted_and_not_banned(self):
+        service = self.node.service
+        self.assertTrue(verifyObject(IPeerNetwork, service))
+        flooder = self.ready_peer()
+        before = len(written(flooder))
+        for n in range(10):  # 10,000 txids at once: the burst is 4,000
+            flooder.dataReceived(encode_frame(m.Inv(random_txids(n))))
+        asked = requested(written(flooder)[before:])
+        self.assertEqual(asked, list(random_txids(0) + random_txids(1)
+                                     + random_txids(2) + random_txids(3)))
+        self.assertFalse(flooder.closing)
+        stats = {name: samples for name, _, _, samples in service.statistics()}
+        self.assertEqual(stats["timecoin_peer_inv_txids_dropped_total"], [({}, 6000)])
+        self.assertNotIn(random_txids(9)[0], flooder.known_inventory)
+        # A quarter of a second later the budget holds 500 txids: half of the next inv.
+        self.node.reactor.advance(0.25)
+        before = len(written(flooder))
+        flooder.dataReceived(encode_frame(m.Inv(random_txids(20))))
+        self.assertEqual(requested(written(flooder)[before:]), list(random_txids(20)[:500]))
+        stats = {name: samples for name, _, _, samples in service.statistics()}
+        self.assertEqual(stats["timecoin_peer_inv_txids_dropped_total"], [({}, 6500)])
+
+    def test_other_peers_are_still_served_while_one_is_over_budget(self):
+        flooder = self.ready_peer()
+        for n in range(10):
+            flooder.dataReceived(encode_frame(m.Inv(random_txids(n))))
+        self.identity = PrivateKey.generate()
+        honest = self.ready_peer(40001)
+        before = len(written(honest))
+        txid = make_tx(1).txid
+        honest.dataReceived(encode_frame(m.Inv((txid,))))
+        self.assertEqual(requested(written(honest)[before:]), [txid])
+
+    def test_a_peer_with_no_room_in_flight_costs_no_lookups(self):
+        service = self.node.service
+        relay = service.relay
+        relay.in_flight.per_peer = 10
+        flooder = self.ready_peer()
+        lookups = []
+        self.patch(self.node.host, "have_tx", lambda txid: lookups.append(txid) or False)
+        flooder.dataReceived(encode_frame(m.Inv(random_txids(0))))
+        # Ten requested: lookups stop once the peer's room is filled.
+        self.assertEqual(len(lookups), 10)
+        self.assertEqual(relay.in_flight.outstanding(flooder.peer_id), 10)
+        self.assertEqual(relay.in_flight.refused, m.MAX_INV - 10)
+        flooder.dataReceived(encode_frame(m.Inv(random_txids(1))))
+        self.assertEqual(len(lookups), 10)
+        self.assertEqual(relay.in_flight.refused, 2 * m.MAX_INV - 10)
+
+
+class Containers(unittest.TestCase):
+    def test_bounded_set_update_keeps_the_newest(self):
+        known = BoundedSet(5)
+        known.update([1, 2, 3])
+        known.update([3, 4, 5, 6])
+        self.assertEqual(len(known), 5)
+        self.assertNotIn(1, known)
+        self.assertEqual([i in known for i in range(2, 7)], [True] * 5)
+        known.add(7)
+        self.assertEqual(len(known), 5)
+        known.update(range(100, 120))
+        self.assertEqual(len(known), 5)
+        self.assertEqual(sum(i in known for i in range(100, 120)), 5)
+
+    def test_txid_lists_decode_whole_and_refuse_truncation(self):
+        for count in (0, 1, 7, m.MAX_INV):
+            txids = random_txids(3, count)
+            frame = encode_frame(m.GetData(txids))
+            self.assertEqual(m.decode_message(frame[5:]), m.GetData(txids))
+        body = encode_frame(m.Inv(random_txids(4, 3)))[5:]
+        with self.assertRaises(DecodeError):
+            m.decode_message(body[:-1])
+        with self.assertRaises(DecodeError):
+            m.decode_message(body + b"\x00")
