@@ -32,7 +32,7 @@ def requested(messages):
 class TxidBudget(unittest.TestCase):
     def test_default_scales_with_the_message_rate(self):
         self.assertEqual(P2PConfig().inv_txid_rate, INV_TXIDS_PER_MESSAGE * 1000)
-        self.assertEqual(P2PConfig(rate_limit_tx=5000).inv_txid_rate, 5 * 5000)
+        self.assertEqual(P2PConfig(rate_limit_tx=5000).inv_txid_rate, 10 * 5000)
         self.assertEqual(P2PConfig(rate_limit_inv_txids=7).inv_txid_rate, 7)
 
     def test_allows_the_burst_then_the_rate_and_drops_the_rest(self):

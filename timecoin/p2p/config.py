@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from timecoin.p2p.framing import COMPRESS_THRESHOLD, DEFAULT_MAX_MESSAGE_SIZE
 
 #: The default txid budget of a peer is this many txids per ``inv`` message
-#: it may send (5,000 txids/s at ``rate_limit_tx`` 1000, burst 10,000).
-INV_TXIDS_PER_MESSAGE = 5
+#: it may send (10,000 txids/s at ``rate_limit_tx`` 1000, burst 20,000:
+#: above what one node finalizes a second, so an honest peer never reaches it).
+INV_TXIDS_PER_MESSAGE = 10
 
 
 @dataclass(frozen=True)
