@@ -39,6 +39,7 @@ class InvFloodTests(unittest.TestCase):
         self.assertTrue(result.still_connected)
         self.assertGreater(result.inv_rate, 0)
         self.assertEqual(result.dropped_rate, 0)  # 2,000 txids/s: within the budget
+        self.assertEqual(result.hold_rate, 0)
 
     @defer.inlineCallbacks
     def test_full_invs_at_the_rate_limit_leave_finality_within_twice_idle(self):
@@ -48,10 +49,12 @@ class InvFloodTests(unittest.TestCase):
         args = invflood.parse_args(["--txs", "80", "--txids-per-inv", "1000"])
         result = yield invflood.run(reactor, args, out)
         self.assertTrue(result.still_connected, out.getvalue())
-        # The flood was real (over 100,000 txids/s reached the node), and the
-        # node dropped what its txid budget did not allow...
-        self.assertGreater(result.inv_rate, 100, out.getvalue())
-        self.assertGreater(result.dropped_rate, 50_000, out.getvalue())
+        # The node dropped what the flooder's txid budget did not allow, and
+        # stopped reading it until the budget refilled (TCP pushed the rest of
+        # the flood back to the flooder)...
+        self.assertGreater(result.dropped_rate, 0, out.getvalue())
+        self.assertGreater(result.hold_rate, 0, out.getvalue())
+        self.assertGreater(result.inv_rate, 0, out.getvalue())
         # ...so honest finality stayed within twice its idle median.
         self.assertLessEqual(result.ratio, 2, out.getvalue())
 

@@ -53,27 +53,66 @@ class InvOverBudget(ReadyPeers):
     config = P2PConfig(max_per_ip=8, ping_interval=3600.0, rate_limit_inv_txids=2000,
                        max_in_flight_per_peer=100_000)
 
+    def stats(self):
+        return {name: samples[0][1] for name, _, _, samples in self.node.service.statistics()
+                if name in ("timecoin_peer_inv_txids_dropped_total",
+                            "timecoin_peer_receive_holds_total")}
+
     def test_excess_dropped_unrequested_counted_and_not_banned(self):
         service = self.node.service
         self.assertTrue(verifyObject(IPeerNetwork, service))
         flooder = self.ready_peer()
         before = len(written(flooder))
-        for n in range(10):  # 10,000 txids at once: the burst is 4,000
-            flooder.dataReceived(encode_frame(m.Inv(random_txids(n))))
+        # 10,000 txids in one read: the burst is 4,000.
+        flooder.dataReceived(b"".join(encode_frame(m.Inv(random_txids(n))) for n in range(10)))
         asked = requested(written(flooder)[before:])
         self.assertEqual(asked, list(random_txids(0) + random_txids(1)
                                      + random_txids(2) + random_txids(3)))
+        # The fifth inv is dropped, and the connection reads no more for now:
+        # the rest waits (in TCP, on the sender's side).
+        self.assertEqual(self.stats(), {"timecoin_peer_inv_txids_dropped_total": 1000,
+                                        "timecoin_peer_receive_holds_total": 1})
+        self.assertNotIn(random_txids(4)[0], flooder.known_inventory)
+        self.assertTrue(flooder.paused)
         self.assertFalse(flooder.closing)
-        stats = {name: samples for name, _, _, samples in service.statistics()}
-        self.assertEqual(stats["timecoin_peer_inv_txids_dropped_total"], [({}, 6000)])
-        self.assertNotIn(random_txids(9)[0], flooder.known_inventory)
-        # A quarter of a second later the budget holds 500 txids: half of the next inv.
-        self.node.reactor.advance(0.25)
+        # Reading resumes once the budget holds a full inv (1,000 at 2,000/s):
+        # the sixth inv is requested, the seventh dropped, and reading stops again.
+        self.node.reactor.advance(0.4)
+        self.assertTrue(flooder.paused)
+        before = len(written(flooder))
+        self.node.reactor.advance(0.1)
+        self.assertEqual(requested(written(flooder)[before:]), list(random_txids(5)))
+        self.assertEqual(self.stats(), {"timecoin_peer_inv_txids_dropped_total": 2000,
+                                        "timecoin_peer_receive_holds_total": 2})
+        self.assertTrue(flooder.paused)
+        self.assertFalse(flooder.closing)
+
+    def test_part_of_an_inv_within_the_budget_is_requested(self):
+        flooder = self.ready_peer()
+        for n in range(4):
+            flooder.dataReceived(encode_frame(m.Inv(random_txids(n))))
+        self.node.reactor.advance(0.25)  # 500 txids of budget
         before = len(written(flooder))
         flooder.dataReceived(encode_frame(m.Inv(random_txids(20))))
         self.assertEqual(requested(written(flooder)[before:]), list(random_txids(20)[:500]))
-        stats = {name: samples for name, _, _, samples in service.statistics()}
-        self.assertEqual(stats["timecoin_peer_inv_txids_dropped_total"], [({}, 6500)])
+        self.assertEqual(self.stats(), {"timecoin_peer_inv_txids_dropped_total": 500,
+                                        "timecoin_peer_receive_holds_total": 1})
+        # Held until 1,000 txids of budget: half a second at 2,000/s.
+        self.node.reactor.advance(0.49)
+        self.assertTrue(flooder.paused)
+        self.node.reactor.advance(0.01)
+        self.assertFalse(flooder.paused)
+
+    def test_a_closed_connection_is_not_resumed(self):
+        flooder = self.ready_peer()
+        flooder.dataReceived(b"".join(encode_frame(m.Inv(random_txids(n))) for n in range(5)))
+        self.assertTrue(flooder.paused)
+        holds = [call for call in self.node.reactor.getDelayedCalls()
+                 if call.func == flooder._end_hold]
+        self.assertEqual(len(holds), 1)
+        flooder.drop("test")
+        flooder.connectionLost(None)
+        self.assertFalse(holds[0].active())  # the hold was cancelled with the connection
 
     def test_other_peers_are_still_served_while_one_is_over_budget(self):
         flooder = self.ready_peer()

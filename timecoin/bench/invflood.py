@@ -55,6 +55,7 @@ WARM_UP_S = 1.0
 #: what was still queued to it).
 SETTLE_S = 0.5
 DROPPED = "timecoin_peer_inv_txids_dropped_total"
+HOLDS = "timecoin_peer_receive_holds_total"
 
 
 class HonestChain:
@@ -98,10 +99,12 @@ def scrape(reactor, url, names):
     return parse_metrics(text, names)
 
 
-class FloodResult(namedtuple("FloodResult", "ratio still_connected inv_rate dropped_rate")):
+class FloodResult(namedtuple("FloodResult",
+                             "ratio still_connected inv_rate dropped_rate hold_rate")):
     """What one run measured: the ratio of the medians, whether the flooder
-    kept its one connection, the ``inv`` messages a second it sent and the
-    txids a second the node dropped over its txid budget."""
+    kept its one connection, the ``inv`` messages a second it sent, and a
+    second of flood, the txids the node dropped over its txid budget and the
+    times it stopped reading the flooder."""
 
     __slots__ = ()
 
@@ -167,15 +170,16 @@ def run(reactor, args, out):
         flooder = start_flood_peer(reactor, port, rate, args.txids_per_inv)
         yield flooder.ready
         idle, flood = Phase(), Phase()
-        dropped = 0.0
+        dropped = holds = 0.0
         for count in round_sizes(args.txs, args.rounds):
             yield idle.measure(rpc, chain, count, args.timeout, daemon.pid, flooder.pid)
             yield flooder.flood(True)
             yield task.deferLater(reactor, WARM_UP_S, lambda: None)
-            before = yield scrape(reactor, url, (DROPPED,))
+            before = yield scrape(reactor, url, (DROPPED, HOLDS))
             yield flood.measure(rpc, chain, count, args.timeout, daemon.pid, flooder.pid)
-            after = yield scrape(reactor, url, (DROPPED,))
+            after = yield scrape(reactor, url, (DROPPED, HOLDS))
             dropped += after.get(DROPPED, 0) - before.get(DROPPED, 0)
+            holds += after.get(HOLDS, 0) - before.get(HOLDS, 0)
             yield flooder.flood(False)
             yield task.deferLater(reactor, SETTLE_S, lambda: None)
         metrics = yield scrape(reactor, url, ("timecoin_peer_in_flight",
@@ -194,17 +198,20 @@ def run(reactor, args, out):
                   f"(node CPU {idle.cpu_share:.0%} of a core)\n")
         out.write(f"  inv flood   finality p50 {flood_p50:7.2f} ms  p99 {flood_p99:7.2f} ms  "
                   f"({messages / seconds:,.0f} inv/s of {args.txids_per_inv} "
-                  f"random txids, limit {rate}/s; {txids:,} txids sent; flooder "
+                  f"random txids sent, offered at {rate}/s (the limit); {txids:,} txids "
+                  "sent; flooder "
                   f"{'still connected' if still_connected else 'DISCONNECTED'}; "
                   f"node CPU {flood.cpu_share:.0%} of a core)\n")
         out.write(f"  node in-flight table {metrics.get('timecoin_peer_in_flight', 0):,.0f} "
                   "entries, requests refused over the per-peer bound "
                   f"{metrics.get('timecoin_peer_in_flight_refused_total', 0):,.0f}, "
-                  f"txids dropped over the per-peer txid budget {dropped / flood.wall:,.0f}/s\n")
+                  f"txids dropped over the per-peer txid budget {dropped / flood.wall:,.0f}/s, "
+                  f"reading held {holds / flood.wall:,.0f} times/s\n")
         out.write(f"  ratio       {ratio:.2f}  (goal <= 2; the flooding process took "
                   f"{flood.flooder_cpu / flood.wall:.0%} of a core; load average "
                   f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n")
-        return FloodResult(ratio, still_connected, messages / seconds, dropped / flood.wall)
+        return FloodResult(ratio, still_connected, messages / seconds, dropped / flood.wall,
+                           holds / flood.wall)
     finally:
         if flooder is not None:
             yield flooder.stop()

@@ -4,9 +4,12 @@ The message buckets count messages: one ``inv`` of 1,000 txids costs what one
 of a single txid costs. The txid budget (:meth:`PeerRateLimits.take_txids`)
 counts the txids themselves, at ``inv_txid_rate`` a second with a burst of
 twice that; announcements beyond it are dropped (and counted by the relay),
-never requested, and cost no more than the decoding of their message. It
-drops rather than bans: the message bucket of ``inv`` (``rate_limit_tx``,
-burst 2x) stays the hard bound a peer is banned beyond.
+never requested, and cost no more than the decoding of their message, and
+the connection stops reading until the budget has refilled for a full
+``inv`` (:meth:`~timecoin.p2p.protocol.PeerProtocol.hold_receiving`), so
+TCP pushes the rest of a flood back to its sender. It drops rather than
+bans: the message bucket of ``inv`` (``rate_limit_tx``, burst 2x) stays the
+hard bound a peer is banned beyond.
 """
 
 from timecoin.p2p import messages as m
@@ -85,6 +88,13 @@ class PeerRateLimits:
         allowed = int(bucket.tokens)
         bucket.tokens -= allowed
         return allowed
+
+    def txid_refill_time(self, count):
+        """Seconds until the txid budget holds ``count`` txids again (0 if it does)."""
+        bucket = self._txids
+        if bucket is None or bucket.tokens >= count:
+            return 0.0
+        return (count - bucket.tokens) / bucket.rate
 
     def check(self, kind, now, cost=1.0):
         """None if allowed, else the action to take (:data:`BAN` or :data:`DROP`)."""

@@ -8,7 +8,8 @@ requested from one peer at a time; if that peer does not deliver within
 of requests is an :class:`~timecoin.p2p.inflight.InFlightTable` (O(1) per
 txid, bounded in all and per peer). Each peer's announcements are charged
 to its txid budget (:meth:`~timecoin.p2p.ratelimit.PeerRateLimits.take_txids`);
-the excess is dropped unrequested. A peer whose send buffer is over budget
+the excess is dropped unrequested, and the connection is not read from
+until the budget has refilled. A peer whose send buffer is over budget
 (see :mod:`timecoin.p2p.sendbuffer`) is served no ``getdata`` and is sent
 ``inv`` instead of pushed transactions.
 """
@@ -84,7 +85,8 @@ class TxRelay:
         """Request the announced txids this node lacks, within the peer's budgets.
 
         Txids beyond the peer's txid budget are dropped (counted in
-        :attr:`inv_txids_dropped`); when the peer already has its maximum
+        :attr:`inv_txids_dropped`) and the peer is not read from until the
+        budget has refilled for a full ``inv``; when the peer already has its maximum
         of requests outstanding nothing is looked up at all; otherwise each
         txid costs set lookups until the peer's room is filled.
         """
@@ -93,6 +95,8 @@ class TxRelay:
         allowed = peer.limits.take_txids(now, count)
         if allowed < count:
             self.inv_txids_dropped += count - allowed
+            # Read no more of this peer until its budget covers a full inv.
+            peer.hold_receiving(peer.limits.txid_refill_time(m.MAX_INV))
             if not allowed:
                 return
             txids = txids[:allowed]
