@@ -2,7 +2,8 @@
 
 A peer may announce ``inv_txid_rate`` txids a second (burst 2x); the excess
 is dropped unrequested and counted, the peer is not banned for it, and the
-announcements of other peers are requested as before.
+announcements of other peers are requested as before. When the in-flight table
+is full, the peer with most outstanding requests loses its oldest.
 """
 
 from twisted.trial import unittest
@@ -17,6 +18,7 @@ from timecoin.ledger.keys import PrivateKey
 from timecoin.p2p import messages as m
 from timecoin.p2p.config import INV_TXIDS_PER_MESSAGE, P2PConfig
 from timecoin.p2p.framing import encode_frame
+from timecoin.p2p.inflight import InFlightTable
 from timecoin.p2p.ratelimit import PeerRateLimits
 from timecoin.p2p.util import BoundedSet
 
@@ -166,3 +168,28 @@ class Containers(unittest.TestCase):
             m.decode_message(body[:-1])
         with self.assertRaises(DecodeError):
             m.decode_message(body + b"\x00")
+
+
+class InFlightWhenFull(unittest.TestCase):
+    def test_the_peer_with_most_outstanding_loses_its_oldest_request(self):
+        table = InFlightTable(capacity=10, per_peer=8)
+        flooded = [bytes([1, k]) for k in range(8)]
+        self.assertEqual(table.request(flooded, peer_id=1, now=0.0, deadline=30.0), flooded)
+        self.assertEqual(table.request([b"h1", b"h2"], peer_id=2, now=1.0, deadline=31.0),
+                         [b"h1", b"h2"])
+        # Full: a third peer's requests push out peer 1's oldest, not peer 2's.
+        self.assertEqual(table.request([b"x1", b"x2", b"x3"], peer_id=3, now=2.0,
+                                       deadline=32.0), [b"x1", b"x2", b"x3"])
+        self.assertEqual(table.forgotten, 3)
+        self.assertEqual([txid in table for txid in flooded], [False] * 3 + [True] * 5)
+        self.assertEqual((table.outstanding(1), table.outstanding(2), table.outstanding(3)),
+                         (5, 2, 3))
+        self.assertIn(b"h1", table)
+        # Forgotten requests may be asked again, and expiry still goes oldest first.
+        self.assertEqual(table.request([flooded[0]], peer_id=2, now=3.0, deadline=33.0),
+                         [flooded[0]])
+        table.expire(31.0)
+        self.assertEqual(len(table), 4)  # peer 3's three and the re-request
+        self.assertEqual((table.outstanding(1), table.outstanding(2)), (0, 1))
+        table.delivered(b"x2")
+        self.assertEqual(table.outstanding(3), 2)
