@@ -71,6 +71,7 @@ class PeerProtocol(FrameReceiver):
         self._pings = {}
         self._last_received = None
         self._handshake_call = self._idle_call = self._close_call = None
+        self._hold_call = None
         self._pinger = None
         self._lost = False
         self._lost_waiters = []
@@ -112,6 +113,21 @@ class PeerProtocol(FrameReceiver):
         """The peer just sent something this node wanted (eviction protects such peers)."""
         self.last_useful = self.clock.seconds()
 
+    def hold_receiving(self, seconds):
+        """Read nothing more from the peer for ``seconds`` (it announced more
+        than its txid budget): frames already read wait, and TCP pushes back
+        on the sender. Counted in ``manager.send_account.receive_holds``."""
+        if self._closed or self._hold_call is not None or seconds <= 0:
+            return
+        self.manager.send_account.receive_holds += 1
+        self.pauseProducing()
+        self._hold_call = self.clock.callLater(seconds, self._end_hold)
+
+    def _end_hold(self):
+        self._hold_call = None
+        if not self._closed:
+            self.resumeProducing()
+
     def info(self):
         """The ``getpeerinfo`` entry of this peer."""
         return {
@@ -148,7 +164,7 @@ class PeerProtocol(FrameReceiver):
     def connectionLost(self, reason):
         self._close()
         self.send_buffer.stopProducing()
-        for call in (self._handshake_call, self._idle_call, self._close_call):
+        for call in (self._handshake_call, self._idle_call, self._close_call, self._hold_call):
             if call is not None and call.active():
                 call.cancel()
         if self._pinger is not None and self._pinger.running:
