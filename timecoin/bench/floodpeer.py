@@ -97,7 +97,7 @@ class InvFlood:
                 self._owed = min(self._owed, 1.0)
                 return
             self._owed -= 1
-            peer.send_frame(self._prefix + self._random.randbytes(32 * self._per_inv))
+            peer.send_frame(self._prefix + self._random.randbytes(32 * self._per_inv), m.INV)
             self.messages += 1
             self.txids += self._per_inv
 
