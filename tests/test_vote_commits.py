@@ -171,3 +171,45 @@ class VoteAfterItsSetTests(unittest.TestCase):
         self.storage.calls[1][2].callback(0)
         [(peer, votes)] = self.network.take(m.SNOWBALL_VOTES)
         self.assertEqual((peer, votes.votes), (2, (True,)))
+
+
+class VotesWaitOnlyForTheirOwnSetsTests(unittest.TestCase):
+    def setUp(self):
+        params = SnowballParams(k=20, alpha=0.75, beta=3, finality_confidence=3, max_rounds=6)
+        self.finality = SnowballFinality(Clock(), params, {pk: 1 for pk in KEYS}, KEYS[0],
+                                         query_timeout_ms=500)
+        self.network = FakeNetwork(KEYS[1:])
+        self.host = KnownTransactions()
+        self.host.save_at_once = False
+        self.finality.attach(self.network, self.host)
+        self.addCleanup(self.finality.stop)
+
+    def test_a_durable_set_is_not_held_up_by_another_transactions_save(self):
+        _, _, _, a, _ = double_spend(0)
+        _, _, _, c, _ = double_spend(1)
+        self.finality.start(a)
+        self.host.commit_saved()  # a's set is durable
+        self.finality.start(c)  # c's is not yet
+        self.network.take(m.SNOWBALL_QUERY)
+        self.network.deliver(1, SnowballQuery(1, (a.txid,)))
+        self.network.deliver(2, SnowballQuery(2, (a.txid, c.txid)))
+        self.network.deliver(3, SnowballQuery(3, (c.txid,)))
+        sent = [(peer, v.poll_id) for peer, v in self.network.take(m.SNOWBALL_VOTES)]
+        self.assertEqual(sent, [(1, 1)])
+        self.host.commit_saved()
+        sent = [(peer, v.poll_id, v.votes) for peer, v in self.network.take(m.SNOWBALL_VOTES)]
+        self.assertEqual(sent, [(2, 2, (True, True)), (3, 3, (True,))])
+
+    def test_a_set_saved_again_holds_its_votes_until_the_new_save(self):
+        _, op, _, a, b = double_spend(0)
+        self.finality.start(a)
+        self.host.commit_saved()
+        self.finality.start(b)  # a's set changes: a and b wait for this save
+        self.network.take(m.SNOWBALL_QUERY)
+        self.network.deliver(1, SnowballQuery(1, (a.txid,)))
+        self.assertEqual(self.network.take(m.SNOWBALL_VOTES), [])
+        [record] = self.host.saved[-1][0]
+        self.assertEqual([t for t, _ in record.members], [a.txid, b.txid])
+        self.host.commit_saved()
+        [(_, votes)] = self.network.take(m.SNOWBALL_VOTES)
+        self.assertEqual(votes.votes, (True,))
