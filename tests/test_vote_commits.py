@@ -63,6 +63,23 @@ class SetsFirstTests(unittest.TestCase):
         self.assertTrue(all(d.called for d in large))
         self.assertEqual(self.journal.committed_seq, SETS_WITH_RECORDS + 2)
 
+    def test_a_steady_stream_of_saves_does_not_starve_the_records(self):
+        self.journal.append(Rec(1))
+        for n in range(2, 2 * SETS_WITH_RECORDS):
+            self.journal.append(Rec(n))
+        shapes = []
+        for commit in range(4):  # a save arrives during every commit
+            self.journal.save_conflict_sets(one_set(commit))
+            self.complete(commit)
+            records, sets, _ = self.storage.calls[commit + 1]
+            shapes.append((len(records), bool(sets)))
+            for n in range(100 * (commit + 1), 100 * (commit + 1) + SETS_WITH_RECORDS + 1):
+                self.journal.append(Rec(n))
+        # Sets alone, then the records passed over (with the sets saved meanwhile).
+        self.assertEqual(shapes, [(0, True), (2 * SETS_WITH_RECORDS - 2 + SETS_WITH_RECORDS + 1,
+                                              True),
+                                  (0, True), (2 * SETS_WITH_RECORDS + 2, True)])
+
     def test_a_small_batch_rides_with_the_sets(self):
         self.journal.append(Rec(1))
         small = [self.journal.append(Rec(n)) for n in range(2, SETS_WITH_RECORDS + 2)]

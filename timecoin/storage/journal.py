@@ -14,10 +14,12 @@ finalized lately need no storage read.
 Conflict sets this node is about to vote on (:meth:`JournalWriter.save_conflict_sets`)
 gate its votes, so they go first: the next commit takes every queued set and
 at most :data:`SETS_WITH_RECORDS` queued records (none if more are queued:
-the records follow in the commit after), so a large batch of records never
-delays a vote. A finalization removes the sets it decides in its own commit;
-sets are built only from pending members, so a set is never written after
-the commit that decided it (see doc/finality.md, "Durable votes").
+the records follow in the commit after, with any sets saved meanwhile, so
+records are never passed over twice in a row), so a large batch of records
+does not stand between a save and its commit. A finalization removes the
+sets it decides in its own commit; sets are built only from pending
+members, so a set is never written after the commit that decided it (see
+doc/finality.md, "Durable votes").
 
 The next commit is handed to the writer thread as soon as one completes,
 before the completed one is reported (``on_commit`` and the Deferreds, in
@@ -62,6 +64,7 @@ class JournalWriter:
         self._reports = deque()  # (batch, sets' Deferreds) committed, not yet reported
         self._reporting = False
         self._busy = False
+        self._records_next = False  # the last commit passed over queued records
         self._retry = None
         self._failures = 0
         self._next_seq = last_seq + 1
@@ -118,10 +121,12 @@ class JournalWriter:
             return
         sets, waiting = self._sets, self._sets_waiting
         self._sets, self._sets_waiting = ConflictSetBatch(), []
-        if waiting:  # votes wait for these: never behind a large batch of records
-            take = len(self._queue) if len(self._queue) <= SETS_WITH_RECORDS else 0
-        else:
-            take = MAX_BATCH
+        take = MAX_BATCH
+        if waiting and not self._records_next and len(self._queue) > SETS_WITH_RECORDS:
+            take = 0  # votes wait for these: not behind a large batch of records
+        # Records passed over once go in the next commit (with any sets saved
+        # meanwhile): a steady stream of saves cannot starve them.
+        self._records_next = take == 0 and bool(self._queue)
         batch, self._queue = self._queue[:take], self._queue[take:]
         self._busy = True
         records = [record for record, _ in batch]
