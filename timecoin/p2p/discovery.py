@@ -6,39 +6,14 @@ addresses from its peer table (most recently seen first) that it is not
 connected or connecting to, that are not banned, and that have not turned out
 to be this node itself. A failed attempt is recorded in the peer table. Seeds
 (``--peer``) are kept up separately, with reconnection and backoff.
-
-Addresses learned from peers are IP literals: they are dialled with a plain
-TCP endpoint (no name resolution, no per-attempt endpoint machinery); a name
-goes through ``HostnameEndpoint``.
 """
 
-import ipaddress
-
 from twisted.internet import defer
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    wrapClientTLS,
-)
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from timecoin.p2p.peerstore import join_host_port, split_host_port
-
-#: Seconds a one-shot connection attempt may take.
-DIAL_TIMEOUT_S = 10
-
-
-def client_endpoint(reactor, host, port, timeout):
-    """A client endpoint to ``host``: a TCP endpoint for an IP literal, else a
-    ``HostnameEndpoint`` (which resolves the name)."""
-    try:
-        version = ipaddress.ip_address(host).version
-    except ValueError:
-        return HostnameEndpoint(reactor, host, port, timeout=timeout)
-    tcp = TCP4ClientEndpoint if version == 4 else TCP6ClientEndpoint
-    return tcp(reactor, host, port, timeout=timeout)
 
 
 class Discovery:
@@ -90,7 +65,7 @@ class Discovery:
         with None once connected, fails if it could not connect)."""
         net = self._network
         host, port = split_host_port(address)
-        endpoint = client_endpoint(net.reactor, host, port, DIAL_TIMEOUT_S)
+        endpoint = HostnameEndpoint(net.reactor, host, port, timeout=10)
         if net.client_tls is not None:
             endpoint = wrapClientTLS(net.client_tls, endpoint)
         self.attempts += 1
