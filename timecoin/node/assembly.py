@@ -19,6 +19,7 @@ from zope.interface import implementer
 from timecoin.api.guard import connection_cap
 from timecoin.api.site import build_site, remove_cookie, write_cookie
 from timecoin.consensus.snowball import SnowballParams
+from timecoin.finality.blocks import BlockService
 from timecoin.finality.catchup import FinalitySync
 from timecoin.finality.local import LocalFinality
 from timecoin.finality.snowball import SnowballFinality
@@ -28,6 +29,7 @@ from timecoin.ledger.keys import KeyFileError, PrivateKey
 from timecoin.ledger.networks import DEVNET, get_network
 from timecoin.ledger.registry import MasternodeRegistry
 from timecoin.node import config as configuration
+from timecoin.node.blocks import NodeBlocks
 from timecoin.node.service import Node, registry_from_meta
 from timecoin.node.verify import InlineVerifier, ProcessVerifier
 from timecoin.p2p.config import P2PConfig
@@ -232,6 +234,15 @@ def build_finality(reactor, prepared, rng=None, registry=None):
                             prepared.identity.pubkey, avalanche["query_timeout_ms"], rng=rng)
 
 
+def build_block_service(reactor, prepared, node, storage, finality):
+    """The BFT block service over the node's chain, signing with its key."""
+    host = NodeBlocks(reactor, node.chain, node.block_ledger, node.state, node.journal,
+                      storage, finality)
+    network = prepared.network
+    return BlockService(reactor, host, network.network_id, network.block_interval_s,
+                        prepared.identity, min_validators=network.min_masternodes)
+
+
 #: File descriptors kept free for the database (SQLite's file, WAL, shared
 #: memory and temporary files, the peer database) and for logs and listeners.
 RESERVED_FOR_STORAGE = 32
@@ -277,5 +288,8 @@ def build_node(reactor, prepared, storage, meta, stop=None, rng=None):
     sync.attach(peers)
     sync.setServiceParent(node)
     node.finality_sync = sync
+    node.block_service = build_block_service(reactor, prepared, node, storage, finality)
+    node.block_service.attach(peers)
+    node.block_service.setServiceParent(node)
     node.cookie_cleanup = lambda: remove_cookie(prepared.datadir)
     return node

@@ -11,6 +11,11 @@ undo data, timestamps on its clock) and remembers the records being committed
 and the last ``recent_max`` committed, so that lookups of a transaction
 finalized lately need no storage read.
 
+A committed block rides in the same queue (:meth:`JournalWriter.append_block`):
+it is written alone, in order, by ``IStorage.save_block`` (the block row, its
+reward transaction's record, the confirmations and the registry's rows in
+one transaction), so the journal's sequence stays gap-free on disk.
+
 Conflict sets this node is about to vote on (:meth:`JournalWriter.save_conflict_sets`)
 ride in the same group commits: what is queued goes in the next commit, in
 which a finalization removes the sets it decides.
@@ -30,6 +35,29 @@ MAX_BATCH = 5000
 RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 #: How many committed records are kept in memory for lookups.
 RECENT_FINALIZED = 20_000
+
+
+class BlockWrite:
+    """A committed block queued for ``save_block``: ``record`` is its reward
+    transaction's journal record (or None), the rest ``save_block``'s arguments."""
+
+    __slots__ = ("record", "block_row", "confirmed_txids", "masternode_rows")
+
+    def __init__(self, record, block_row, confirmed_txids, masternode_rows):
+        self.record = record
+        self.block_row = block_row
+        self.confirmed_txids = tuple(confirmed_txids)
+        self.masternode_rows = masternode_rows
+
+
+def _records(batch):
+    """The journal records of a queued batch (a block's reward record included)."""
+    out = []
+    for item, _ in batch:
+        record = item.record if isinstance(item, BlockWrite) else item
+        if record is not None:
+            out.append(record)
+    return out
 
 
 @implementer(IJournal)
@@ -86,6 +114,16 @@ class JournalWriter:
         self._kick()
         return d
 
+    def append_block(self, record, block_row, confirmed_txids, masternode_rows):
+        """Queue a committed block (see :class:`BlockWrite`) behind the records
+        queued so far; the Deferred fires once it is durable."""
+        d = Deferred()
+        if record is not None:
+            self._committing[record.txid] = record
+        self._queue.append((BlockWrite(record, block_row, confirmed_txids, masternode_rows), d))
+        self._kick()
+        return d
+
     def save_conflict_sets(self, batch):
         """Queue a :class:`ConflictSetBatch` for the next commit; the Deferred
         fires once it is durable."""
@@ -102,7 +140,18 @@ class JournalWriter:
     def _kick(self):
         if self._busy or self._retry is not None or not (self._queue or self._sets_waiting):
             return
-        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        if self._queue and isinstance(self._queue[0][0], BlockWrite):
+            self._busy = True
+            batch, self._queue = self._queue[:1], self._queue[1:]
+            block = batch[0][0]
+            d = self._storage.save_block(block.block_row, _records(batch),
+                                         block.confirmed_txids, block.masternode_rows)
+            d.addCallbacks(self._committed, self._failed, callbackArgs=(batch,),
+                           errbackArgs=(batch,))
+            return
+        size = next((i for i, (item, _) in enumerate(self._queue[:MAX_BATCH])
+                     if isinstance(item, BlockWrite)), MAX_BATCH)
+        batch, self._queue = self._queue[:size], self._queue[size:]
         sets, waiting = self._sets, self._sets_waiting
         self._sets, self._sets_waiting = ConflictSetBatch(), []
         self._busy = True
@@ -119,18 +168,20 @@ class JournalWriter:
         self._failures = 0
         self.last_error = None
         self.batches += 1
-        if batch:
-            self.committed_seq = max(self.committed_seq, batch[-1][0].seq)
-        for record, _ in batch:
+        records = _records(batch)
+        if records:
+            self.committed_seq = max(self.committed_seq, records[-1].seq)
+        for record in records:
             self._committing.pop(record.txid, None)
             self._recent[record.txid] = record
         while len(self._recent) > self._recent_max:
             self._recent.popitem(last=False)
-        if self._on_commit is not None:
-            self._on_commit([record for record, _ in batch])
-        for record, d in batch:
+        is_block = bool(batch) and isinstance(batch[0][0], BlockWrite)
+        if self._on_commit is not None and not is_block:
+            self._on_commit(records)
+        for item, d in batch:
             if d is not None:
-                d.callback(record)
+                d.callback(item.record if isinstance(item, BlockWrite) else item)
         for d in sets_waiting:
             d.callback(None)
         self._kick()
@@ -142,7 +193,7 @@ class JournalWriter:
     def _failed(self, failure, batch, sets=None, sets_waiting=()):
         self._busy = False
         self._queue[:0] = batch
-        if sets_waiting:  # kept, ahead of what was queued since
+        if sets_waiting and sets is not None:  # kept, ahead of what was queued since
             sets.extend(self._sets)
             self._sets, self._sets_waiting = sets, list(sets_waiting) + self._sets_waiting
         delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS) - 1)]

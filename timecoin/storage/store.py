@@ -48,7 +48,13 @@ from timecoin.storage.migrations import (
     schema_files,
     statements,
 )
-from timecoin.storage.records import ChainMeta, JournalRecord, encode_undo, plan_fold
+from timecoin.storage.records import (
+    ChainMeta,
+    JournalRecord,
+    decode_undo,
+    encode_undo,
+    plan_fold,
+)
 
 __all__ = ["ChainMeta", "JournalRecord", "Storage", "StorageError", "encode_undo",
            "schema_files"]
@@ -507,3 +513,9 @@ class Storage:
     def load_blocks(self, after_height=0):
         """Fire with ``[(height, body, certificate)]`` of the committed blocks."""
         return self._run(block_tables.read_blocks, self._conn, after_height)
+
+    def load_unconfirmed(self):
+        """Fire with ``[(seq, raw, [(amount, key_hash)])]`` of the journal
+        entries no block confirmed yet, in order."""
+        return self._run(lambda: [(seq, raw, decode_undo(spent)) for seq, raw, spent
+                                  in block_tables.read_unconfirmed(self._conn)])
