@@ -9,8 +9,9 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory
 from twisted.trial import unittest
 
-from tests.support import devnet_funding, make_datadir, transfer
+from tests.support import ACCEPTED, devnet_funding, make_datadir, transfer
 from timecoin.api.client import RpcClient, read_cookie
+from timecoin.ledger.emission import block_reward
 from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.keys import PrivateKey
 from timecoin.ledger.networks import COIN, DEVNET
@@ -124,8 +125,11 @@ class StartupErrorTests(unittest.TestCase):
         conn = sqlite3.connect(os.path.join(self.dir, "chain.sqlite3"))
         conn.execute("UPDATE utxos SET amount = amount + 1 WHERE vout = 7")
         conn.commit()
+        # The dev keys' funds and a collateral, and the rewards of any block
+        # committed before the stop.
+        rewards = conn.execute("SELECT COUNT(*) FROM blocks WHERE height > 0").fetchone()[0]
         conn.close()
-        supply = make_genesis(DEVNET).total_supply  # the dev keys' funds and a collateral
+        supply = make_genesis(DEVNET).total_supply + rewards * block_reward(DEVNET, 1)
         yield self.assertOneLineFailure(f"the utxos table holds {supply + 1} units")
         out, err, code = yield run_twistd(reactor, "--datadir", self.dir, "--check-db")
         self.assertEqual(code, 1, (out, err))
@@ -243,10 +247,6 @@ class DurabilityTests(unittest.TestCase):
         self.assertIn(b"node stopped", again.output)
         # A graceful stop has already ended (and reaped) the workers.
         self.assertFalse(any(map(is_running, workers)))
-
-
-#: Statuses of an accepted transaction (``confirmed`` once a block holds it).
-ACCEPTED = ("finalized", "confirmed")
 
 
 @defer.inlineCallbacks

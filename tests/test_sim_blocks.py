@@ -1,5 +1,6 @@
 """Blocks on the whole-node simulator: real nodes, one clock, in-memory links."""
 
+from prometheus_client import generate_latest
 from twisted.trial import unittest
 
 from timecoin.ledger.networks import DEVNET, TESTNET
@@ -66,6 +67,16 @@ class BlockProductionTests(unittest.TestCase):
         proposers = {cluster.nodes[0].chain.block_at(h).header.proposer
                      for h in range(1, cluster.nodes[0].chain.height() + 1)}
         self.assertEqual(len(proposers), 4)
+        # The block metrics, as /metrics shows them.
+        text = generate_latest(cluster.nodes[0].metrics.registry).decode()
+        height = cluster.nodes[0].chain.height()
+        self.assertIn(f"timecoin_block_height {float(height)}", text)
+        self.assertIn('timecoin_block_rounds_bucket{le="1"}', text)
+        self.assertIn("timecoin_block_commit_seconds_count", text)
+        self.assertIn("timecoin_block_missed_proposals_total 0.0", text)
+        rounds = [line for line in text.splitlines()
+                  if line.startswith("timecoin_block_rounds_count")]
+        self.assertTrue(rounds and float(rounds[0].split()[1]) >= height - 1, rounds)
 
     def test_ten_masternodes(self):
         self.produce(10)

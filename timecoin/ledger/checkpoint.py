@@ -97,6 +97,7 @@ class BlockLedger:
         self.max_txs = max_txs
         self._pending = {}  # txid -> Unconfirmed, in finality order
         self._checkpoint = muhash.copy()
+        self._folded = {}  # block hash -> the MuHash after it, as built or checked
         self.restore(unconfirmed)
 
     # -- what finality adds ----------------------------------------------------
@@ -135,7 +136,7 @@ class BlockLedger:
         return [(e.reward_key_hash, e.weight) for e in self.chain.registry.entries() if e.active]
 
     def _contents(self, height, items):
-        """(reward tx, utxo_set_hash, masternode_set_hash) of a block of ``items``."""
+        """(reward tx, MuHash after, masternode_set_hash) of a block of ``items``."""
         muhash = self._checkpoint.copy()
         for item in items:
             fold(muhash, item.tx, item.spent)
@@ -145,20 +146,30 @@ class BlockLedger:
             fold(muhash, reward, ())
         trial = MasternodeRegistry.from_rows(self.chain.registry.rows())
         trial.apply_block(height, [i.tx for i in items], ())
-        return reward, muhash.digest(), trial.masternode_set_hash()
+        return reward, muhash, trial.masternode_set_hash()
+
+    def _remember(self, block_hash, muhash):
+        """Keep the set after a block built or checked here, for :meth:`applied`
+        (a few per height: the proposals of its rounds)."""
+        if len(self._folded) >= 16:
+            self._folded.pop(next(iter(self._folded)))
+        self._folded[block_hash] = muhash
 
     def build(self, round_, proposer, time):
         """The next block, proposed at ``round_`` by ``proposer`` at ``time``."""
         height = self.chain.height() + 1
         items = list(self._pending.values())[:self.max_txs]
-        reward, utxo_hash, set_hash = self._contents(height, items)
+        reward, muhash, set_hash = self._contents(height, items)
+        utxo_hash = muhash.digest()
         txids = tuple(i.tx.txid for i in items)
         all_txids = txids + ((reward.txid,) if reward is not None else ())
         header = BlockHeader(self.network.network_id, height, self.chain.best_block_hash(),
                              max(int(time), self._min_time()), round_, proposer,
                              merkle_root(all_txids), utxo_hash, set_hash,
                              reward.output_total - sum(i.fee for i in items) if reward else 0)
-        return Block(header, txids, reward)
+        block = Block(header, txids, reward)
+        self._remember(block.hash, muhash)
+        return block
 
     def _min_time(self):
         last = self.chain.block_at(self.chain.height())
@@ -189,7 +200,8 @@ class BlockLedger:
         if missing:
             raise MissingTransactions(missing)
         items = [self._pending[t] for t in block.txids]
-        reward, utxo_hash, set_hash = self._contents(header.height, items)
+        reward, muhash, set_hash = self._contents(header.height, items)
+        utxo_hash = muhash.digest()
         try:
             check_reward(block.reward_tx, self.network, header.height,
                          sum(i.fee for i in items), self._recipients())
@@ -202,6 +214,7 @@ class BlockLedger:
             raise BlockError("utxo_set_hash is not the set after the block's transactions")
         if header.masternode_set_hash != set_hash:
             raise BlockError("masternode_set_hash is not the active set after the block")
+        self._remember(block.hash, muhash)
 
     def transactions(self, block):
         """The decoded transactions ``block`` confirms (reward excluded), in order."""
@@ -214,8 +227,13 @@ class BlockLedger:
     def applied(self, block):
         """``block`` was committed: its transactions and reward leave the pending
         list and enter the checkpoint."""
+        folded = self._folded.pop(block.hash, None)
+        self._folded.clear()  # of this height: the next one starts from this block
         for txid in block.txids:
             item = self._pending.pop(txid)
-            fold(self._checkpoint, item.tx, item.spent)
-        if block.reward_tx is not None:
+            if folded is None:
+                fold(self._checkpoint, item.tx, item.spent)
+        if folded is not None:
+            self._checkpoint = folded
+        elif block.reward_tx is not None:
             fold(self._checkpoint, block.reward_tx, ())

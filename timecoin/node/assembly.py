@@ -255,10 +255,13 @@ def reserved_descriptors(config):
             + 3 * config["validation"]["signature_workers"])
 
 
-def build_node(reactor, prepared, storage, meta, stop=None, rng=None):
-    """The node service with its API listener, peer network and finality.
+def build_node(reactor, prepared, storage, meta, stop=None, rng=None, blocks=True):
+    """The node service with its API listener, peer network, finality and
+    block service.
 
-    ``rng`` seeds Snowball's sampling (the simulator passes a seeded one).
+    ``rng`` seeds Snowball's sampling (the simulator passes a seeded one);
+    ``blocks=False`` leaves the block service out (tests of finality alone:
+    the chain then stays where storage left it).
     """
     registry = registry_from_meta(prepared.genesis, meta)
     finality = build_finality(reactor, prepared, rng, registry)
@@ -288,8 +291,9 @@ def build_node(reactor, prepared, storage, meta, stop=None, rng=None):
     sync.attach(peers)
     sync.setServiceParent(node)
     node.finality_sync = sync
-    node.block_service = build_block_service(reactor, prepared, node, storage, finality)
-    node.block_service.attach(peers)
-    node.block_service.setServiceParent(node)
+    if blocks:
+        node.block_service = build_block_service(reactor, prepared, node, storage, finality)
+        node.block_service.attach(peers)
+        node.block_service.setServiceParent(node)
     node.cookie_cleanup = lambda: remove_cookie(prepared.datadir)
     return node
