@@ -90,11 +90,16 @@ class BlockProductionTests(unittest.TestCase):
         after = heights(cluster, [0, 1, 2])
         self.assertGreaterEqual(min(after), before + 12, after)
         assert_one_chain(self, cluster, [0, 1, 2])
-        # Back again, it fetches what it missed and follows the others.
-        cluster.start_node(3)
+        # Back again, it replays its stored blocks, fetches what it missed and
+        # follows the others, with the same UTXO set at the same height.
+        back = cluster.start_node(3)
+        self.assertEqual(back.chain.height(), before)
         cluster.run(30)
         self.assertLessEqual(max(heights(cluster)) - min(heights(cluster)), 1, heights(cluster))
         assert_one_chain(self, cluster)
+        self.assertGreater(back.block_service.synced, 0)
+        cluster.run_until(lambda: len(set(heights(cluster))) == 1
+                          and len(set(cluster.set_hashes())) == 1, 10)
 
     def test_fewer_than_three_masternodes_commit_nothing_on_testnet_rules(self):
         def testnet_minimum(index, node):
