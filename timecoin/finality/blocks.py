@@ -240,10 +240,14 @@ class BlockService(Service):
         now = self._clock.seconds()
         try:
             self._host.check_block(block, self.machine.proposer, now)
-        except MissingTransactions:
+        except MissingTransactions as e:
             # Not refused: they come through finality (relay, polls, catch-up),
             # and the block is checked again; meanwhile the propose timeout
             # makes this node prevote nil.
+            if block_hash not in self._awaiting:
+                self.log.info("block {hash} at height {height} waits for {n} transactions "
+                              "not finalized here", hash=block_hash.hex(), height=height,
+                              n=len(e.txids))
             self._awaiting[block_hash] = height
             self._schedule_recheck()
             return []
