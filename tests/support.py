@@ -51,16 +51,22 @@ def _rmtree(path):
     os.rmdir(path)
 
 
+#: Statuses of an accepted transaction: ``finalized``, then ``confirmed`` once a
+#: block holds it (a node on the real reactor commits one every 2 s).
+ACCEPTED = ("finalized", "confirmed")
+
+
 @defer.inlineCallbacks
-def start_node(testcase, reactor, datadir=None, network="devnet", **options):
-    """Start a node listening on 127.0.0.1 port 0; stopped at the end of the test."""
+def start_node(testcase, reactor, datadir=None, network="devnet", blocks=True, **options):
+    """Start a node listening on 127.0.0.1 port 0; stopped at the end of the test
+    (``blocks=False``: without the block service)."""
     datadir = datadir or make_datadir(testcase)
     options.setdefault("api", "tcp:0:interface=127.0.0.1")
     options.setdefault("p2p", "tcp:0:interface=127.0.0.1")
     prepared = prepare(NodeOptions(network=network, datadir=datadir, **options))
     storage = open_storage(reactor, prepared)
     meta = yield storage.open(prepared.genesis)
-    node = build_node(reactor, prepared, storage, meta)
+    node = build_node(reactor, prepared, storage, meta, blocks=blocks)
     node.startService()
     node.datadir = datadir
 

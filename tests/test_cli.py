@@ -330,6 +330,32 @@ class QueryTests(CliTestCase):
         self.assertEqual(self.run_cli("tx", "00" * 32),
                          (1, "", "error: transaction not found\n"))
 
+    def test_block(self):
+        header = {"height": 3, "hash": "cd" * 32, "prev_hash": "ab" * 32, "time": 1,
+                  "round": 0, "proposer": "01" * 32, "tx_root": "02" * 32,
+                  "utxo_set_hash": "03" * 32, "masternode_set_hash": "04" * 32,
+                  "reward": 6337617, "deactivated": [],
+                  "commit": [{"pubkey": "05" * 32, "signature": "06" * 64}]}
+        block = {k: v for k, v in header.items() if k != "commit"}
+        block.update(txids=["ee" * 32], reward_txid="ee" * 32)
+        self.node.handlers["getblockheader"] = lambda key: header
+        self.node.handlers["getblock"] = lambda key: block
+        status, out, _ = self.run_cli("block", "3")
+        self.assertEqual(status, 0)
+        self.assertIn("hash:                " + "cd" * 32, out)
+        self.assertIn("commit:              1 signatures", out)
+        self.assertNotIn("deactivated", out)
+        self.assertEqual(self.node.calls[-2:], [("getblockheader", [3]), ("getblock", [3])])
+        result = json.loads(self.run_cli("block", "CD" * 32, "--json")[1])
+        self.assertEqual(result, {**block, **header})
+        self.assertEqual(self.node.calls[-1], ("getblock", ["cd" * 32]))
+        self.assertEqual(self.run_cli("block", "xyz")[0], 2)
+
+        def missing(key):
+            raise RpcError(-5, "block not found: 9")
+        self.node.handlers["getblockheader"] = missing
+        self.assertEqual(self.run_cli("block", "9"), (1, "", "error: block not found: 9\n"))
+
     def test_info_peers_masternodes(self):
         self.node.handlers["getinfo"] = lambda: {"network": "devnet", "height": 7}
         self.node.handlers["getpeerinfo"] = lambda: [

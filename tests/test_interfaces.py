@@ -7,12 +7,16 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyClass, verifyObject
 
 from tests.support import make_datadir, sync_node
+from timecoin.finality.blocks import BlockService
 from timecoin.finality.catchup import FinalitySync
 from timecoin.finality.deadlines import Deadlines
 from timecoin.finality.local import LocalFinality
 from timecoin.finality.snowball import SnowballFinality
 from timecoin.interfaces import (
     IBlockConsensus,
+    IBlockHost,
+    IBlockLedger,
+    IBlockService,
     ICatchupHost,
     IDaemonNode,
     IDeadlines,
@@ -28,6 +32,7 @@ from timecoin.interfaces import (
     INodeMetrics,
     INodeQueries,
     IPeer,
+    IPeerMessaging,
     IPeerNetwork,
     ISignatureVerifier,
     IStorage,
@@ -37,10 +42,12 @@ from timecoin.interfaces import (
 )
 from timecoin.ledger.blockchain import BlockChain
 from timecoin.ledger.genesis import make_genesis
+from timecoin.ledger.keys import PrivateKey
 from timecoin.ledger.mempool import Mempool
 from timecoin.ledger.networks import DEVNET
 from timecoin.ledger.utxo import UtxoSet
 from timecoin.node.assembly import ListenerService
+from timecoin.node.blocks import NodeBlocks
 from timecoin.node.service import Node
 from timecoin.node.verify import InlineVerifier, ProcessVerifier
 from timecoin.p2p.host import IPeerHost, ObserverHost
@@ -49,6 +56,7 @@ from timecoin.p2p.service import PeerNetworkService, PeerSummary
 from timecoin.storage.background import StorageCheck
 from timecoin.storage.journal import JournalWriter
 from timecoin.storage.store import Storage
+from timecoin.testing.blocks import FakeBlockHost, Mesh
 from timecoin.testing.fakes import KnownTransactions, ManualFinality, SyncStorage
 from timecoin.testing.peers import FakePeerHost
 
@@ -85,6 +93,17 @@ class InterfaceTests(unittest.TestCase):
         verifyObject(IUtxoFlusher, node.flusher)
         verifyObject(IStorageCheck, node.storage_check)
         verifyObject(IStorageCheck, StorageCheck(Clock(), node.storage.path))
+        verifyObject(IBlockLedger, node.block_ledger)
+
+    def test_block_service_and_its_host(self):
+        node = sync_node(self, Clock())
+        host = NodeBlocks(Clock(), node.chain, node.block_ledger, node.state, node.journal,
+                          node.storage, node.finality)
+        verifyObject(IBlockHost, host)
+        service = BlockService(Clock(), host, DEVNET.network_id, 2, PrivateKey.devnet(0))
+        verifyObject(IBlockService, service)
+        verifyObject(IBlockHost, FakeBlockHost(DEVNET.network_id, {b"k" * 32: 1}))
+        verifyObject(IPeerMessaging, Mesh(Clock(), [b"k" * 32]).endpoints[0])
 
     def test_network_side(self):
         node = sync_node(self, Clock())

@@ -23,12 +23,17 @@ class FlakyStorage:
         self.pending.append((records, d))
         return d
 
+    def save_block(self, block_row, records, confirmed_txids, masternode_rows=None):
+        d = defer.Deferred()
+        self.pending.append((records, d, block_row[0]))
+        return d
+
     def complete(self):
-        records, d = self.pending.pop(0)
+        records, d, *block = self.pending.pop(0)
         if self.full:
             d.errback(sqlite3.OperationalError("database or disk is full"))
         else:
-            self.batches.append([r.seq for r in records])
+            self.batches.append([r.seq for r in records] + [f"block {h}" for h in block])
             d.callback(len(records))
 
 
@@ -56,6 +61,31 @@ class JournalWriterTests(unittest.TestCase):
         self.assertTrue(all(d.called for d in done))
         self.assertEqual(self.journal.committed_seq, 4)
         self.assertEqual([r.seq for r in self.committed], [1, 2, 3, 4])
+
+    def test_a_block_is_written_alone_in_its_place_and_retried(self):
+        first = [self.journal.append(Rec(n)) for n in (1, 2)]
+        block = self.journal.append_block(Rec(3), (7, b"h", b"", b"", b"", 0.0), [b"1"], None)
+        later = self.journal.append(Rec(4))
+        self.storage.complete()  # 1 alone (the writer was idle)
+        self.storage.full = True
+        self.storage.complete()  # 2: the disk is full
+        self.storage.full = False
+        self.clock.advance(0.1)
+        self.storage.complete()  # 2 again, without the block behind it
+        self.assertFalse(block.called)
+        self.assertEqual(self.journal.committed_seq, 2)
+        self.storage.complete()  # the block and its reward's record, alone
+        self.assertEqual(block.result.seq, 3)
+        self.assertEqual(self.journal.committed_seq, 3)
+        self.assertFalse(later.called)
+        self.storage.complete()
+        self.assertEqual(self.storage.batches, [[1], [2], [3, "block 7"], [4]])
+        self.assertTrue(all(d.called for d in first + [later]))
+        # The block's record is found like the others; no finality event is
+        # reported for it.
+        self.assertIsNotNone(self.journal.find(b"3"))
+        self.assertEqual([r.seq for r in self.committed], [1, 2, 4])
+        self.flushLoggedErrors()
 
     def test_full_disk_keeps_records_and_retries(self):
         self.storage.full = True

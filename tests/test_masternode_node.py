@@ -34,7 +34,10 @@ class MasternodeRegistrationNodeTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def start(self):
-        self.node = yield start_node(self, reactor, self.datadir)
+        # Without blocks: what finality alone does to the registry (pending
+        # until a block confirms it) is what this test checks, unraced by a
+        # block every 2 s; blocks confirming registrations: test_blockchain.
+        self.node = yield start_node(self, reactor, self.datadir, blocks=False)
         self.rpc = RpcClient(api_url(self.node), cookie(self.node), reactor=reactor)
         self.addCleanup(self.rpc.close)
 

@@ -112,7 +112,9 @@ class RpcTests(unittest.TestCase):
         datadir = make_datadir(self)
         with open(os.path.join(datadir, "timecoin.toml"), "w") as f:
             f.write(self.config_text)
-        self.node = yield start_node(self, reactor, datadir)
+        # Without blocks: these tests compare the UTXO set and the height over
+        # seconds of real time (blocks over RPC: tests/test_devnet_blocks.py).
+        self.node = yield start_node(self, reactor, datadir, blocks=False)
         self.url = api_url(self.node)
         self.rpc = RpcClient(self.url, cookie(self.node), reactor=reactor)
         self.addCleanup(self.rpc.close)

@@ -55,7 +55,8 @@ class RpcMethods:
             "gettransaction": self.gettransaction,
             "waitfortransaction": self.waitfortransaction, "getbalance": self.getbalance,
             "listunspent": self.listunspent, "getblockcount": self.getblockcount,
-            "getblock": self.getblock, "getmempoolinfo": self.getmempoolinfo,
+            "getblock": self.getblock, "getblockheader": self.getblockheader,
+            "getmempoolinfo": self.getmempoolinfo,
             "gettxoutsetinfo": self.gettxoutsetinfo, "getpeerinfo": self.getpeerinfo,
             "getmasternodes": self.getmasternodes, "stop": self.stop,
             "listbanned": self.listbanned, "setban": self.setban,
@@ -112,6 +113,13 @@ class RpcMethods:
             shown = height_or_hash.hex() if isinstance(height_or_hash, bytes) else height_or_hash
             raise RpcError(NOT_FOUND, f"block not found: {shown}")
         return block
+
+    def getblockheader(self, height_or_hash):
+        header = self.queries.block_header(height_or_hash)
+        if header is None:
+            shown = height_or_hash.hex() if isinstance(height_or_hash, bytes) else height_or_hash
+            raise RpcError(NOT_FOUND, f"block not found: {shown}")
+        return header
 
     def getmempoolinfo(self):
         return self.queries.mempool_info()

@@ -147,6 +147,31 @@ def run_tx(ctx):
     return 0
 
 
+@command("block", "show a block: its header, commit certificate and txids",
+         lambda p: p.add_argument("block", metavar="HEIGHT|HASH"))
+@defer.inlineCallbacks
+def run_block(ctx):
+    """``getblockheader`` and ``getblock`` of a height or hash, merged."""
+    text = ctx.args.block
+    if text.isdigit():
+        key = int(text)
+    elif _TXID_RE.fullmatch(text):
+        key = text.lower()
+    else:
+        raise UsageError(f"{text!r} is neither a height nor a block hash (64 hex digits)")
+    header = yield ctx.rpc.call("getblockheader", key)
+    block = yield ctx.rpc.call("getblock", key)
+    result = dict(block)
+    result.update(header)
+    shown = dict(result)
+    shown["commit"] = f"{len(result.get('commit') or [])} signatures"
+    shown["txids"] = ", ".join(result.get("txids") or []) or "none"
+    if not result.get("deactivated"):
+        shown.pop("deactivated", None)
+    ctx.emit(result, *format_fields(shown))
+    return 0
+
+
 @command("info", "the node's state")
 @defer.inlineCallbacks
 def run_info(ctx):

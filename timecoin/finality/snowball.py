@@ -145,6 +145,11 @@ class SnowballFinality:
         self._save_records()  # its saved rows go: a restart must not bring it back
         return True
 
+    def set_masternodes(self, weights):
+        """A block changed the active set: polls sample by the new weights."""
+        self.masternodes = dict(weights)
+        self.polls.set_validators(self.masternodes)
+
     def in_flight(self):
         """Pending transactions, stalled ones not counted: a stalled set waits for
         the block layer and must not wedge ``max_in_flight`` back-pressure."""

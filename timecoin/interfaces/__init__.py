@@ -10,6 +10,8 @@ layer in the submodules and all importable from here.
 from timecoin.interfaces.api import IRpcMethods
 from timecoin.interfaces.consensus import IBftMachine
 from timecoin.interfaces.finality import (
+    IBlockHost,
+    IBlockService,
     ICatchupHost,
     IDeadlines,
     IFinality,
@@ -19,6 +21,7 @@ from timecoin.interfaces.finality import (
 )
 from timecoin.interfaces.ledger import (
     IBlockConsensus,
+    IBlockLedger,
     IMasternodeRegistry,
     IMempool,
     ISnapshotAssembly,
@@ -37,7 +40,8 @@ from timecoin.interfaces.node import (
 from timecoin.interfaces.storage import IJournal, IStorage, IStorageCheck
 
 __all__ = [
-    "IBftMachine", "IBlockConsensus", "ICatchupHost", "IDaemonNode", "IDeadlines", "IFinality",
+    "IBftMachine", "IBlockConsensus", "IBlockHost", "IBlockLedger", "IBlockService",
+    "ICatchupHost", "IDaemonNode", "IDeadlines", "IFinality",
     "IFinalityEvents", "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService",
     "IMasternodeRegistry", "IMempool", "INodeApi", "INodeComponents", "INodeMetrics",
     "INodeQueries", "IPeer", "IPeerMessaging", "IPeerNetwork", "IRpcMethods",

@@ -56,6 +56,10 @@ class IFinality(Interface):
         with nothing pending; otherwise it is polled as usual. True if ``txid``
         was finalized by this report."""
 
+    def set_masternodes(weights):
+        """A block changed the active set: poll by ``weights`` (``{pubkey:
+        weight}``) from now on."""
+
     def in_flight():
         """Number of transactions being decided, not counting stalled ones (they wait
         for the block layer and must not wedge back-pressure)."""
@@ -140,6 +144,53 @@ class IFinalitySync(Interface):
 
     def in_sync(pubkey):
         """True if masternode ``pubkey``'s last page brought nothing new."""
+
+
+class IBlockHost(Interface):
+    """What the block service asks of the node: the chain, the contents of
+    blocks, and applying a committed one."""
+
+    def load():
+        """Replay what storage holds (blocks, unconfirmed transactions); fire when done."""
+
+    def height():
+        """The best block's height."""
+
+    def block_at(height):
+        """The committed ``Block`` at ``height`` (>= 1), or None."""
+
+    def certificate_at(height):
+        """Its ``CommitCertificate``, or None."""
+
+    def validators():
+        """``{pubkey: weight}`` of the active set (the set that signs the next block)."""
+
+    def build_block(round_, proposer, now):
+        """The block this node proposes at ``round_`` of the next height."""
+
+    def check_block(block, proposer_of, now):
+        """Raise ``BlockError`` unless ``block`` is the valid next block here;
+        ``MissingTransactions`` while some of its transactions are not finalized here."""
+
+    def commit_block(block, certificate):
+        """Apply the committed ``block`` (checked valid) now: the chain, the UTXO
+        state, the registry, finality's weights; fire once it is durable."""
+
+
+class IBlockService(Interface):
+    """Runs the BFT rounds that commit blocks, and serves and fetches blocks."""
+
+    height = Attribute("The height being decided (best block + 1), None before start.")
+
+    def attach(network):
+        """Carry proposals, votes and blocks over ``network`` (an ``IPeerMessaging``)."""
+
+    def is_validator():
+        """True if this node votes at the current height."""
+
+    def statistics():
+        """Block metrics as ``(name, kind, documentation, value)`` tuples (as
+        ``IFinality.statistics``)."""
 
 
 class IFinalityEvents(Interface):

@@ -144,9 +144,71 @@ class IBlockConsensus(Interface):
 
     registry = Attribute("The IMasternodeRegistry the chain's blocks drive.")
 
+    def block_at(height):
+        """The committed ``Block`` at ``height`` (>= 1), or None."""
+
+    def certificate_at(height):
+        """The commit certificate of the block at ``height`` (>= 1), or None."""
+
+    def get_block_header(height_or_hash):
+        """The header fields and ``commit`` (the certificate's signatures), or None."""
+
+    def append(block, certificate, confirmed_txs):
+        """Add the next block, applying ``confirmed_txs`` to the registry;
+        raise ``BlockError`` (nothing changed) if it does not follow."""
+
+    def restore(block, certificate):
+        """Replay at start: add the next stored block without applying it to the
+        registry (the stored registry rows are the state after it)."""
+
+    def height_of_tx(txid):
+        """The height of the block that confirmed ``txid`` if the chain has it
+        in memory (blocks committed or replayed in this run), else None."""
+
     def masternodes():
         """The registered masternodes: the registry's ``describe`` dicts with
         ``online`` (this node hears from it)."""
+
+
+class IBlockLedger(Interface):
+    """The finalized transactions no block confirmed yet, and the UTXO set hash
+    at the last block: what the next block holds, and whether a proposed one is
+    right (sans I/O; ``timecoin.ledger.checkpoint``)."""
+
+    def add(seq, tx, spent):
+        """``tx`` finalized here as journal entry ``seq``, spending ``spent``
+        (``[(amount, key_hash)]`` per input)."""
+
+    def restore(items):
+        """At start: ``items`` (``Unconfirmed``) were finalized before, and no
+        block confirmed them."""
+
+    def __contains__(txid):
+        """True if ``txid`` is finalized here and not confirmed yet."""
+
+    def __len__():
+        """How many finalized transactions wait for a block."""
+
+    def checkpoint_hash():
+        """The UTXO set hash at the last block (bytes)."""
+
+    def build(round_, proposer, time):
+        """The next block (a ``Block``): the unconfirmed transactions in
+        finality order, its reward, the set hashes after it."""
+
+    def check(block, proposer_of, now):
+        """Raise ``BlockError`` unless ``block`` is the valid next block here
+        (``MissingTransactions`` if only some transactions are not here yet);
+        ``proposer_of(round)`` names the proposer of a round at its height."""
+
+    def transactions(block):
+        """The decoded transactions ``block`` confirms, in order (reward excluded)."""
+
+    def spent_outpoints(block):
+        """Every outpoint the block's transactions spend."""
+
+    def applied(block):
+        """``block`` is committed: its transactions leave the unconfirmed list."""
 
 
 class IMasternodeRegistry(Interface):

@@ -40,6 +40,7 @@ class INodeComponents(Interface):
     journal = Attribute("The IJournal.")
     storage = Attribute("The IStorage.")
     chain = Attribute("The IBlockConsensus.")
+    block_service = Attribute("The IBlockService, or None before one is attached.")
     finality = Attribute("The IFinality.")
     verifier = Attribute("The ISignatureVerifier.")
     peer_network = Attribute("The IPeerNetwork, or None before one is attached.")
@@ -92,6 +93,9 @@ class INodeQueries(Interface):
 
     def block(height_or_hash):
         """The ``getblock`` dict, or None."""
+
+    def block_header(height_or_hash):
+        """The ``getblockheader`` dict (header fields and ``commit``), or None."""
 
     def masternodes():
         """The registered masternodes, as ``getmasternodes`` returns them."""

@@ -58,6 +58,11 @@ class IStorage(Interface):
         """Fire with ``[(height, body, certificate)]`` of the committed blocks
         above ``after_height``, in order."""
 
+    def load_unconfirmed():
+        """Fire with ``[(seq, raw, [(amount, key_hash)])]`` of the journal entries
+        no block confirmed yet, in journal order (the raw transaction and its
+        undo data)."""
+
     def backup(directory=None):
         """Copy the database online (SQLite's backup API, on the writer thread)
         into ``directory`` (default: ``backups`` beside the database); fire
@@ -105,6 +110,11 @@ class IJournal(Interface):
 
     def find(txid):
         """The record of ``txid`` if it is committing or committed lately, else None."""
+
+    def append_block(record, block_row, confirmed_txids, masternode_rows):
+        """Queue a committed block behind the records queued so far, written alone
+        by ``IStorage.save_block`` with ``record`` (its reward transaction's, or
+        None); fire once it is durable."""
 
     def save_conflict_sets(batch):
         """Queue a ``ConflictSetBatch`` (sets about to be voted on, with their

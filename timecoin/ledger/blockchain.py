@@ -36,6 +36,7 @@ class BlockChain:
         self._blocks = []  # Block, height i + 1 at index i
         self._certificates = []
         self._by_hash = {}
+        self._tx_heights = {}  # txid -> height, for the blocks of this run
 
     def height(self):
         return len(self._blocks)
@@ -106,10 +107,26 @@ class BlockChain:
             raise BlockError("masternode_set_hash is not the active set after the block")
         changes = self.registry.apply_block(block.height, confirmed_txs,
                                             block.header.deactivated)
+        self._add(block, certificate)
+        return changes
+
+    def restore(self, block, certificate):
+        """Replay at start: the next stored block, its registry changes already
+        in the stored registry rows (not applied again)."""
+        if block.height != self.height() + 1 or block.header.prev_hash != self.best_block_hash():
+            raise BlockError(f"stored block {block.height} does not follow {self.height()}")
+        block.check()
+        self._add(block, certificate)
+
+    def _add(self, block, certificate):
         self._blocks.append(block)
         self._certificates.append(certificate)
         self._by_hash[block.hash] = block.height
-        return changes
+        for txid in block.all_txids:
+            self._tx_heights[txid] = block.height
+
+    def height_of_tx(self, txid):
+        return self._tx_heights.get(txid)
 
     def masternodes(self):
         described = self.registry.describe(self._genesis.network.network_id)

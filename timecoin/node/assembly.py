@@ -19,6 +19,7 @@ from zope.interface import implementer
 from timecoin.api.guard import connection_cap
 from timecoin.api.site import build_site, remove_cookie, write_cookie
 from timecoin.consensus.snowball import SnowballParams
+from timecoin.finality.blocks import BlockService
 from timecoin.finality.catchup import FinalitySync
 from timecoin.finality.local import LocalFinality
 from timecoin.finality.snowball import SnowballFinality
@@ -28,6 +29,7 @@ from timecoin.ledger.keys import KeyFileError, PrivateKey
 from timecoin.ledger.networks import DEVNET, get_network
 from timecoin.ledger.registry import MasternodeRegistry
 from timecoin.node import config as configuration
+from timecoin.node.blocks import NodeBlocks
 from timecoin.node.service import Node, registry_from_meta
 from timecoin.node.verify import InlineVerifier, ProcessVerifier
 from timecoin.p2p.config import P2PConfig
@@ -232,6 +234,15 @@ def build_finality(reactor, prepared, rng=None, registry=None):
                             prepared.identity.pubkey, avalanche["query_timeout_ms"], rng=rng)
 
 
+def build_block_service(reactor, prepared, node, storage, finality):
+    """The BFT block service over the node's chain, signing with its key."""
+    host = NodeBlocks(reactor, node.chain, node.block_ledger, node.state, node.journal,
+                      storage, finality)
+    network = prepared.network
+    return BlockService(reactor, host, network.network_id, network.block_interval_s,
+                        prepared.identity, min_validators=network.min_masternodes)
+
+
 #: File descriptors kept free for the database (SQLite's file, WAL, shared
 #: memory and temporary files, the peer database) and for logs and listeners.
 RESERVED_FOR_STORAGE = 32
@@ -244,10 +255,13 @@ def reserved_descriptors(config):
             + 3 * config["validation"]["signature_workers"])
 
 
-def build_node(reactor, prepared, storage, meta, stop=None, rng=None):
-    """The node service with its API listener, peer network and finality.
+def build_node(reactor, prepared, storage, meta, stop=None, rng=None, blocks=True):
+    """The node service with its API listener, peer network, finality and
+    block service.
 
-    ``rng`` seeds Snowball's sampling (the simulator passes a seeded one).
+    ``rng`` seeds Snowball's sampling (the simulator passes a seeded one);
+    ``blocks=False`` leaves the block service out (tests of finality alone:
+    the chain then stays where storage left it).
     """
     registry = registry_from_meta(prepared.genesis, meta)
     finality = build_finality(reactor, prepared, rng, registry)
@@ -277,5 +291,9 @@ def build_node(reactor, prepared, storage, meta, stop=None, rng=None):
     sync.attach(peers)
     sync.setServiceParent(node)
     node.finality_sync = sync
+    if blocks:
+        node.block_service = build_block_service(reactor, prepared, node, storage, finality)
+        node.block_service.attach(peers)
+        node.block_service.setServiceParent(node)
     node.cookie_cleanup = lambda: remove_cookie(prepared.datadir)
     return node

@@ -59,7 +59,10 @@ class _NodeGauges:
         yield CounterMetricFamily("timecoin_signature_worker_restarts",
                                   "Signature workers that ended unasked",
                                   value=node.verifier.restarts)
-        for name, kind, doc, value in node.finality.statistics():
+        statistics = list(node.finality.statistics())
+        if node.block_service is not None:
+            statistics += node.block_service.statistics()
+        for name, kind, doc, value in statistics:
             if kind == "histogram":
                 yield _histogram(name, doc, value)
                 continue

@@ -51,7 +51,8 @@ class NodeQueries:
             return defer.succeed(_status(txid, "rejected", None, reason=reason))
         record = node.journal.recent(txid)
         d = defer.succeed(record) if record is not None else node.storage.get_transaction(txid)
-        return d.addCallback(lambda r: None if r is None else _record_status(r))
+        return d.addCallback(lambda r: None if r is None else _record_status(
+            r, node.chain.height_of_tx(r.txid)))
 
     def wait_for_transaction(self, txid, timeout_s):
         """A transaction still being verified is waited for like a pending one
@@ -135,6 +136,9 @@ class NodeQueries:
     def block(self, height_or_hash):
         return self._node.chain.get_block(height_or_hash)
 
+    def block_header(self, height_or_hash):
+        return self._node.chain.get_block_header(height_or_hash)
+
     def masternodes(self):
         return self._node.chain.masternodes()
 
@@ -211,6 +215,9 @@ def _status(txid, status, raw, block_height=None, finality_ms=None, reason=None)
             "hex": raw.hex() if raw is not None else None}
 
 
-def _record_status(record):
-    status = "confirmed" if record.block_height is not None else "finalized"
-    return _status(record.txid, status, record.raw, record.block_height, record.finality_ms)
+def _record_status(record, confirmed_at=None):
+    """``confirmed_at``: the height of the block that confirmed it, if the chain
+    knows it in memory (a record read lately may predate its block's write)."""
+    height = record.block_height if record.block_height is not None else confirmed_at
+    status = "confirmed" if height is not None else "finalized"
+    return _status(record.txid, status, record.raw, height, record.finality_ms)

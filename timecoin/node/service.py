@@ -27,6 +27,7 @@ from timecoin.interfaces import (
     INodeComponents,
 )
 from timecoin.ledger.blockchain import BlockChain
+from timecoin.ledger.checkpoint import BlockLedger
 from timecoin.ledger.mempool import Mempool
 from timecoin.ledger.registry import MasternodeRegistry
 from timecoin.ledger.tx import (
@@ -85,6 +86,10 @@ class Node(MultiService):
         #: the genesis registrations.
         self.registry = registry if registry is not None else registry_from_meta(genesis, meta)
         self.chain = BlockChain(genesis, self._masternode_online, self.registry)
+        #: The IBlockLedger: finalized transactions waiting for a block.
+        self.block_ledger = BlockLedger(network, self.chain, meta.muhash)
+        #: The IBlockService committing blocks, once assembled.
+        self.block_service = None
         self.finality = finality if finality is not None else LocalFinality(reactor)
         self.verifier = verifier if verifier is not None else InlineVerifier()
         self.finality.add_listener(self._decided)
@@ -357,9 +362,10 @@ class Node(MultiService):
 
     def _finalize(self, tx, arrived_at):
         """Spend and create in the UTXO state, then journal (reported once durable)."""
-        record = self.journal.record(tx, [self.state.get(i.prevout) for i in tx.inputs],
-                                     arrived_at)
+        spent = [self.state.get(i.prevout) for i in tx.inputs]
+        record = self.journal.record(tx, spent, arrived_at)
         self.state.finalize(tx, record.seq)
+        self.block_ledger.add(record.seq, tx, [(e.amount, e.key_hash) for e in spent])
         if self.registry.finalized(tx):
             self.log.info("masternode registry: {txid} registers or deregisters (pending until "
                           "a block confirms it)", txid=tx.txid.hex())

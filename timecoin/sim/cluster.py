@@ -265,8 +265,9 @@ class Cluster:
         return out
 
     def settled(self, txid):
-        """True once ``txid`` is finalized or rejected on every running node."""
-        return all(s in ("finalized", "rejected") for s in self.statuses(txid))
+        """True once ``txid`` is final (finalized, confirmed or rejected) on every
+        running node."""
+        return all(s in ("finalized", "confirmed", "rejected") for s in self.statuses(txid))
 
     def wait_settled(self, txids, timeout=60.0):
         """Run until every txid is finalized or rejected on every running node."""

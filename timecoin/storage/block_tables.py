@@ -39,6 +39,13 @@ def read_blocks(conn, after_height=0):
         "ORDER BY height", (after_height,))]
 
 
+def read_unconfirmed(conn):
+    """``[(seq, raw, spent)]`` of the journal entries no block confirmed, in
+    journal order."""
+    return [(seq, bytes(raw), bytes(spent)) for seq, raw, spent in conn.execute(
+        "SELECT seq, raw, spent FROM transactions WHERE block_height IS NULL ORDER BY seq")]
+
+
 def block_height_of(conn, txid):
     """The height of the block that confirmed ``txid``, or None."""
     row = conn.execute("SELECT block_height FROM transactions WHERE txid = ?",

@@ -11,6 +11,12 @@ undo data, timestamps on its clock) and remembers the records being committed
 and the last ``recent_max`` committed, so that lookups of a transaction
 finalized lately need no storage read.
 
+A committed block rides in the same queue (:meth:`JournalWriter.append_block`):
+it is written alone, in order, by ``IStorage.save_block`` (the block row, its
+reward transaction's record, the confirmations and the registry's rows in
+one transaction), so the journal's sequence stays gap-free on disk. Sets
+waiting when a block reaches the head of the queue commit first, alone.
+
 Conflict sets this node is about to vote on (:meth:`JournalWriter.save_conflict_sets`)
 gate its votes, so they go first: the next commit takes every queued set and
 at most :data:`SETS_WITH_RECORDS` queued records (none if more are queued:
@@ -44,6 +50,33 @@ SETS_WITH_RECORDS = 64
 RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 #: How many committed records are kept in memory for lookups.
 RECENT_FINALIZED = 20_000
+
+
+class BlockWrite:
+    """A committed block queued for ``save_block``: ``record`` is its reward
+    transaction's journal record (or None), the rest ``save_block``'s arguments."""
+
+    __slots__ = ("record", "block_row", "confirmed_txids", "masternode_rows")
+
+    def __init__(self, record, block_row, confirmed_txids, masternode_rows):
+        self.record = record
+        self.block_row = block_row
+        self.confirmed_txids = tuple(confirmed_txids)
+        self.masternode_rows = masternode_rows
+
+
+def _records(batch):
+    """The journal records of a queued batch (a block's reward record included)."""
+    out = []
+    for item, _ in batch:
+        record = item.record if isinstance(item, BlockWrite) else item
+        if record is not None:
+            out.append(record)
+    return out
+
+
+def _is_block(batch):
+    return bool(batch) and isinstance(batch[0][0], BlockWrite)
 
 
 @implementer(IJournal)
@@ -103,6 +136,16 @@ class JournalWriter:
         self._kick()
         return d
 
+    def append_block(self, record, block_row, confirmed_txids, masternode_rows):
+        """Queue a committed block (see :class:`BlockWrite`) behind the records
+        queued so far; the Deferred fires once it is durable."""
+        d = Deferred()
+        if record is not None:
+            self._committing[record.txid] = record
+        self._queue.append((BlockWrite(record, block_row, confirmed_txids, masternode_rows), d))
+        self._kick()
+        return d
+
     def save_conflict_sets(self, batch):
         """Queue a :class:`ConflictSetBatch` for the next commit; the Deferred
         fires once it is durable."""
@@ -119,9 +162,20 @@ class JournalWriter:
     def _kick(self):
         if self._busy or self._retry is not None or not (self._queue or self._sets_waiting):
             return
+        if self._queue and isinstance(self._queue[0][0], BlockWrite) and not self._sets_waiting:
+            self._busy = True
+            batch, self._queue = self._queue[:1], self._queue[1:]
+            block = batch[0][0]
+            d = self._storage.save_block(block.block_row, _records(batch),
+                                         block.confirmed_txids, block.masternode_rows)
+            d.addCallbacks(self._committed, self._failed, callbackArgs=(batch,),
+                           errbackArgs=(batch,))
+            return
         sets, waiting = self._sets, self._sets_waiting
         self._sets, self._sets_waiting = ConflictSetBatch(), []
-        take = MAX_BATCH
+        # Records up to the first queued block (a block is written alone).
+        take = next((i for i, (item, _) in enumerate(self._queue[:MAX_BATCH])
+                     if isinstance(item, BlockWrite)), MAX_BATCH)
         if waiting and not self._records_next and len(self._queue) > SETS_WITH_RECORDS:
             take = 0  # votes wait for these: not behind a large batch of records
         # Records passed over once go in the next commit (with any sets saved
@@ -142,9 +196,10 @@ class JournalWriter:
         self._failures = 0
         self.last_error = None
         self.batches += 1
-        if batch:
-            self.committed_seq = max(self.committed_seq, batch[-1][0].seq)
-        for record, _ in batch:
+        records = _records(batch)
+        if records:
+            self.committed_seq = max(self.committed_seq, records[-1].seq)
+        for record in records:
             self._committing.pop(record.txid, None)
             self._recent[record.txid] = record
         while len(self._recent) > self._recent_max:
@@ -164,11 +219,11 @@ class JournalWriter:
                 batch, sets_waiting = self._reports.popleft()
                 for d in sets_waiting:  # the votes waiting for these leave first
                     d.callback(None)
-                if self._on_commit is not None:
+                if self._on_commit is not None and not _is_block(batch):
                     self._on_commit([record for record, _ in batch])
-                for record, d in batch:
+                for item, d in batch:
                     if d is not None:
-                        d.callback(record)
+                        d.callback(item.record if isinstance(item, BlockWrite) else item)
         finally:
             self._reporting = False
         if self._idle():
@@ -182,7 +237,7 @@ class JournalWriter:
     def _failed(self, failure, batch, sets=None, sets_waiting=()):
         self._busy = False
         self._queue[:0] = batch
-        if sets_waiting:  # kept, ahead of what was queued since
+        if sets_waiting and sets is not None:  # kept, ahead of what was queued since
             sets.extend(self._sets)
             self._sets, self._sets_waiting = sets, list(sets_waiting) + self._sets_waiting
         delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS) - 1)]

@@ -53,6 +53,11 @@ def encode_undo(entries):
     return b"".join(_UNDO.pack(e.amount, e.key_hash) for e in entries)
 
 
+def decode_undo(data):
+    """``[(amount, key_hash)]`` of :func:`encode_undo`'s bytes."""
+    return list(_UNDO.iter_unpack(data))
+
+
 def _fold_muhash(muhash, changes):
     """``muhash`` with the spends and new outputs of journal ``changes`` folded in."""
     for txid, prevouts, undo, outputs in changes:

@@ -49,7 +49,13 @@ from timecoin.storage.migrations import (
     schema_files,
     statements,
 )
-from timecoin.storage.records import ChainMeta, JournalRecord, encode_undo, plan_fold
+from timecoin.storage.records import (
+    ChainMeta,
+    JournalRecord,
+    decode_undo,
+    encode_undo,
+    plan_fold,
+)
 from timecoin.storage.timings import CheckpointSchedule, StorageTimings
 
 __all__ = ["ChainMeta", "JournalRecord", "Storage", "StorageError", "encode_undo",
@@ -555,4 +561,11 @@ class Storage:
     def load_blocks(self, after_height=0):
         """Fire with ``[(height, body, certificate)]`` of the committed blocks."""
         return self._run(block_tables.read_blocks, self._conn, after_height,
+                         operation="blocks_read")
+
+    def load_unconfirmed(self):
+        """Fire with ``[(seq, raw, [(amount, key_hash)])]`` of the journal
+        entries no block confirmed yet, in order."""
+        return self._run(lambda: [(seq, raw, decode_undo(spent)) for seq, raw, spent
+                                  in block_tables.read_unconfirmed(self._conn)],
                          operation="blocks_read")

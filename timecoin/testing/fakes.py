@@ -127,6 +127,10 @@ class ManualFinality:
     def add_listener(self, callback):
         self._listeners.append(callback)
 
+    def set_masternodes(self, weights):
+        """Recorded for the test (``masternode_weights``)."""
+        self.masternode_weights = dict(weights)
+
     def in_flight(self):
         return len(self.started) - self.stalled()
 

@@ -1,0 +1,110 @@
+"""Blocks on the whole-node simulator: real nodes, one clock, in-memory links."""
+
+from prometheus_client import generate_latest
+from twisted.trial import unittest
+
+from timecoin.ledger.networks import DEVNET, TESTNET
+from timecoin.sim import scenario
+from timecoin.sim.cluster import Cluster
+
+
+def make_cluster(testcase, size, listener=None, **options):
+    cluster = Cluster(size, **options)
+    testcase.addCleanup(cluster.close)
+    if listener is not None:
+        cluster.add_start_listener(listener)
+    cluster.start()
+    return cluster
+
+
+def heights(cluster, indices=None):
+    nodes = cluster.nodes
+    return [nodes[i].chain.height() for i in (range(len(nodes)) if indices is None else indices)]
+
+
+def assert_one_chain(testcase, cluster, indices=None):
+    """Every node's blocks up to the lowest height are the same blocks."""
+    nodes = [n for i, n in enumerate(cluster.nodes) if indices is None or i in indices]
+    top = min(n.chain.height() for n in nodes)
+    for height in range(1, top + 1):
+        blocks = {n.chain.block_at(height).hash for n in nodes}
+        testcase.assertEqual(len(blocks), 1, f"height {height}: {len(blocks)} blocks")
+        headers = {n.chain.block_at(height).header.utxo_set_hash for n in nodes}
+        testcase.assertEqual(len(headers), 1)
+    return top
+
+
+class BlockProductionTests(unittest.TestCase):
+    def produce(self, size, seconds=30):
+        cluster = make_cluster(self, size, seed=size)
+        txs = [scenario.transfer_from_genesis(i) for i in range(size)]
+        txids = [cluster.wait(cluster.submit(i, tx), 10) for i, tx in enumerate(txs)]
+        start = cluster.clock.seconds()
+        cluster.run(seconds)
+        top = assert_one_chain(self, cluster)
+        # One block per interval (the height starts an interval after each commit).
+        expected = seconds / DEVNET.block_interval_s
+        self.assertGreaterEqual(top, expected - 3, heights(cluster))
+        self.assertLessEqual(max(heights(cluster)), expected + 1, heights(cluster))
+        times = [cluster.nodes[0].chain.block_at(h).header.time for h in range(2, top + 1)]
+        self.assertTrue(all(2 <= b - a <= 3 for a, b in zip(times, times[1:], strict=False)), times)
+        self.assertGreaterEqual(times[0], int(start))
+        # Every transaction is confirmed, in one block, on every node.
+        for txid in txids:
+            statuses = [cluster.status(i, txid) for i in range(size)]
+            self.assertEqual({s["status"] for s in statuses}, {"confirmed"}, statuses)
+            self.assertEqual(len({s["block_height"] for s in statuses}), 1)
+        # The set at the best common block is the one every node reports, once
+        # nothing else is finalized and every node holds the same blocks.
+        cluster.run_until(lambda: len(set(heights(cluster))) == 1, 10)
+        best = cluster.nodes[0].chain.block_at(cluster.nodes[0].chain.height())
+        self.assertEqual(set(cluster.set_hashes()), {best.header.utxo_set_hash.hex()})
+        return cluster
+
+    def test_four_masternodes(self):
+        cluster = self.produce(4)
+        # Each masternode proposed: rewards reached every one of them.
+        proposers = {cluster.nodes[0].chain.block_at(h).header.proposer
+                     for h in range(1, cluster.nodes[0].chain.height() + 1)}
+        self.assertEqual(len(proposers), 4)
+        # The block metrics, as /metrics shows them.
+        text = generate_latest(cluster.nodes[0].metrics.registry).decode()
+        height = cluster.nodes[0].chain.height()
+        self.assertIn(f"timecoin_block_height {float(height)}", text)
+        self.assertIn('timecoin_block_rounds_bucket{le="1"}', text)
+        self.assertIn("timecoin_block_commit_seconds_count", text)
+        self.assertIn("timecoin_block_missed_proposals_total 0.0", text)
+        rounds = [line for line in text.splitlines()
+                  if line.startswith("timecoin_block_rounds_count")]
+        self.assertTrue(rounds and float(rounds[0].split()[1]) >= height - 1, rounds)
+
+    def test_ten_masternodes(self):
+        self.produce(10)
+
+    def test_one_crashed_masternode_of_four_does_not_stop_blocks(self):
+        cluster = make_cluster(self, 4, seed=7)
+        cluster.run(10)
+        before = min(heights(cluster))
+        cluster.stop_node(3)
+        cluster.run(40)
+        after = heights(cluster, [0, 1, 2])
+        self.assertGreaterEqual(min(after), before + 12, after)
+        assert_one_chain(self, cluster, [0, 1, 2])
+        # Back again, it replays its stored blocks, fetches what it missed and
+        # follows the others, with the same UTXO set at the same height.
+        back = cluster.start_node(3)
+        self.assertEqual(back.chain.height(), before)
+        cluster.run(30)
+        self.assertLessEqual(max(heights(cluster)) - min(heights(cluster)), 1, heights(cluster))
+        assert_one_chain(self, cluster)
+        self.assertGreater(back.block_service.synced, 0)
+        cluster.run_until(lambda: len(set(heights(cluster))) == 1
+                          and len(set(cluster.set_hashes())) == 1, 10)
+
+    def test_fewer_than_three_masternodes_commit_nothing_on_testnet_rules(self):
+        def testnet_minimum(index, node):
+            node.block_service.min_validators = TESTNET.min_masternodes
+        cluster = make_cluster(self, 2, listener=testnet_minimum, seed=3)
+        cluster.run(30)
+        self.assertEqual(heights(cluster), [0, 0])
+        self.assertFalse(any(n.block_service.is_validator() for n in cluster.nodes))

@@ -1,0 +1,154 @@
+"""Wire messages of the block service (kind ids reserved in :mod:`timecoin.p2p.messages`).
+
+* ``block_proposal``: a signed BFT :class:`~timecoin.consensus.bft_messages.Proposal`
+  (its canonical encoding) and the whole proposed block (``Block.encode``), so
+  that validators can check what they are asked to prevote;
+* ``block_prevote`` / ``block_precommit``: one signed
+  :class:`~timecoin.consensus.bft_messages.Vote` each (its canonical encoding);
+* ``getblocks``: committed blocks from ``from_height``, at most ``limit``;
+* ``blocks``: ``(block, commit certificate)`` pairs in height order (possibly
+  none: the sender has nothing from that height).
+
+Signatures are not checked here (the block service does, with the active set
+of the message's height); the decoders only check shapes and bounds.
+"""
+
+from dataclasses import dataclass
+
+from timecoin.consensus.bft_messages import (
+    PRECOMMIT,
+    PREVOTE,
+    MessageError,
+    Proposal,
+    Vote,
+    decode_message,
+)
+from timecoin.ledger.encoding import DecodeError
+from timecoin.p2p.messages import (
+    BLOCK_PRECOMMIT,
+    BLOCK_PREVOTE,
+    BLOCK_PROPOSAL,
+    BLOCKS,
+    GETBLOCKS,
+    register_message,
+)
+
+#: Bounds: the encoding of one BFT message, one block, one certificate.
+MAX_BFT_MESSAGE = 512
+MAX_BLOCK_BYTES = 1 << 20
+MAX_CERTIFICATE_BYTES = 1 << 18
+#: Blocks per ``blocks`` message (a lagging node asks again for the rest).
+MAX_BLOCKS_PER_MESSAGE = 16
+
+
+def _decode_bft(data, expected):
+    try:
+        message, end = decode_message(data)
+    except MessageError as e:
+        raise DecodeError(f"bad BFT message: {e}") from None
+    if end != len(data):
+        raise DecodeError("trailing bytes after a BFT message")
+    if not isinstance(message, expected[0]) or message.msg_type != expected[1]:
+        raise DecodeError("a BFT message of the wrong type")
+    return message
+
+
+@register_message
+@dataclass(frozen=True)
+class BlockProposalMessage:
+    """A signed proposal and the block it proposes (``block_bytes``: ``Block.encode``)."""
+
+    KIND = BLOCK_PROPOSAL
+    INCOMPRESSIBLE = True
+    proposal: Proposal
+    block_bytes: bytes
+
+    def encode(self, w):
+        w.varbytes(self.proposal.encode(), MAX_BFT_MESSAGE)
+        w.varbytes(self.block_bytes, MAX_BLOCK_BYTES)
+
+    @classmethod
+    def decode(cls, r):
+        proposal = _decode_bft(r.varbytes(MAX_BFT_MESSAGE, "proposal"), (Proposal, 1))
+        return cls(proposal, bytes(r.varbytes(MAX_BLOCK_BYTES, "block")))
+
+
+class _VoteMessage:
+    """A signed vote of the class's ``VOTE_TYPE``."""
+
+    VOTE_TYPE = None
+
+    def encode(self, w):
+        w.varbytes(self.vote.encode(), MAX_BFT_MESSAGE)
+
+    @classmethod
+    def decode(cls, r):
+        return cls(_decode_bft(r.varbytes(MAX_BFT_MESSAGE, "vote"), (Vote, cls.VOTE_TYPE)))
+
+
+@register_message
+@dataclass(frozen=True)
+class BlockPrevoteMessage(_VoteMessage):
+    """One signed prevote."""
+
+    KIND = BLOCK_PREVOTE
+    VOTE_TYPE = PREVOTE
+    vote: Vote
+
+
+@register_message
+@dataclass(frozen=True)
+class BlockPrecommitMessage(_VoteMessage):
+    """One signed precommit."""
+
+    KIND = BLOCK_PRECOMMIT
+    VOTE_TYPE = PRECOMMIT
+    vote: Vote
+
+
+def vote_message(vote):
+    """The wire message carrying ``vote``."""
+    return BlockPrevoteMessage(vote) if vote.msg_type == PREVOTE else BlockPrecommitMessage(vote)
+
+
+@register_message
+@dataclass(frozen=True)
+class GetBlocks:
+    """Ask for committed blocks from ``from_height`` (>= 1), at most ``limit``."""
+
+    KIND = GETBLOCKS
+    from_height: int
+    limit: int
+
+    def encode(self, w):
+        w.u64(self.from_height).u32(self.limit)
+
+    @classmethod
+    def decode(cls, r):
+        start, limit = r.u64("from height"), r.u32("limit")
+        if start < 1 or not 1 <= limit <= MAX_BLOCKS_PER_MESSAGE:
+            raise DecodeError(f"getblocks asks from height >= 1, 1 to "
+                              f"{MAX_BLOCKS_PER_MESSAGE} blocks")
+        return cls(start, limit)
+
+
+@register_message
+@dataclass(frozen=True)
+class Blocks:
+    """Committed blocks in height order: ``entries`` of ``(block bytes, certificate bytes)``."""
+
+    KIND = BLOCKS
+    INCOMPRESSIBLE = True
+    entries: tuple
+
+    def encode(self, w):
+        w.count(len(self.entries), MAX_BLOCKS_PER_MESSAGE)
+        for block_bytes, certificate in self.entries:
+            w.varbytes(block_bytes, MAX_BLOCK_BYTES).varbytes(certificate, MAX_CERTIFICATE_BYTES)
+
+    @classmethod
+    def decode(cls, r):
+        n = r.count(MAX_BLOCKS_PER_MESSAGE, "block count")
+        return cls(tuple((bytes(r.varbytes(MAX_BLOCK_BYTES, "block")),
+                          bytes(r.varbytes(MAX_CERTIFICATE_BYTES, "certificate")))
+                         for _ in range(n)))

@@ -1,0 +1,364 @@
+"""The block service: one BFT round machine per height, carried over the wire.
+
+:class:`BlockService` drives a :class:`~timecoin.consensus.bft.BftMachine` on
+the injected clock (one ``callLater`` at the machine's ``next_deadline``) and
+carries its proposals and votes, signed with the node's key, to the masternode
+peers (``block_proposal`` with the whole block, ``block_prevote``,
+``block_precommit``). The machine checks every signature it is given against
+the active set of its height. What blocks contain and whether one is valid is
+the node's (``IBlockHost``: ``build_block``, ``check_block``); applying a
+committed one too (``commit_block``).
+
+**Following and catching up.** A node outside the active set runs the machine
+as an observer; every node also asks a peer for blocks (``getblocks``) when it
+hears of a height two or more above its own, and periodically while it is not
+a validator or has committed nothing for a while. Each block that comes back
+(``blocks``, with its commit certificate) is fed to the machine with
+``on_certificate``: the machine verifies the certificate (> 2/3 of the active
+stake, signatures over the exact sign bytes) and commits only then, and only
+once ``check_block`` found the block valid here. Nothing is applied without
+its certificate. The next height starts one block interval after the commit
+(at once while catching up on stored blocks).
+
+Every node answers ``getblocks`` from its chain.
+"""
+
+from collections import Counter
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from timecoin.consensus.bft import BftMachine, BftTimeouts
+from timecoin.consensus.bft_messages import (
+    Broadcast,
+    BuildBlock,
+    CommitBlock,
+    EvidenceFound,
+    Proposal,
+    SendCertificate,
+    ValidateBlock,
+)
+from timecoin.consensus.proposer import ProposerPriorities, ValidatorSet
+from timecoin.finality.block_messages import BlockProposalMessage, Blocks, vote_message
+from timecoin.finality.block_sync import BlockSync
+from timecoin.interfaces import IBlockService
+from timecoin.ledger.block import Block, BlockError
+from timecoin.ledger.checkpoint import MissingTransactions
+from timecoin.ledger.keys import verify as ed25519_verify
+from timecoin.p2p import messages as m
+
+#: How often blocks waiting for transactions are checked again (seconds).
+RECHECK_S = 0.25
+#: Proposed blocks kept per height (bounds what a flood of proposals costs).
+MAX_BLOCKS_PER_HEIGHT = 16
+
+
+def network_tag(network_id):
+    """The network id bytes BFT signatures cover."""
+    return bytes([network_id])
+
+
+@implementer(IBlockService)
+class BlockService(BlockSync, Service):
+    """Runs the BFT rounds of this node (see the module docstring).
+
+    ``host`` provides ``IBlockHost``; ``key`` is the node's signing key (its
+    ``pubkey`` votes if it is in the active set, and that set has at least
+    ``min_validators`` masternodes: the network's minimum); ``interval`` the
+    network's block interval; the network given to :meth:`attach` an
+    ``IPeerMessaging``.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock, host, network_id, interval, key, timeouts=None,
+                 sync_interval=None, min_validators=1):
+        self._clock = clock
+        self._host = host
+        self._tag = network_tag(network_id)
+        self.interval = float(interval)
+        self._key = key
+        self._timeouts = timeouts or BftTimeouts()
+        self.sync_interval = float(sync_interval or max(interval, 1.0))
+        self.min_validators = min_validators
+        self._loading = None
+        self._network = None
+        self.machine = None
+        self._timer = None
+        self._sync_timer = None
+        self._recheck = None
+        self._blocks = {}  # block hash -> Block, of the current and next height
+        self._awaiting = {}  # block hash -> height: valid once its transactions are here
+        self._ahead = {}  # height -> (Block, CommitCertificate) received while behind
+        self._asked_at = None
+        self._height_started = None
+        self._last_commit = None
+        self._commits = []
+        self._ask_rotation = 0
+        # Statistics (``statistics``).
+        self.rounds = Counter()  # rounds a height took -> heights
+        self.commit_seconds = Counter()  # seconds from a height's start to its commit
+        self.missed_proposals = 0
+        self.bad_blocks = 0
+        self.synced = 0
+        self.evidence = 0
+
+    # -- wiring and life -------------------------------------------------------
+
+    def attach(self, network):
+        self._network = network
+        network.register_handler(m.BLOCK_PROPOSAL, self._on_proposal)
+        network.register_handler(m.BLOCK_PREVOTE, self._on_vote)
+        network.register_handler(m.BLOCK_PRECOMMIT, self._on_vote)
+        network.register_handler(m.GETBLOCKS, self._on_getblocks)
+        network.register_handler(m.BLOCKS, self._on_blocks)
+
+    def startService(self):
+        super().startService()
+        d = self._loading = self._host.load()
+        d.addCallback(self._begin)
+        d.addErrback(self._load_failed)
+
+    def _load_failed(self, failure):
+        self._loading = None
+        if self.running:  # (stopped meanwhile: the storage closed under it)
+            self.log.failure("replaying stored blocks; no blocks are committed", failure)
+
+    def _begin(self, _):
+        """The stored chain is replayed: start the next height."""
+        self._loading = None
+        if not self.running:
+            return
+        validators = ValidatorSet.from_stakes(self._host.validators())
+        # Proposer priorities replayed from the genesis, one step per height,
+        # with the current active set (see doc/bft.md, "The block service").
+        priorities = ProposerPriorities(validators)
+        for _ in range(self._host.height()):
+            priorities.advance()
+        self.machine = BftMachine(self._tag, validators, None, self._key.sign,
+                                  ed25519_verify, self._timeouts, priorities)
+        now = self._clock.seconds()
+        self._height_started = now
+        self._last_commit = now
+        self._enrol(validators)
+        self._height_started = now + self.interval
+        self._run(self.machine.start_height(self._host.height() + 1, now,
+                                            start_at=now + self.interval))
+        self._schedule_sync()
+
+    def _enrol(self, validators):
+        """Vote only with a large enough active set (``min_validators``): below
+        it, this node observes and commits nothing."""
+        enough = len(validators) >= self.min_validators
+        self.machine.self_id = self._key.pubkey if enough else None
+
+    def stopService(self):
+        super().stopService()
+        for call in (self._timer, self._sync_timer, self._recheck):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._sync_timer = self._recheck = None
+        commits, self._commits = self._commits, []
+        return defer.DeferredList(commits) if commits else None
+
+    @property
+    def height(self):
+        """The height being decided (the best block's + 1), or None before start."""
+        return self.machine.height if self.machine is not None else None
+
+    def is_validator(self):
+        return self.machine is not None and self.machine.is_validator()
+
+    # -- the machine's actions -------------------------------------------------
+
+    def _run(self, actions):
+        queue = list(actions)
+        while queue:
+            action = queue.pop(0)
+            queue.extend(self._act(action))
+        self._reschedule()
+
+    def _act(self, action):
+        now = self._clock.seconds()
+        if isinstance(action, Broadcast):
+            self._broadcast(action.message)
+        elif isinstance(action, BuildBlock):
+            block = self._host.build_block(action.round, self._key.pubkey, now)
+            self._blocks[block.hash] = block
+            return self.machine.on_block_built(action.height, action.round, block.hash, now)
+        elif isinstance(action, ValidateBlock):
+            return self._validate(action.height, action.block_hash)
+        elif isinstance(action, CommitBlock):
+            return self._commit(self._blocks[action.block_hash], action.certificate)
+        elif isinstance(action, SendCertificate):
+            self._send_certificate(action.validator, action.certificate)
+        elif isinstance(action, EvidenceFound):
+            self.evidence += 1
+            self.log.warn("masternode {pubkey} signed two blocks at height {height}",
+                          pubkey=action.evidence.validator.hex(),
+                          height=action.evidence.height)
+        return []
+
+    def _broadcast(self, message):
+        if self._network is None:
+            return
+        if isinstance(message, Proposal):
+            block = self._blocks.get(message.block_hash)
+            if block is None:
+                return
+            wire = BlockProposalMessage(message, block.encode())
+        else:
+            wire = vote_message(message)
+        for pubkey, peer_id in list(self._network.masternode_peers().items()):
+            if pubkey != self._key.pubkey:
+                self._network.send(peer_id, wire)
+
+    def _send_certificate(self, validator, certificate):
+        peer_id = self._network.masternode_peers().get(validator) if self._network else None
+        block = self._host.block_at(certificate.height)
+        if peer_id is not None and block is not None:
+            self._network.send(peer_id, Blocks(((block.encode(), certificate.encode()),)))
+
+    def _validate(self, height, block_hash):
+        block = self._blocks.get(block_hash)
+        if block is None or height != self.machine.height:
+            self._awaiting[block_hash] = height  # its proposal may still come
+            return []
+        now = self._clock.seconds()
+        try:
+            self._host.check_block(block, self.machine.proposer, now)
+        except MissingTransactions as e:
+            # Not refused: they come through finality (relay, polls, catch-up),
+            # and the block is checked again; meanwhile the propose timeout
+            # makes this node prevote nil.
+            if block_hash not in self._awaiting:
+                self.log.info("block {hash} at height {height} waits for {n} transactions "
+                              "not finalized here", hash=block_hash.hex(), height=height,
+                              n=len(e.txids))
+            self._awaiting[block_hash] = height
+            self._schedule_recheck()
+            return []
+        except BlockError as e:
+            self.bad_blocks += 1
+            self._awaiting.pop(block_hash, None)
+            self.log.warn("block {hash} at height {height} is invalid here: {error}",
+                          hash=block_hash.hex(), height=height, error=e)
+            return self.machine.on_block_validated(height, block_hash, False, now)
+        self._awaiting.pop(block_hash, None)
+        return self.machine.on_block_validated(height, block_hash, True, now)
+
+    def _schedule_recheck(self):
+        if self._recheck is None or not self._recheck.active():
+            self._recheck = self._clock.callLater(RECHECK_S, self._recheck_waiting)
+
+    def _recheck_waiting(self):
+        self._recheck = None
+        if not self.running:
+            return
+        out = []
+        for block_hash, height in list(self._awaiting.items()):
+            if height != self.machine.height:
+                del self._awaiting[block_hash]
+            elif block_hash in self._blocks:
+                out += self._validate(height, block_hash)
+        self._run(out)
+        if any(h in self._blocks for h in self._awaiting):
+            self._schedule_recheck()
+
+    def _commit(self, block, certificate):
+        now = self._clock.seconds()
+        d = self._host.commit_block(block, certificate)
+        self._commits.append(d)
+        d.addErrback(lambda f: self.log.failure("storing block {height}", f,
+                                                height=block.height))
+        d.addBoth(lambda _: self._commits.remove(d) if d in self._commits else None)
+        self.rounds[certificate.round + 1] += 1
+        self.missed_proposals += certificate.round
+        self.commit_seconds[round(now - self._height_started, 3)] += 1
+        self._last_commit = now
+        self.log.debug("block {height} committed ({hash}, round {round})",
+                       height=block.height, hash=block.hash.hex(), round=certificate.round)
+        height = block.height + 1
+        self._blocks = {h: b for h, b in self._blocks.items() if b.height >= height}
+        self._awaiting = {}
+        ahead = self._ahead.pop(height, None)
+        self._ahead = {h: entry for h, entry in self._ahead.items() if h > height}
+        start_at = now if ahead is not None else now + self.interval
+        self._height_started = start_at
+        validators = ValidatorSet.from_stakes(self._host.validators())
+        self._enrol(validators)
+        out = self.machine.start_height(height, now, validators=validators, start_at=start_at)
+        if ahead is not None:
+            out += self._take_certified(*ahead)
+        return out
+
+    def _reschedule(self):
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if not self.running or self.machine is None:
+            return
+        deadline = self.machine.next_deadline()
+        if deadline is not None:
+            delay = max(0.0, deadline - self._clock.seconds())
+            self._timer = self._clock.callLater(delay, self._tick)
+
+    def _tick(self):
+        self._timer = None
+        self._run(self.machine.on_tick(self._clock.seconds()))
+
+    # -- messages from peers ---------------------------------------------------
+
+    def _on_proposal(self, peer_id, message):
+        if self.machine is None:
+            return
+        proposal = message.proposal
+        self._note_height(peer_id, proposal.height)
+        if proposal.height not in (self.machine.height, self.machine.height + 1):
+            self._run(self.machine.on_proposal(proposal, self._clock.seconds()))
+            return
+        try:
+            block = Block.decode(message.block_bytes)
+        except BlockError:
+            return
+        if block.hash != proposal.block_hash or block.height != proposal.height:
+            return
+        same_height = [b for b in self._blocks.values() if b.height == block.height]
+        if block.hash not in self._blocks and len(same_height) >= MAX_BLOCKS_PER_HEIGHT:
+            return
+        self._blocks.setdefault(block.hash, block)
+        out = self.machine.on_proposal(proposal, self._clock.seconds())
+        if block.hash in self._awaiting:
+            out += self._validate(self._awaiting[block.hash], block.hash)
+        self._run(out)
+
+    def _on_vote(self, peer_id, message):
+        if self.machine is None:
+            return
+        self._note_height(peer_id, message.vote.height)
+        self._run(self.machine.on_vote(message.vote, self._clock.seconds()))
+
+    def _note_height(self, peer_id, height):
+        """A peer is at ``height``: two or more above ours means we are behind."""
+        if height >= self.machine.height + 1 and height > self._host.height() + 1:
+            self._ask_blocks(peer_id)
+
+    # -- statistics --------------------------------------------------------------
+
+    def statistics(self):
+        return [
+            ("timecoin_block_rounds", "histogram", "Rounds each committed height took",
+             dict(self.rounds)),
+            ("timecoin_block_commit_seconds", "histogram",
+             "Seconds from a height's start to its commit", dict(self.commit_seconds)),
+            ("timecoin_block_missed_proposals", "counter",
+             "Rounds whose proposal was not committed (a round after them committed)",
+             self.missed_proposals),
+            ("timecoin_block_invalid", "counter", "Proposed blocks found invalid here",
+             self.bad_blocks),
+            ("timecoin_block_evidence", "counter",
+             "Double signatures seen (two blocks signed by one masternode in one round)",
+             self.evidence),
+        ]

@@ -1,0 +1,239 @@
+"""What the next block checkpoints, sans I/O: building and checking its contents.
+
+:class:`BlockLedger` keeps the transactions this node finalized that no block
+confirmed yet, in its finality order, each with its undo data (the amount and
+key hash of every output it spent) and its fee, and the MuHash of the UTXO set
+at the last block. From these it builds the block a proposer proposes
+(:meth:`BlockLedger.build`) and checks a proposed one (:meth:`BlockLedger.check`):
+
+* ``txids``: the unconfirmed transactions in finality order (at most
+  ``max_txs``, the oldest first);
+* the reward transaction (:func:`~timecoin.ledger.emission.reward_transaction`):
+  the block reward plus the fees of those transactions, to the active set;
+* ``utxo_set_hash``: the set at the last block with the block's transactions
+  and reward folded in (MuHash is independent of order, so every node that
+  finalized the same transactions computes the same hash);
+* ``masternode_set_hash``: the registry's active set after the block.
+
+A proposed block is valid here only if every transaction in it is finalized
+here (a transaction this node rejected or never saw is refused, or waited
+for), it is the block ``build`` would make with exactly those transactions,
+and it follows the chain. :meth:`BlockLedger.applied` moves the checkpoint
+once a block is committed.
+"""
+
+from dataclasses import dataclass
+
+from zope.interface import implementer
+
+from timecoin.interfaces import IBlockLedger
+from timecoin.ledger.block import MAX_BLOCK_TXS, Block, BlockError, BlockHeader
+from timecoin.ledger.emission import check_reward, reward_transaction
+from timecoin.ledger.merkle import merkle_root
+from timecoin.ledger.registry import MasternodeRegistry
+from timecoin.ledger.tx import decode_tx
+from timecoin.ledger.utxo import utxo_element
+
+#: How far ahead of this node's clock a block's time may be (seconds).
+MAX_FUTURE_S = 30
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    """A finalized transaction no block confirmed yet: ``spent`` is its undo data,
+    ``[(amount, key_hash)]`` per input, ``fee`` what it pays."""
+
+    seq: int
+    tx: object
+    spent: tuple
+    fee: int
+
+
+class MissingTransactions(BlockError):
+    """A proposed block names transactions not finalized here (yet): ``txids``."""
+
+    def __init__(self, txids):
+        super().__init__(f"{len(txids)} transactions of the block are not finalized here")
+        self.txids = tuple(txids)
+
+
+def fold(muhash, tx, spent):
+    """``muhash`` with ``tx``'s spends (``spent``: undo data) and outputs folded in."""
+    for txin, (amount, key_hash) in zip(tx.inputs, spent, strict=True):
+        muhash.remove(utxo_element(txin.prevout, amount, key_hash))
+    for op, out in zip(tx.outpoints(), tx.outputs, strict=True):
+        muhash.add(utxo_element(op, out.amount, out.key_hash))
+    return muhash
+
+
+def unconfirmed_from_row(seq, raw, spent):
+    """An :class:`Unconfirmed` from a stored journal row (``spent`` decoded)."""
+    tx = decode_tx(raw)
+    spent = tuple((amount, bytes(key_hash)) for amount, key_hash in spent)
+    return Unconfirmed(seq, tx, spent, sum(a for a, _ in spent) - tx.output_total)
+
+
+def unfold(muhash, tx, spent):
+    """Inverse of :func:`fold`: the set before ``tx``."""
+    for op, out in zip(tx.outpoints(), tx.outputs, strict=True):
+        muhash.remove(utxo_element(op, out.amount, out.key_hash))
+    for txin, (amount, key_hash) in zip(tx.inputs, spent, strict=True):
+        muhash.add(utxo_element(txin.prevout, amount, key_hash))
+    return muhash
+
+
+@implementer(IBlockLedger)
+class BlockLedger:
+    """The unconfirmed finalized transactions and the checkpoint (module docstring).
+
+    ``chain`` is the node's ``BlockChain`` (its ``registry`` the active set);
+    ``muhash`` the UTXO set's MuHash *now*, after ``unconfirmed`` (an iterable of
+    :class:`Unconfirmed`, finality order): the checkpoint is derived from it.
+    """
+
+    def __init__(self, network, chain, muhash, unconfirmed=(), max_txs=MAX_BLOCK_TXS):
+        self.network = network
+        self.chain = chain
+        self.max_txs = max_txs
+        self._pending = {}  # txid -> Unconfirmed, in finality order
+        self._checkpoint = muhash.copy()
+        self._folded = {}  # block hash -> the MuHash after it, as built or checked
+        self.restore(unconfirmed)
+
+    # -- what finality adds ----------------------------------------------------
+
+    def add(self, seq, tx, spent):
+        """``tx`` finalized here as journal entry ``seq``, spending ``spent``
+        (``[(amount, key_hash)]``)."""
+        if tx.txid in self._pending:
+            return
+        spent = tuple((amount, key_hash) for amount, key_hash in spent)
+        fee = sum(amount for amount, _ in spent) - tx.output_total
+        self._pending[tx.txid] = Unconfirmed(seq, tx, spent, fee)
+
+    def restore(self, items):
+        """At start: ``items`` (:class:`Unconfirmed`) were finalized before this
+        run and no block confirmed them; the checkpoint is the set without them."""
+        fresh = [i for i in items if i.tx.txid not in self._pending]
+        for item in fresh:
+            unfold(self._checkpoint, item.tx, item.spent)
+        merged = sorted(list(self._pending.values()) + fresh, key=lambda u: u.seq)
+        self._pending = {item.tx.txid: item for item in merged}
+
+    def __contains__(self, txid):
+        return txid in self._pending
+
+    def __len__(self):
+        return len(self._pending)
+
+    def checkpoint_hash(self):
+        """The UTXO set hash at the last block (bytes)."""
+        return self._checkpoint.digest()
+
+    # -- building and checking -------------------------------------------------
+
+    def _recipients(self):
+        return [(e.reward_key_hash, e.weight) for e in self.chain.registry.entries() if e.active]
+
+    def _contents(self, height, items):
+        """(reward tx, MuHash after, masternode_set_hash) of a block of ``items``."""
+        muhash = self._checkpoint.copy()
+        for item in items:
+            fold(muhash, item.tx, item.spent)
+        reward = reward_transaction(self.network, height, sum(i.fee for i in items),
+                                    self._recipients())
+        if reward is not None:
+            fold(muhash, reward, ())
+        trial = MasternodeRegistry.from_rows(self.chain.registry.rows())
+        trial.apply_block(height, [i.tx for i in items], ())
+        return reward, muhash, trial.masternode_set_hash()
+
+    def _remember(self, block_hash, muhash):
+        """Keep the set after a block built or checked here, for :meth:`applied`
+        (a few per height: the proposals of its rounds)."""
+        if len(self._folded) >= 16:
+            self._folded.pop(next(iter(self._folded)))
+        self._folded[block_hash] = muhash
+
+    def build(self, round_, proposer, time):
+        """The next block, proposed at ``round_`` by ``proposer`` at ``time``."""
+        height = self.chain.height() + 1
+        items = list(self._pending.values())[:self.max_txs]
+        reward, muhash, set_hash = self._contents(height, items)
+        utxo_hash = muhash.digest()
+        txids = tuple(i.tx.txid for i in items)
+        all_txids = txids + ((reward.txid,) if reward is not None else ())
+        header = BlockHeader(self.network.network_id, height, self.chain.best_block_hash(),
+                             max(int(time), self._min_time()), round_, proposer,
+                             merkle_root(all_txids), utxo_hash, set_hash,
+                             reward.output_total - sum(i.fee for i in items) if reward else 0)
+        block = Block(header, txids, reward)
+        self._remember(block.hash, muhash)
+        return block
+
+    def _min_time(self):
+        last = self.chain.block_at(self.chain.height())
+        return last.header.time if last is not None else 0
+
+    def check(self, block, proposer_of, now):
+        """Raise :class:`~timecoin.ledger.block.BlockError` unless ``block`` is a
+        valid next block here; :class:`MissingTransactions` if only some of its
+        transactions are not finalized here (yet). ``proposer_of(round)`` is the
+        proposer of a round at this height."""
+        header = block.header
+        if header.network_id != self.network.network_id:
+            raise BlockError("the block is of another network")
+        if header.height != self.chain.height() + 1:
+            raise BlockError(f"block {header.height} does not follow {self.chain.height()}")
+        if header.prev_hash != self.chain.best_block_hash():
+            raise BlockError("the block's prev_hash is not the best block's hash")
+        if header.proposer != proposer_of(header.round):
+            raise BlockError("the block's proposer is not the proposer of its round")
+        if header.time < self._min_time() or header.time > now + MAX_FUTURE_S:
+            raise BlockError("the block's time is out of range")
+        if header.deactivated:
+            raise BlockError("deactivations are not accepted by this version")
+        if len(block.txids) > self.max_txs:
+            raise BlockError("the block holds too many transactions")
+        block.check()
+        missing = [t for t in block.txids if t not in self._pending]
+        if missing:
+            raise MissingTransactions(missing)
+        items = [self._pending[t] for t in block.txids]
+        reward, muhash, set_hash = self._contents(header.height, items)
+        utxo_hash = muhash.digest()
+        try:
+            check_reward(block.reward_tx, self.network, header.height,
+                         sum(i.fee for i in items), self._recipients())
+        except ValueError as e:
+            raise BlockError(str(e)) from None
+        paid = reward.output_total - sum(i.fee for i in items) if reward else 0
+        if header.reward != paid:
+            raise BlockError("the block's reward field is not the reward due")
+        if header.utxo_set_hash != utxo_hash:
+            raise BlockError("utxo_set_hash is not the set after the block's transactions")
+        if header.masternode_set_hash != set_hash:
+            raise BlockError("masternode_set_hash is not the active set after the block")
+        self._remember(block.hash, muhash)
+
+    def transactions(self, block):
+        """The decoded transactions ``block`` confirms (reward excluded), in order."""
+        return [self._pending[t].tx for t in block.txids]
+
+    def spent_outpoints(self, block):
+        """Every outpoint the block's transactions spend."""
+        return [i.prevout for t in block.txids for i in self._pending[t].tx.inputs]
+
+    def applied(self, block):
+        """``block`` was committed: its transactions and reward leave the pending
+        list and enter the checkpoint."""
+        folded = self._folded.pop(block.hash, None)
+        self._folded.clear()  # of this height: the next one starts from this block
+        for txid in block.txids:
+            item = self._pending.pop(txid)
+            if folded is None:
+                fold(self._checkpoint, item.tx, item.spent)
+        if folded is not None:
+            self._checkpoint = folded
+        elif block.reward_tx is not None:
+            fold(self._checkpoint, block.reward_tx, ())

@@ -1,0 +1,97 @@
+"""The node's side of the block service: contents, replay and applying blocks.
+
+:class:`NodeBlocks` provides ``IBlockHost`` over the node's components. A
+committed block is applied in one reactor turn, in this order: the chain
+(``BlockChain.append``, which applies the block to the masternode registry:
+the active set changes only here), the UTXO state (the spends it confirms
+become ``confirmed``; its reward transaction's outputs are added), the
+unconfirmed list (:class:`~timecoin.ledger.checkpoint.BlockLedger`) and
+finality's stake weights if the active set changed. Durability follows in
+one SQLite transaction (``IJournal.append_block`` -> ``IStorage.save_block``):
+the block row with its certificate, the reward's journal record, every
+confirmed transaction's ``block_height`` and the registry's rows.
+
+At start (:meth:`NodeBlocks.load`) the stored blocks are replayed into the
+chain and the journal entries no block confirmed go back to the unconfirmed
+list, before the block service starts its first height.
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from timecoin.consensus.certificate import CommitCertificate
+from timecoin.interfaces import IBlockHost
+from timecoin.ledger.block import Block
+from timecoin.ledger.checkpoint import unconfirmed_from_row
+
+
+@implementer(IBlockHost)
+class NodeBlocks:
+    """``IBlockHost`` over the node's ``chain`` (IBlockConsensus), ``ledger``
+    (IBlockLedger), ``state`` (IUtxoState), ``journal`` (IJournal), ``storage``
+    (IStorage) and ``finality`` (IFinality)."""
+
+    log = Logger()
+
+    def __init__(self, clock, chain, ledger, state, journal, storage, finality):
+        self._clock = clock
+        self._chain = chain
+        self._ledger = ledger
+        self._state = state
+        self._journal = journal
+        self._storage = storage
+        self._finality = finality
+        self.loaded = False
+
+    @defer.inlineCallbacks
+    def load(self):
+        """Replay the stored blocks and the unconfirmed journal entries."""
+        rows = yield self._storage.load_blocks(self._chain.height())
+        for _, body, certificate in rows:
+            self._chain.restore(Block.decode(body), CommitCertificate.decode(certificate))
+        unconfirmed = yield self._storage.load_unconfirmed()
+        self._ledger.restore([unconfirmed_from_row(*row) for row in unconfirmed])
+        if rows:
+            self.log.info("replayed {n} stored blocks (height {height}); {pending} finalized "
+                          "transactions wait for a block", n=len(rows),
+                          height=self._chain.height(), pending=len(self._ledger))
+        self.loaded = True
+
+    # -- IBlockHost ----------------------------------------------------------
+
+    def height(self):
+        return self._chain.height()
+
+    def block_at(self, height):
+        return self._chain.block_at(height)
+
+    def certificate_at(self, height):
+        return self._chain.certificate_at(height)
+
+    def validators(self):
+        return self._chain.registry.active_set()
+
+    def build_block(self, round_, proposer, now):
+        return self._ledger.build(round_, proposer, now)
+
+    def check_block(self, block, proposer_of, now):
+        self._ledger.check(block, proposer_of, now)
+
+    def commit_block(self, block, certificate):
+        now = self._clock.seconds()
+        before = self._chain.registry.active_set()
+        self._chain.append(block, certificate, self._ledger.transactions(block))
+        self._state.confirm(self._ledger.spent_outpoints(block))
+        record = None
+        if block.reward_tx is not None:
+            record = self._journal.record(block.reward_tx, [], now)
+            self._state.finalize(block.reward_tx, record.seq)
+        self._ledger.applied(block)
+        after = self._chain.registry.active_set()
+        if after != before:
+            self._finality.set_masternodes(after)
+        row = (block.height, block.hash, block.header.encode(), block.encode(),
+               certificate.encode(), now)
+        return self._journal.append_block(record, row, block.all_txids,
+                                          self._chain.registry.rows())
