@@ -33,6 +33,7 @@ from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
 from timecoin.bench.loadgen import Daemon, Funds, rpc_ok, submit_and_wait  # noqa: E402
+from timecoin.bench.plan import ACCEPTED  # noqa: E402
 from timecoin.node.assembly import NodeOptions, prepare  # noqa: E402
 from timecoin.node.service import Node  # noqa: E402
 from timecoin.node.verify import ProcessVerifier  # noqa: E402
@@ -259,7 +260,7 @@ def send_and_wait(client, txs):
     calls += [("waitfortransaction", [tx.txid.hex(), 60]) for tx in txs]
     results = yield client.batch(calls).addCallback(rpc_ok)
     statuses = results[len(txs):]
-    bad = [s for s in statuses if s["status"] != "finalized"]
+    bad = [s for s in statuses if s["status"] not in ACCEPTED]
     if bad:
         raise RuntimeError(f"{len(bad)} transactions not finalized: {bad[0]}")
     return statuses
@@ -315,7 +316,7 @@ def saturation_fire(reactor, client, url, txs, batch, depth):
     for i in range(0, len(txs), 1000):
         statuses = yield client.batch([("gettransaction", [tx.txid.hex()])
                                        for tx in txs[i:i + 1000]]).addCallback(rpc_ok)
-        bad = [st for st in statuses if st["status"] != "finalized"]
+        bad = [st for st in statuses if st["status"] not in ACCEPTED]
         if bad:
             raise RuntimeError(f"{len(bad)} transactions not finalized: {bad[0]}")
     return rate(len(txs), elapsed)

@@ -15,6 +15,7 @@ import tempfile
 from twisted.internet import defer
 
 from timecoin.api.client import RpcClient, read_cookie  # noqa: E402
+from timecoin.bench.plan import ACCEPTED  # noqa: E402
 from timecoin.ledger.genesis import DEVNET_FUNDED_KEYS, make_genesis  # noqa: E402
 from timecoin.ledger.keys import PrivateKey  # noqa: E402
 from timecoin.ledger.networks import DEVNET  # noqa: E402
@@ -104,7 +105,7 @@ def submit_and_wait(client, txs, timeout_s=60):
     yield client.batch([("sendrawtransaction", [tx.hex()]) for tx in txs]).addCallback(rpc_ok)
     statuses = yield client.batch(
         [("waitfortransaction", [tx.txid.hex(), timeout_s]) for tx in txs]).addCallback(rpc_ok)
-    bad = [s for s in statuses if s["status"] != "finalized"]
+    bad = [s for s in statuses if s["status"] not in ACCEPTED]
     if bad:
         raise RuntimeError(f"{len(bad)} transactions not finalized: {bad[0]}")
     return statuses

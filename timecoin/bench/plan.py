@@ -16,6 +16,10 @@ from timecoin.ledger.genesis import DEVNET_FUNDED_KEYS
 from timecoin.ledger.keys import PrivateKey
 from timecoin.ledger.tx import OutPoint, sign_transfer
 
+#: The statuses that mean a transaction was accepted for good: finalized, and
+#: finalized then checkpointed by a block.
+ACCEPTED = ("finalized", "confirmed")
+
 PER_FANOUT = 400
 LOAD_FEE = 10_000
 LOAD_AMOUNT = 1_000_000

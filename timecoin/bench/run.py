@@ -22,6 +22,7 @@ from twisted.internet import defer, task
 
 from timecoin.api.client import NOT_FOUND, RpcClient, RpcClientError
 from timecoin.bench.plan import (
+    ACCEPTED,
     FANOUT_FEE,
     FIRST_KEY,
     Coin,
@@ -39,7 +40,6 @@ MAX_BATCH = 1000
 SEND_BATCH = 500
 CPU = "timecoin_process_cpu_seconds_total"
 RSS = "timecoin_process_peak_rss_bytes"
-FINAL = ("finalized", "confirmed")
 #: With finality events, poll only transactions outstanding this long.
 POLL_AFTER_S = 2.0
 
@@ -98,7 +98,7 @@ def submit_final(clients, txs, timeout_s=120):
         waits = yield clients[0].batch([("waitfortransaction", [tx.txid.hex(), timeout_s])
                                         for tx in chunk], timeout=timeout_s + 30)
         _check(waits, "fan-out")
-        bad = [w for w in waits if w["status"] not in FINAL]
+        bad = [w for w in waits if w["status"] not in ACCEPTED]
         if bad:
             raise CommandError(f"{len(bad)} fan-out transactions not finalized "
                                f"(e.g. {bad[0]['txid']}: {bad[0]['status']})")
@@ -295,7 +295,7 @@ class LoadRun:
                     self.errors[f"gettransaction: {r}"] += 1
                 continue
             status = r.get("status")
-            if status in FINAL:
+            if status in ACCEPTED:
                 self.final_at[i], self.node_ms[i], self.status[i] = now, r.get("finality_ms"), \
                     "finalized"
                 del waiting[i]
