@@ -51,6 +51,38 @@ class MempoolTests(unittest.TestCase):
         self.assertNotIn(txs[1].txid, pool)
         self.assertEqual(pool.size, 3)
 
+    def test_only_evictable_entries_are_evicted(self):
+        pool = Mempool(self.clock, max_count=3)
+        txs = [tx(i) for i in range(5)]
+        for t, fee in zip(txs[:3], (100, 200, 300), strict=True):
+            pool.add(t, fee)
+        deciding = {txs[0].txid}  # the lowest rate is being decided: it stays
+        evicted = pool.add(txs[3], 400, evictable=lambda t: t not in deciding)
+        self.assertEqual(evicted, [txs[1].txid])
+        self.assertIn(txs[0].txid, pool)
+        deciding = {t.txid for t in txs[:4]}
+        e = self.assertRaises(TxRejected, pool.add, txs[4], 900,
+                              evictable=lambda t: t not in deciding)
+        self.assertEqual(e.code, "mempool-full")
+        self.assertIn("being decided", str(e))
+        self.assertEqual(pool.size, 3)
+        self.assertEqual(pool.min_fee_rate(), txs[0].size and 100 / txs[0].size)
+
+    def test_dropped_is_remembered_apart_and_expires(self):
+        pool = Mempool(self.clock)
+        a = tx(1)
+        pool.add(a, 500)
+        pool.remove(a.txid)
+        pool.note_dropped(a.txid, "lock-expired: not polled")
+        self.assertEqual(pool.drop_reason(a.txid), "lock-expired: not polled")
+        self.assertIsNone(pool.rejection(a.txid))  # not a decision
+        pool.add(a, 500)  # it may enter again
+        self.assertIsNone(pool.drop_reason(a.txid))
+        pool.remove(a.txid)
+        self.clock.advance(3601)
+        pool.expire_rejections()
+        self.assertIsNone(pool.drop_reason(a.txid))
+
     def test_full_by_bytes_evicts_several(self):
         size = tx(0).size
         pool = Mempool(self.clock, max_bytes=1_000_000, max_count=10)

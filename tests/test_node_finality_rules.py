@@ -33,12 +33,38 @@ class LockExpiryTests(unittest.TestCase):
     def status(self, txid):
         return results(self.node.queries.transaction_status(txid))
 
-    def test_never_polled_transaction_expires_and_frees_its_coin(self):
+    def test_never_polled_transaction_expires_frees_its_coin_and_is_not_rejected(self):
+        events = []
+        self.node.events.add_listener(lambda *event: events.append(event))
         self.assertEqual(results(self.node.submit(self.a)), self.a.txid)
         self.clock.advance(25)
         self.assertEqual(self.node.state.get(OP0).status, UtxoStatus.UNSPENT)
-        self.assertEqual(self.status(self.a.txid)["status"], "rejected")
-        self.assertTrue(self.status(self.a.txid)["reason"].startswith("lock-expired"))
+        # Dropped, not decided: unknown here, with the reason; no decision published.
+        self.assertIsNone(self.status(self.a.txid))
+        self.assertTrue(self.node.queries.drop_reason(self.a.txid).startswith("lock-expired"))
+        self.assertIsNone(results(self.node.queries.wait_for_transaction(self.a.txid, 10)))
+        self.assertEqual(events, [])
+        # The network may still finalize it: it enters again (e.g. from catch-up).
+        self.assertEqual(results(self.node.submit(self.a)), self.a.txid)
+        self.finality.decide(self.a.txid, True)
+        self.assertEqual(self.status(self.a.txid)["status"], "finalized")
+
+    def test_eviction_never_frees_a_polled_coin(self):
+        self.node.mempool.max_count = 1
+        results(self.node.submit(self.a))
+        self.finality.polled.add(self.a.txid)
+        key1, op1, amount1 = devnet_funding(1)
+        rich = transfer(key1, [op1], [(amount1 // 4, TO)], fee=50_000, total=amount1)
+        refused = results(self.node.submit(rich))
+        self.assertEqual(refused.value.code, "mempool-full")
+        self.assertIn(self.a.txid, self.node.mempool)
+        self.assertEqual(self.node.state.get(OP0).lock_txid, self.a.txid)
+        # Not polled yet: a higher fee rate may evict it, and it is only dropped.
+        self.finality.polled.discard(self.a.txid)
+        self.assertEqual(results(self.node.submit(rich)), rich.txid)
+        self.assertNotIn(self.a.txid, self.node.mempool)
+        self.assertEqual(self.node.state.get(OP0).status, UtxoStatus.UNSPENT)
+        self.assertTrue(self.node.queries.drop_reason(self.a.txid).startswith("evicted"))
 
     def test_polled_transaction_keeps_its_locks_past_expiry(self):
         results(self.node.submit(self.a))

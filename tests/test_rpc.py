@@ -2,6 +2,7 @@
 
 import json
 import os
+import threading
 
 import treq
 from twisted.internet import defer, reactor
@@ -256,6 +257,31 @@ class RpcTests(unittest.TestCase):
         self.assertIn("timecoin_signature_worker_restarts_total 0.0", text)
         names = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
         self.assertTrue(all(n.startswith("timecoin_") for n in names), names)
+
+    @defer.inlineCallbacks
+    def test_metrics_are_collected_on_the_reactor_thread(self):
+        """The node's state is only touched on the reactor thread: a scrape
+        collected on another thread raced it (dictionary changed size)."""
+        threads = []
+
+        class Noting:
+            def collect(self):
+                threads.append(threading.current_thread())
+                return []
+
+        self.node.metrics.registry.register(Noting())
+        del threads[:]  # registering collected once, to describe the collector
+        response = yield treq.get(self.url + "/metrics", persistent=False)
+        self.assertEqual(response.code, 200)
+        self.assertTrue(response.headers.getRawHeaders(b"content-type")[0].startswith(
+            b"text/plain; version=0.0.4"))
+        self.assertIn("timecoin_mempool_size", (yield response.text()))
+        self.assertEqual(threads, [threading.main_thread()])
+        response = yield treq.get(self.url + "/metrics", persistent=False,
+                                  headers={"Accept": "application/openmetrics-text"})
+        self.assertTrue(response.headers.getRawHeaders(b"content-type")[0].startswith(
+            b"application/openmetrics-text"))
+        self.assertTrue((yield response.text()).endswith("# EOF\n"))
 
     def test_cookie_mode(self):
         path = os.path.join(self.node.datadir, ".cookie")

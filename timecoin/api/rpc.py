@@ -87,10 +87,11 @@ class RpcMethods:
         return d.addCallback(lambda txid: txid.hex())
 
     def gettransaction(self, txid):
-        return self.queries.transaction_status(txid).addCallback(_found(txid))
+        return self.queries.transaction_status(txid).addCallback(self._found, txid)
 
     def waitfortransaction(self, txid, timeout_s):
-        return self.queries.wait_for_transaction(txid, timeout_s).addCallback(_found(txid))
+        return self.queries.wait_for_transaction(txid, timeout_s).addCallback(self._found,
+                                                                               txid)
 
     def getbalance(self, address):
         return self.queries.balance(address)
@@ -165,6 +166,16 @@ class RpcMethods:
             raise RpcError(INTERNAL_ERROR, f"backup failed: {failure.getErrorMessage()}")
         return d.addErrback(failed)
 
+    def _found(self, result, txid):
+        if result is not None:
+            return result
+        dropped = self.queries.drop_reason(txid)
+        if dropped is not None:
+            raise RpcError(NOT_FOUND, f"transaction not found: {txid.hex()} was dropped "
+                                      f"here without a decision ({dropped}); it is not "
+                                      "final: send it again, or ask another node")
+        raise RpcError(NOT_FOUND, f"transaction not found: {txid.hex()}")
+
     def help(self, method):  # noqa: A003 - the specification's name
         if method is None:
             return [{"method": spec.name, "usage": spec.usage(), "help": spec.help}
@@ -175,12 +186,6 @@ class RpcMethods:
         return spec.describe()
 
 
-def _found(txid):
-    def check(result):
-        if result is None:
-            raise RpcError(NOT_FOUND, f"transaction not found: {txid.hex()}")
-        return result
-    return check
 
 
 def _translate(failure):

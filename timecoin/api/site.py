@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 
-from prometheus_client.twisted import MetricsResource
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import resource, server
@@ -26,6 +25,7 @@ from timecoin.api.guard import (
     Credentials,
     GuardedSite,
 )
+from timecoin.api.metrics_page import MetricsPage
 from timecoin.api.rpc import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -273,6 +273,6 @@ def build_site(node, credentials, stop=None, max_connections=DEFAULT_MAX_CONNECT
     root.putChild(b"rpc", RpcResource(methods, accepted))
     root.putChild(b"health", HealthResource(node.queries))
     root.putChild(b"ready", ReadyResource(node.queries))
-    root.putChild(b"metrics", MetricsResource(registry=node.metrics.registry))
+    root.putChild(b"metrics", MetricsPage(node.metrics.registry))
     metrics = ApiMetrics(node.metrics.registry)
     return GuardedSite(root, accepted, metrics, max_connections, reactor=node.reactor)

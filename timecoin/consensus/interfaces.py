@@ -22,6 +22,9 @@ class ISnowballEngine(Interface):
     def cancel(txid):
         """Forget ``txid`` if it was never polled nor voted on; True if forgotten."""
 
+    def can_forget(txid):
+        """True if ``cancel(txid)`` would forget it (pending, never polled nor voted on)."""
+
     def status(txid):
         """``"pending"``, ``"accepted"``, ``"rejected"`` or None."""
 
@@ -106,3 +109,6 @@ class IPollManager(Interface):
 
     def cancel(txid):
         """Cancel ``txid`` in the engine if it was never polled; True if forgotten."""
+
+    def can_forget(txid):
+        """True if ``cancel(txid)`` would forget it; changes nothing."""

@@ -257,6 +257,9 @@ class PollManager:
         """Cancel ``txid`` in the engine if it was never polled; True if it was forgotten."""
         return self.engine.cancel(txid)
 
+    def can_forget(self, txid):
+        return self.engine.can_forget(txid)
+
     def _certain(self, poll):
         """True if no outstanding reply can change any txid's outcome."""
         size = len(poll.sample)

@@ -10,9 +10,12 @@ validator starts at ``-1.125 * total`` so that it cannot propose at once.
 Integers throughout: every honest node computes the same proposers.
 """
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass
+
+_SET_HASH_TAG = b"timecoin-masternode-set"
 
 
 @dataclass(frozen=True)
@@ -42,12 +45,16 @@ class ValidatorSet:
         """The total stake."""
         return sum(stake for _, stake in self.stakes)
 
+    @functools.cached_property
+    def _by_id(self):
+        return dict(self.stakes)
+
     def stake(self, validator):
         """``validator``'s stake (0 if it is not in the set)."""
-        return dict(self.stakes).get(validator, 0)
+        return self._by_id.get(validator, 0)
 
     def __contains__(self, validator):
-        return any(v == validator for v, _ in self.stakes)
+        return validator in self._by_id
 
     def __len__(self):
         return len(self.stakes)
@@ -68,8 +75,18 @@ class ValidatorSet:
         return b"".join(parts)
 
     def hash(self):
-        """SHA-256 of :meth:`encode` (a header's ``masternode_set_hash``)."""
-        return hashlib.sha256(self.encode()).digest()
+        """The set's hash as a header's ``masternode_set_hash`` commits to it:
+        BLAKE2b-256 of ``"timecoin-masternode-set"`` then each 32-byte id (in
+        id order) and its stake as a little-endian u64. This is
+        ``timecoin.ledger.registry.masternode_set_hash``, the definition,
+        restated here because this package imports no ledger (a test holds
+        them equal); ids that are not 32 bytes have no set hash."""
+        h = hashlib.blake2b(_SET_HASH_TAG, digest_size=32)
+        for validator, stake in self.stakes:
+            if len(validator) != 32:
+                raise ValueError("a set hash needs 32-byte validator ids")
+            h.update(validator + struct.pack("<Q", stake))
+        return h.digest()
 
 
 class ProposerPriorities:

@@ -116,15 +116,19 @@ class SnowballEngine:
         self._mark_recorded(tx)  # durable from entry: a restart must not lose it
         return []
 
+    def can_forget(self, txid):
+        tx = self._pending.get(txid)
+        return tx is not None and not tx.rounds and not tx.voted
+
     def cancel(self, txid):
         """Forget pending ``txid`` if it was never polled; True if forgotten.
 
         A transaction that has been in a poll stays bound to its conflict sets
         (other nodes may have counted this node's vote): it is not forgotten.
         """
-        tx = self._pending.get(txid)
-        if tx is None or tx.rounds or tx.voted:
+        if not self.can_forget(txid):
             return False
+        tx = self._pending[txid]
         self._drop(tx)
         for op in tx.outpoints:  # its saved records go too (see dirty_records)
             if op in self._sets:

@@ -84,6 +84,9 @@ class LocalFinality:
         if self._call is None:
             self._call = self._clock.callLater(0, self._decide)
 
+    def can_forget(self, txid):
+        return True
+
     def cancel(self, txid):
         """Forget ``txid``: a lone masternode's decision is one reactor turn away,
         nobody else's vote depends on it."""

@@ -10,10 +10,11 @@ alpha), answers other nodes' queries with this node's preferences, and reports
 each decision to its listeners.
 
 Votes leave only once the conflict sets they answer about are durable: the
-engine's ``dirty_records()`` go to the host (``save_conflict_sets``, the
-journal's next group commit) and the reply waits for that commit, as does
-every later reply (a set voted on again must be durable before that vote
-leaves too). After a restart :meth:`SnowballFinality.restore` re-enters the
+engine's ``dirty_records()`` go to the host (``save_conflict_sets``, which
+the journal commits ahead of its queued records) and a reply waits for the
+latest save that carried a set of any txid it answers about (a set voted on
+again must be durable before that vote leaves too), not for saves about
+other transactions. After a restart :meth:`SnowballFinality.restore` re-enters the
 saved sets, pinned to the member this node voted for.
 
 A query naming a transaction this node has not seen is answered once the
@@ -22,8 +23,9 @@ failing that, after ``fetch_timeout`` with a "no" for it. All timing goes
 through the injected clock.
 """
 
+import heapq
 import random
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -83,7 +85,10 @@ class SnowballFinality:
         self.queries_answered = 0
         self._saves_asked = 0  # conflict-set saves asked of the host ...
         self._saves_done = 0  # ... and how many of them are durable (in order)
-        self._unsent = deque()  # (saves needed, peer id, SnowballVotes)
+        self._save_of = {}  # txid -> the last save, not yet durable, naming it
+        self._save_txids = {}  # save number -> the txids it names
+        self._unsent = []  # heap of (saves needed, n, peer id, SnowballVotes)
+        self._unsent_count = 0
         self._poll_sent = OrderedDict()  # poll id -> when its queries were sent
         #: Poll round trips: ``{milliseconds: replies}``.
         self.round_trips_ms = Counter()
@@ -129,6 +134,9 @@ class SnowballFinality:
             self._report(self.engine.add(tx.txid, [i.prevout for i in tx.inputs]))
             self._held.resolve(tx.txid)
         self._pump()
+
+    def can_forget(self, txid):
+        return self.polls.can_forget(txid)
 
     def cancel(self, txid):
         if not self.polls.cancel(txid):
@@ -269,25 +277,38 @@ class SnowballFinality:
         self.queries_answered += 1
         message = SnowballVotes(query.poll_id, tuple(self.engine.votes(query.txids)))
         self._save_records()
-        if self._saves_done >= self._saves_asked:
+        save_of = self._save_of
+        needed = max((save_of.get(t, 0) for t in query.txids), default=0)
+        if needed <= self._saves_done:
             self._network.send(peer_id, message)
         else:
-            self._unsent.append((self._saves_asked, peer_id, message))
+            self._unsent_count += 1
+            heapq.heappush(self._unsent, (needed, self._unsent_count, peer_id, message))
 
     def _save_records(self):
-        # Every changed conflict set goes to the journal's next group commit.
+        # Every changed conflict set goes to the host (the journal's next commit).
         records = self.engine.dirty_records()
         if records and self._host is not None:
             self._saves_asked += 1
+            number = self._saves_asked
+            txids = {txid for record in records for txid, _ in record.members}
+            for txid in txids:
+                self._save_of[txid] = number
+            self._save_txids[number] = txids
             self._host.save_conflict_sets(records).addCallbacks(
                 self._saved, self._save_failed)
 
     def _saved(self, _):
         # The journal commits in order: this save and every earlier one are durable.
         self._saves_done += 1
+        done = self._saves_done
+        save_of = self._save_of
+        for txid in self._save_txids.pop(done, ()):
+            if save_of.get(txid) == done:
+                del save_of[txid]
         unsent = self._unsent
-        while unsent and unsent[0][0] <= self._saves_done:
-            _, peer_id, message = unsent.popleft()
+        while unsent and unsent[0][0] <= done:
+            _, _, peer_id, message = heapq.heappop(unsent)
             self._network.send(peer_id, message)
 
     def _save_failed(self, failure):

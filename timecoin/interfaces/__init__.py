@@ -24,6 +24,7 @@ from timecoin.interfaces.ledger import (
     IBlockLedger,
     IMasternodeRegistry,
     IMempool,
+    ISnapshotAssembly,
     IUtxoState,
 )
 from timecoin.interfaces.network import IListeningService, IPeer, IPeerMessaging, IPeerNetwork
@@ -44,5 +45,6 @@ __all__ = [
     "IFinalityEvents", "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService",
     "IMasternodeRegistry", "IMempool", "INodeApi", "INodeComponents", "INodeMetrics",
     "INodeQueries", "IPeer", "IPeerMessaging", "IPeerNetwork", "IRpcMethods",
-    "ISignatureVerifier", "IStorage", "IStorageCheck", "IUtxoFlusher", "IUtxoState",
+    "ISignatureVerifier", "ISnapshotAssembly", "IStorage", "IStorageCheck", "IUtxoFlusher",
+    "IUtxoState",
 ]

@@ -33,6 +33,10 @@ class IFinality(Interface):
         otherwise: ``txid`` stays bound to its conflict sets until one member is
         finalized (its locks and mempool entry must stay)."""
 
+    def can_forget(txid):
+        """True if ``cancel(txid)`` would return True; changes nothing (the
+        mempool asks before it evicts)."""
+
     def tx_settled(txid):
         """The node refused ``txid`` at entry: queries held for it are answered now."""
 

@@ -14,6 +14,9 @@ class IUtxoState(Interface):
     count = Attribute("Number of finalized unspent outputs in the set.")
     total_amount = Attribute("Sum, in units, of finalized unspent outputs.")
     lock_timeout = Attribute("Seconds a lock holds before it expires.")
+    cache_hits = Attribute("Outpoints ``missing`` found in memory (a running total).")
+    cache_misses = Attribute("Outpoints ``missing`` did not find in memory (a running total).")
+    cache_evictions = Attribute("Clean outputs evicted to keep the cache bound (a running total).")
 
     def __len__():
         """Number of outputs held in memory (pinned and cached)."""
@@ -81,10 +84,12 @@ class IMempool(Interface):
     bytes = Attribute("Sum of their encoded sizes.")
     max_bytes = Attribute("The byte bound.")
 
-    def add(tx, fee, contender=False):
+    def add(tx, fee, contender=False, evictable=None):
         """Admit ``tx``; return the txids evicted for it, or raise ``TxRejected``.
 
         ``contender``: ``tx`` double-spends a pending transaction and holds no locks.
+        ``evictable(txid)``: True if that entry may be evicted to make room
+        (None: any); an entry being decided by finality must never be.
         """
 
     def remove(txid):
@@ -114,11 +119,15 @@ class IMempool(Interface):
     def rejection(txid):
         """The reason ``txid`` was rejected recently, or None."""
 
-    def forget_rejection(txid):
-        """Drop ``txid`` from the rejected cache (the network finalized it after all)."""
-
     def expire_rejections():
-        """Forget rejections past their time-to-live."""
+        """Forget rejections and drops past their time-to-live."""
+
+    def note_dropped(txid, reason):
+        """Remember that ``txid`` left without a decision (evicted, or expired
+        before any poll), with a time-to-live; it may enter again."""
+
+    def drop_reason(txid):
+        """Why ``txid`` was dropped recently (and is not held now), or None."""
 
 
 class IBlockConsensus(Interface):
@@ -248,3 +257,23 @@ class IMasternodeRegistry(Interface):
 
     def __len__():
         """The number of entries."""
+
+
+class ISnapshotAssembly(Interface):
+    """Rebuilds a certified UTXO snapshot from chunks fetched from peers, in any
+    order; sans I/O (doc/proofs.md). Refusals raise ``SnapshotError`` with a
+    ``reason`` and an ``index``, and keep nothing of the refused chunk."""
+
+    manifest = Attribute("The SnapshotManifest being assembled (checked against the header).")
+
+    def missing():
+        """The indexes of the chunks not added yet, ascending."""
+
+    def add(index, data):
+        """Check chunk ``index`` (its encoded bytes) against the manifest and
+        keep its part of the set hash; return its ``(OutPoint, amount,
+        key_hash)`` outputs, for storage."""
+
+    def finish():
+        """Once every chunk is in: the MuHash digest of the whole set, equal to
+        the header's ``utxo_set_hash``, or ``SnapshotError``."""

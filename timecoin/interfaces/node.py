@@ -61,7 +61,13 @@ class INodeQueries(Interface):
         """Fire with the ``gettransaction`` dict of ``txid``, or None if unknown."""
 
     def wait_for_transaction(txid, timeout_s):
-        """Fire with the status once final (finalized/rejected) or at the timeout."""
+        """Fire with the status once final (finalized/rejected) or at the timeout;
+        with None at once if ``txid`` was dropped here (see ``drop_reason``)."""
+
+    def drop_reason(txid):
+        """Why this node let ``txid`` go without a decision lately (evicted, or
+        its locks expired before any poll), or None. A dropped transaction is
+        unknown here, not rejected: the network may still finalize it."""
 
     def wake(txid):
         """``txid`` was decided or refused: its waiters get its status now."""

@@ -71,6 +71,11 @@ class IStorage(Interface):
     def run_db(fn):
         """Run ``fn(conn)`` on the writer thread; fire with its result."""
 
+    def timing_snapshot():
+        """The durations the writer thread recorded so far, at once (no
+        Deferred, no wait on the writer): a ``timecoin.storage.timings.TimingSnapshot``
+        of per-operation histograms and WAL checkpoint totals."""
+
     def close_now():
         """Stop the writer thread and close the database from the calling
         thread (start-up abandoned, the reactor not running)."""

@@ -13,6 +13,18 @@ class DecodeError(ValueError):
     """The bytes are not a canonical encoding of the expected structure."""
 
 
+class TruncatedError(DecodeError):
+    """The bytes end before the structure does."""
+
+
+class LimitError(DecodeError):
+    """A length or count is above its bound."""
+
+
+class TrailingBytesError(DecodeError):
+    """Bytes are left over after the structure."""
+
+
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -87,7 +99,7 @@ class Reader:
     def _take(self, n, what):
         end = self._pos + n
         if end > len(self._data):
-            raise DecodeError(f"truncated: {what} needs {n} bytes")
+            raise TruncatedError(f"truncated: {what} needs {n} bytes")
         chunk = self._data[self._pos:end]
         self._pos = end
         return chunk
@@ -110,7 +122,7 @@ class Reader:
     def varbytes(self, limit, what="bytes"):
         n = self.u32(what + " length")
         if n > limit:
-            raise DecodeError(f"{what} of {n} bytes exceeds the limit of {limit}")
+            raise LimitError(f"{what} of {n} bytes exceeds the limit of {limit}")
         return bytes(self._take(n, what))
 
     def text(self, limit, what="text"):
@@ -122,7 +134,7 @@ class Reader:
     def count(self, limit, what="count"):
         n = self.u32(what)
         if n > limit:
-            raise DecodeError(f"{what} {n} exceeds the limit of {limit}")
+            raise LimitError(f"{what} {n} exceeds the limit of {limit}")
         return n
 
     def remaining(self):
@@ -131,4 +143,4 @@ class Reader:
     def end(self):
         """Require that every byte was consumed."""
         if self._pos != len(self._data):
-            raise DecodeError(f"{len(self._data) - self._pos} trailing bytes")
+            raise TrailingBytesError(f"{len(self._data) - self._pos} trailing bytes")

@@ -4,9 +4,13 @@ Entries are ordered by fee rate (units per byte) in a heap with lazy deletion,
 so admission, eviction and the minimum fee rate cost O(log n); size and byte
 counters are kept as the entries change, so reading them is O(1). When the pool
 is full, a newcomer must pay a strictly higher fee rate than the lowest entry,
-which is evicted (repeatedly, until the newcomer fits). Rejected txids are
-remembered for an hour so that a flood of the same bad transaction costs one
-lookup each.
+which is evicted (repeatedly, until the newcomer fits); only entries the caller
+says may be forgotten (``evictable``: finality never polled nor voted on them)
+are ever evicted, so eviction never frees a coin a vote has touched. Rejected
+txids are remembered for an hour so that a flood of the same bad transaction
+costs one lookup each. Dropped txids (evicted, or expired before any poll) are
+remembered apart for as long: a drop is not a decision, so a dropped
+transaction may enter again (the network may still finalize it).
 
 The pool also keeps what follows from its entries: the contenders (double
 spends of a pending transaction, admitted without locks for finality to
@@ -57,6 +61,7 @@ class Mempool:
         self._rejected = OrderedDict()
         self._rejected_ttl = rejected_ttl
         self._rejected_max = rejected_max
+        self._dropped = OrderedDict()
         self._contenders = set()
         self._incoming = {}  # key_hash -> {(txid, vout): amount} of pending outputs
 
@@ -87,7 +92,7 @@ class Mempool:
         lowest = self._lowest()
         return lowest[0] if lowest else 0.0
 
-    def add(self, tx, fee, contender=False):
+    def add(self, tx, fee, contender=False, evictable=None):
         txid, size = tx.txid, len(tx.raw)
         if txid in self._entries:
             raise TxRejected("already-known", "transaction is already pending")
@@ -96,7 +101,7 @@ class Mempool:
         rate = fee / size
         victims = []
         if self.size + 1 > self.max_count or self.bytes + size > self.max_bytes:
-            victims = self._choose_victims(size, rate)
+            victims = self._choose_victims(size, rate, evictable)
             for victim in victims:
                 self.remove(victim)
         self._entries[txid] = MempoolEntry(tx, fee, rate, self._clock.seconds())
@@ -109,8 +114,9 @@ class Mempool:
             self._incoming.setdefault(out.key_hash, {})[(txid, n)] = out.amount
         return victims
 
-    def _choose_victims(self, tx_size, rate):
-        """The lowest-rate txids to evict to fit ``tx_size``; refuse if they pay as much.
+    def _choose_victims(self, tx_size, rate, evictable):
+        """The lowest-rate evictable txids to evict to fit ``tx_size``; refuse if
+        they pay as much.
 
         Pops them off the heap and pushes them back, so a refusal leaves no trace.
         """
@@ -119,7 +125,8 @@ class Mempool:
         try:
             while count + 1 > self.max_count or size + tx_size > self.max_bytes:
                 if self._lowest() is None:
-                    raise TxRejected("mempool-full", "mempool is full")
+                    raise TxRejected("mempool-full",
+                                     "mempool is full of transactions being decided")
                 item = heapq.heappop(self._heap)
                 popped.append(item)
                 lowest_rate, _, txid = item
@@ -128,6 +135,8 @@ class Mempool:
                         "mempool-full",
                         f"fee rate {rate:.3f} does not beat the lowest pending {lowest_rate:.3f}",
                     )
+                if evictable is not None and not evictable(txid):
+                    continue  # being decided: its coins stay bound to its conflict set
                 victims.append(txid)
                 count -= 1
                 size -= self._entries[txid].tx.size
@@ -188,14 +197,25 @@ class Mempool:
             return None
         return reason
 
-    def forget_rejection(self, txid):
-        """Drop ``txid`` from the rejected cache (the network finalized it after all)."""
-        self._rejected.pop(txid, None)
-
     def expire_rejections(self):
         now = self._clock.seconds()
-        while self._rejected:
-            txid, (expiry, _) = next(iter(self._rejected.items()))
-            if expiry > now:
-                break
-            del self._rejected[txid]
+        for memory in (self._rejected, self._dropped):
+            while memory:
+                txid, (expiry, _) = next(iter(memory.items()))
+                if expiry > now:
+                    break
+                del memory[txid]
+
+    # -- recently dropped (not a decision) -----------------------------------
+
+    def note_dropped(self, txid, reason):
+        self._dropped.pop(txid, None)
+        self._dropped[txid] = (self._clock.seconds() + self._rejected_ttl, reason)
+        while len(self._dropped) > self._rejected_max:
+            self._dropped.popitem(last=False)
+
+    def drop_reason(self, txid):
+        item = self._dropped.get(txid)
+        if item is None or item[0] <= self._clock.seconds() or txid in self._entries:
+            return None
+        return item[1]

@@ -67,6 +67,21 @@ def entry_from_registration(tx):
                            tx.txid)
 
 
+def masternode_set_hash(active_set):
+    """The hash a header's ``masternode_set_hash`` commits to, of ``active_set``
+    (``{pubkey: weight}``): BLAKE2b-256 of ``"timecoin-masternode-set"`` then,
+    in ascending pubkey order, each 32-byte pubkey and its weight as a
+    little-endian u64. The one definition of the set hash; the consensus
+    package's ``ValidatorSet.hash()`` computes the same bytes (it may not
+    import the ledger) and a test holds the two equal."""
+    h = hashlib.blake2b(SET_HASH_TAG, digest_size=32)
+    for pubkey in sorted(active_set):
+        if len(pubkey) != 32:
+            raise ValueError("a masternode public key is 32 bytes")
+        h.update(pubkey + _WEIGHT.pack(active_set[pubkey]))
+    return h.digest()
+
+
 @implementer(IMasternodeRegistry)
 class MasternodeRegistry:
     """The registered masternodes and the active set (see the module docstring)."""
@@ -162,10 +177,7 @@ class MasternodeRegistry:
         return {pk: e.weight for pk, e in sorted(self._entries.items()) if e.active}
 
     def masternode_set_hash(self):
-        h = hashlib.blake2b(SET_HASH_TAG, digest_size=32)
-        for pubkey, weight in self.active_set().items():
-            h.update(pubkey + _WEIGHT.pack(weight))
-        return h.digest()
+        return masternode_set_hash(self.active_set())
 
     def get(self, pubkey):
         return self._entries.get(pubkey)

@@ -87,11 +87,17 @@ class UtxoSet:
         self._expiry = []  # heap of (expiry, txid)
         self._unapplied = {}  # seq -> list of outpoints touched by that journal entry
         self._summaries = {}  # seq -> (MuHash, count, total) right after that entry
+        #: Outpoints :meth:`missing` found in memory, and did not; outputs :meth:`trim` evicted.
+        self.cache_hits = self.cache_misses = self.cache_evictions = 0
 
     # -- loading -------------------------------------------------------------
 
     def missing(self, outpoints):
-        return [op for op in outpoints if op not in self._entries]
+        entries = self._entries
+        absent = [op for op in outpoints if op not in entries]
+        self.cache_misses += len(absent)
+        self.cache_hits += len(outpoints) - len(absent)
+        return absent
 
     def load(self, rows):
         for outpoint, amount, key_hash in rows:
@@ -265,6 +271,7 @@ class UtxoSet:
                     break
         for op in victims:
             del self._entries[op]
+        self.cache_evictions += len(victims)
 
     # -- views ---------------------------------------------------------------
 

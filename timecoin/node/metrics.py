@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from zope.interface import implementer
 
 from timecoin.interfaces import INodeMetrics
+from timecoin.storage.timings import STORAGE_BUCKETS
 
 #: Finality times kept for the status page's chart.
 RECENT_FINALITY = 100
@@ -53,6 +54,8 @@ class _NodeGauges:
                 "Heap and other private data mappings of the process (VmData)", memory["VmData"])
         for name, (doc, value) in values.items():
             yield GaugeMetricFamily(name, doc, value=value)
+        yield from _cache_families(node.state)
+        yield from _storage_families(node.storage.timing_snapshot())
         yield CounterMetricFamily("timecoin_signature_worker_restarts",
                                   "Signature workers that ended unasked",
                                   value=node.verifier.restarts)
@@ -79,6 +82,47 @@ def _histogram(name, doc, observed):
     buckets.append(("+Inf", total))
     return HistogramMetricFamily(name, doc, buckets=buckets,
                                  sum_value=sum(v * n for v, n in observed.items()))
+
+
+def _cache_families(state):
+    """The UTXO cache's lookups (by result) and evictions, from an ``IUtxoState``."""
+    lookups = CounterMetricFamily("timecoin_utxo_cache_lookups",
+                                  "Input outpoints looked up in the in-memory UTXO cache, "
+                                  "by result (a miss is read from storage)", labels=["result"])
+    lookups.add_metric(["hit"], state.cache_hits)
+    lookups.add_metric(["miss"], state.cache_misses)
+    yield lookups
+    yield CounterMetricFamily("timecoin_utxo_cache_evictions",
+                              "Clean outputs evicted to keep the UTXO cache bound",
+                              value=state.cache_evictions)
+
+
+def _storage_buckets(snapshot):
+    """``[(le, cumulative count)]`` of a ``HistogramSnapshot`` over :data:`STORAGE_BUCKETS`."""
+    bounds = [str(bound) for bound in STORAGE_BUCKETS] + ["+Inf"]
+    return list(zip(bounds, snapshot.buckets, strict=True))
+
+
+def _storage_families(timings):
+    """The writer thread's histograms and WAL checkpoint totals (a ``TimingSnapshot``)."""
+    operations = HistogramMetricFamily(
+        "timecoin_storage_operation_seconds",
+        "Duration of storage operations on the writer thread, by operation",
+        labels=["operation"])
+    for name, histogram in sorted(timings.operations.items()):
+        operations.add_metric([name], _storage_buckets(histogram), histogram.sum)
+    yield operations
+    checkpoint = timings.checkpoint_seconds
+    yield HistogramMetricFamily("timecoin_storage_wal_checkpoint_seconds",
+                                "Duration of WAL checkpoints",
+                                buckets=_storage_buckets(checkpoint), sum_value=checkpoint.sum)
+    yield CounterMetricFamily("timecoin_storage_wal_checkpoints", "WAL checkpoints run",
+                              value=timings.checkpoints)
+    yield CounterMetricFamily("timecoin_storage_wal_checkpoint_pages",
+                              "Pages WAL checkpoints copied into the database file",
+                              value=timings.checkpoint_pages)
+    yield GaugeMetricFamily("timecoin_storage_wal_pages",
+                            "Pages in the WAL at the last checkpoint", value=timings.wal_pages)
 
 
 def _labelled(statistics):

@@ -67,10 +67,15 @@ class NodeQueries:
     def _wait_if_pending(self, status, txid, timeout_s, pending=False):
         if not pending and status is not None and status["status"] != "pending":
             return status
+        if not pending and status is None and self.drop_reason(txid) is not None:
+            return None  # dropped here: nothing to wait for on this node
         waiter = defer.Deferred()
         self._waiters.setdefault(txid, []).append(waiter)
         self._deadlines.schedule(timeout_s, (txid, waiter))
         return waiter.addCallback(lambda _: self.transaction_status(txid))
+
+    def drop_reason(self, txid):
+        return self._node.mempool.drop_reason(txid)
 
     def _timed_out(self, item):
         txid, waiter = item

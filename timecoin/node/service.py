@@ -300,11 +300,13 @@ class Node(MultiService):
             raise TxRejected("fee-too-low",
                              f"fee {fee} is below {MIN_FEE_RATE} unit/byte x {tx.size} bytes")
         self.registry.check_registration(tx)
-        evicted = self.mempool.add(tx, fee, contender=contender)
+        # Only what finality can still forget is evicted: never a polled coin.
+        evicted = self.mempool.add(tx, fee, contender=contender,
+                                   evictable=self.finality.can_forget)
         if not contender:
             self.state.lock(tx, pending=True)  # Locked, and at once SpentPending
         for txid in evicted:
-            self._drop(txid, "evicted", "evicted by a higher fee rate")
+            self._forget(txid, "evicted", "evicted by a higher fee rate before any vote")
         self.metrics.accepted()
         if self.peer_network is not None:
             # Before polling: on each connection the push precedes the query.
@@ -413,6 +415,21 @@ class Node(MultiService):
         self.events.publish(txid, False, reason, None)
         self.queries.wake(txid)
 
+    def _forget(self, txid, kind, reason):
+        """Let ``txid`` go without a decision: finality forgot it (never polled
+        nor voted on), so nothing is final about it. It is not ``rejected``: the
+        network may still finalize it, and then it may enter again here."""
+        if not self.finality.cancel(txid):
+            self.log.error("{txid} is being decided; not dropped ({reason})",
+                           txid=txid.hex(), reason=reason)
+            return
+        self._bound_contenders.discard(txid)
+        self.mempool.remove(txid)
+        self.state.release(txid)
+        self.mempool.note_dropped(txid, reason)
+        self.metrics.dropped(kind)
+        self.queries.wake(txid)
+
     # -- periodic work -------------------------------------------------------
 
     def flush(self):
@@ -428,7 +445,7 @@ class Node(MultiService):
         # polled or voted on, its coins stay bound to its conflict set.
         for txid in self.state.expire_locks(keep=self._still_deciding):
             if txid in self.mempool:
-                self._drop(txid, "expired", "lock-expired: not decided before its locks expired")
+                self._forget(txid, "expired", "lock-expired: not polled before its locks expired")
         oldest = self.reactor.seconds() - self.state.lock_timeout
         for txid in [t for t in self.mempool.contenders()
                      if t not in self._bound_contenders
@@ -436,12 +453,12 @@ class Node(MultiService):
             if self._still_deciding(txid):
                 self._bound_contenders.add(txid)
             else:
-                self._drop(txid, "expired", "lock-expired: double spend not decided in time")
+                self._forget(txid, "expired", "lock-expired: double spend not polled in time")
         self.mempool.expire_rejections()
 
     def _still_deciding(self, txid):
         """True if finality keeps ``txid`` (it entered a poll): it must not be freed."""
-        return txid in self.mempool and not self.finality.cancel(txid)
+        return txid in self.mempool and not self.finality.can_forget(txid)
 
     def _masternode_online(self, pubkey):
         if pubkey == self.identity.pubkey:

@@ -4,6 +4,11 @@ from dataclasses import dataclass
 
 from timecoin.p2p.framing import COMPRESS_THRESHOLD, DEFAULT_MAX_MESSAGE_SIZE
 
+#: The default txid budget of a peer is this many txids per ``inv`` message
+#: it may send (10,000 txids/s at ``rate_limit_tx`` 1000, burst 20,000:
+#: above what one node finalizes a second, so an honest peer never reaches it).
+INV_TXIDS_PER_MESSAGE = 10
+
 
 @dataclass(frozen=True)
 class P2PConfig:
@@ -66,6 +71,9 @@ class P2PConfig:
     max_in_flight: int = 100_000
     #: Txids requested from one peer and not yet delivered.
     max_in_flight_per_peer: int = 5_000
+    #: Txids a peer may announce a second (burst 2x) before the excess is
+    #: dropped unrequested; None: ``INV_TXIDS_PER_MESSAGE`` per ``rate_limit_tx``.
+    rate_limit_inv_txids: int | None = None
     #: Entries of per-peer inventory tables, all peers together: each peer's
     #: table holds ``min(known_inventory_size, peer_state_budget // max_peers)``.
     peer_state_budget: int = 1_000_000
@@ -78,6 +86,13 @@ class P2PConfig:
     protect_by_ping: int = 8
     #: ...and this many that most recently sent a new transaction or a finality message.
     protect_by_useful: int = 4
+
+    @property
+    def inv_txid_rate(self):
+        """Txids a second one peer may announce (see :mod:`timecoin.p2p.ratelimit`)."""
+        if self.rate_limit_inv_txids is not None:
+            return self.rate_limit_inv_txids
+        return INV_TXIDS_PER_MESSAGE * self.rate_limit_tx
 
     @property
     def known_inventory_per_peer(self):

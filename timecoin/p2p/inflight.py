@@ -4,25 +4,30 @@ A txid asked of a peer with ``getdata`` stays in the table until it arrives
 or its deadline passes. Deadlines are the request time plus one fixed
 timeout, so insertion order is deadline order: expiry pops from the front of
 an :class:`~collections.OrderedDict` (whose front is reached in O(1), unlike
-a plain dict's after deletions), and nothing is ever rebuilt.
+a plain dict's after deletions), and nothing is ever rebuilt. Each peer's
+requests are also kept in their own ordered table, in the same order.
 
-Two limits bound it: ``capacity`` entries in all (the oldest request is
-forgotten beyond it, and may be asked of another peer later), and
-``per_peer`` outstanding requests per peer (a peer announcing more is not
-asked for them until some arrive or expire).
+Two limits bound it: ``per_peer`` outstanding requests per peer (a peer
+announcing more is not asked for them until some arrive or expire), and
+``capacity`` entries in all. When the table is full, the request forgotten
+(it may be asked of another peer later) is the oldest of the peer with most
+outstanding: a peer flooding announcements it never delivers loses its own
+requests, not those of peers that ask for little.
 """
 
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 
 
 class InFlightTable:
     """Txids requested from peers and not yet delivered, oldest first."""
 
-    __slots__ = ("_entries", "_per_peer", "capacity", "per_peer", "forgotten", "refused")
+    __slots__ = ("_entries", "_per_peer", "_expired_at", "capacity", "per_peer", "forgotten",
+                 "refused")
 
     def __init__(self, capacity, per_peer):
         self._entries = OrderedDict()  # txid -> (deadline, peer_id)
-        self._per_peer = Counter()
+        self._per_peer = {}  # peer_id -> OrderedDict of its txids, oldest first
+        self._expired_at = None  # the time of the last expiry: nothing more expires then
         self.capacity = capacity
         self.per_peer = per_peer
         #: Requests forgotten because the table was full (a counter).
@@ -38,17 +43,28 @@ class InFlightTable:
 
     def outstanding(self, peer_id):
         """Requests of ``peer_id`` not yet delivered or expired."""
-        return self._per_peer.get(peer_id, 0)
+        requests = self._per_peer.get(peer_id)
+        return 0 if requests is None else len(requests)
 
-    def _release(self, peer_id):
-        left = self._per_peer[peer_id] - 1
-        if left > 0:
-            self._per_peer[peer_id] = left
-        else:
+    def room(self, peer_id):
+        """How many more requests ``peer_id`` may have outstanding."""
+        return self.per_peer - self.outstanding(peer_id)
+
+    def note_refused(self, count):
+        """``count`` announcements were not requested for want of room."""
+        self.refused += count
+
+    def _release(self, txid, peer_id):
+        requests = self._per_peer[peer_id]
+        del requests[txid]
+        if not requests:
             del self._per_peer[peer_id]
 
     def expire(self, now):
         """Forget every request whose deadline has passed (amortised O(1))."""
+        if now == self._expired_at:
+            return
+        self._expired_at = now
         entries = self._entries
         while entries:
             txid = next(iter(entries))
@@ -56,7 +72,19 @@ class InFlightTable:
             if deadline > now:
                 return
             entries.popitem(last=False)
-            self._release(peer_id)
+            self._release(txid, peer_id)
+
+    def _forget_one(self):
+        """Make room: drop the oldest request of the peer with most outstanding
+        (O(peers) to find it, O(1) to drop)."""
+        per_peer = self._per_peer
+        largest = max(per_peer, key=lambda peer_id: len(per_peer[peer_id]))
+        requests = per_peer[largest]
+        txid, _ = requests.popitem(last=False)
+        if not requests:
+            del per_peer[largest]
+        del self._entries[txid]
+        self.forgotten += 1
 
     def request(self, txids, peer_id, now, deadline):
         """The txids of ``txids`` to ask of ``peer_id`` now, recorded as in flight.
@@ -66,7 +94,7 @@ class InFlightTable:
         """
         self.expire(now)
         entries = self._entries
-        room = self.per_peer - self._per_peer.get(peer_id, 0)
+        room = self.room(peer_id)
         requested = []
         for txid in txids:
             entry = entries.get(txid)
@@ -74,23 +102,23 @@ class InFlightTable:
                 if entry[0] > now:
                     continue
                 del entries[txid]
-                self._release(entry[1])
+                self._release(txid, entry[1])
             if room <= 0:
                 self.refused += 1
                 continue
             if len(entries) >= self.capacity:
-                _, (_, oldest_peer) = entries.popitem(last=False)
-                self._release(oldest_peer)
-                self.forgotten += 1
+                self._forget_one()
+            own = self._per_peer.get(peer_id)
+            if own is None:
+                own = self._per_peer[peer_id] = OrderedDict()
             entries[txid] = (deadline, peer_id)
+            own[txid] = None
             room -= 1
             requested.append(txid)
-        if requested:
-            self._per_peer[peer_id] += len(requested)
         return requested
 
     def delivered(self, txid):
         """``txid`` arrived: it is no longer in flight."""
         entry = self._entries.pop(txid, None)
         if entry is not None:
-            self._release(entry[1])
+            self._release(txid, entry[1])

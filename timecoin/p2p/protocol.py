@@ -65,11 +65,13 @@ class PeerProtocol(FrameReceiver):
         self.remote = None
         self.ping_ms = None
         self.banscore = 0
+        self.addr_sent = False  # answered this peer's getaddr (once per connection)
         self.known_inventory = BoundedSet(config.known_inventory_per_peer)
         self.limits = PeerRateLimits(config)
         self._pings = {}
         self._last_received = None
         self._handshake_call = self._idle_call = self._close_call = None
+        self._hold_call = None
         self._pinger = None
         self._lost = False
         self._lost_waiters = []
@@ -78,6 +80,7 @@ class PeerProtocol(FrameReceiver):
         #: When the peer last sent a new transaction or a finality message (eviction).
         self.last_useful = None
         self.send_buffer = SendBuffer(self, clock, config, manager.send_account)
+        self._traffic = manager.traffic
 
     # -- identity ---------------------------------------------------------
     @property
@@ -109,6 +112,21 @@ class PeerProtocol(FrameReceiver):
     def mark_useful(self):
         """The peer just sent something this node wanted (eviction protects such peers)."""
         self.last_useful = self.clock.seconds()
+
+    def hold_receiving(self, seconds):
+        """Read nothing more from the peer for ``seconds`` (it announced more
+        than its txid budget): frames already read wait, and TCP pushes back
+        on the sender. Counted in ``manager.send_account.receive_holds``."""
+        if self._closed or self._hold_call is not None or seconds <= 0:
+            return
+        self.manager.send_account.receive_holds += 1
+        self.pauseProducing()
+        self._hold_call = self.clock.callLater(seconds, self._end_hold)
+
+    def _end_hold(self):
+        self._hold_call = None
+        if not self._closed:
+            self.resumeProducing()
 
     def info(self):
         """The ``getpeerinfo`` entry of this peer."""
@@ -146,7 +164,7 @@ class PeerProtocol(FrameReceiver):
     def connectionLost(self, reason):
         self._close()
         self.send_buffer.stopProducing()
-        for call in (self._handshake_call, self._idle_call, self._close_call):
+        for call in (self._handshake_call, self._idle_call, self._close_call, self._hold_call):
             if call is not None and call.active():
                 call.cancel()
         if self._pinger is not None and self._pinger.running:
@@ -238,16 +256,19 @@ class PeerProtocol(FrameReceiver):
             return False
         frame = encode_frame(message, self._compress_threshold)
         self.transport.write(frame)
+        self._traffic.count_sent(message.KIND, len(frame))
         return self.send_buffer.wrote(len(frame))
 
-    def send_frame(self, frame):
-        """Send a complete frame from :func:`~timecoin.p2p.framing.encode_frame`.
+    def send_frame(self, frame, kind):
+        """Send a complete frame from :func:`~timecoin.p2p.framing.encode_frame`
+        carrying a message of ``kind``.
 
         For one message sent to many peers: it is encoded once.
         """
         if self._closed:
             return False
         self.transport.write(frame)
+        self._traffic.count_sent(kind, len(frame))
         return self.send_buffer.wrote(len(frame))
 
     def lengthLimitExceeded(self, length):
@@ -277,8 +298,10 @@ class PeerProtocol(FrameReceiver):
             self.misbehave(f"undecodable message: {e}")
             return
         kind = message.KIND
+        self._traffic.count_received(kind, end - start + 4)  # + the length header
         action = self.limits.check(kind, self._now)
         if action is not None:
+            self._traffic.limited(kind, action)
             if action == BAN:
                 self.misbehave(f"flood of {m.kind_name(kind)}")
             return

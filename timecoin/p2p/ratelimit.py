@@ -1,4 +1,16 @@
-"""Token buckets per peer and message kind."""
+"""Token buckets per peer: one per message kind, and one for announced txids.
+
+The message buckets count messages: one ``inv`` of 1,000 txids costs what one
+of a single txid costs. The txid budget (:meth:`PeerRateLimits.take_txids`)
+counts the txids themselves, at ``inv_txid_rate`` a second with a burst of
+twice that; announcements beyond it are dropped (and counted by the relay),
+never requested, and cost no more than the decoding of their message, and
+the connection stops reading until the budget has refilled for a full
+``inv`` (:meth:`~timecoin.p2p.protocol.PeerProtocol.hold_receiving`), so
+TCP pushes the rest of a flood back to its sender. It drops rather than
+bans: the message bucket of ``inv`` (``rate_limit_tx``, burst 2x) stays the
+hard bound a peer is banned beyond.
+"""
 
 from timecoin.p2p import messages as m
 
@@ -57,11 +69,32 @@ def bucket_spec(kind, config):
 class PeerRateLimits:
     """The buckets of one peer, created on first use of each kind."""
 
-    __slots__ = ("_config", "_buckets")
+    __slots__ = ("_config", "_buckets", "_txids")
 
     def __init__(self, config):
         self._config = config
         self._buckets = {}
+        self._txids = None
+
+    def take_txids(self, now, count):
+        """How many of ``count`` announced txids the peer's txid budget allows
+        now (the first ones; the rest are to be dropped)."""
+        bucket = self._txids
+        if bucket is None:
+            rate = self._config.inv_txid_rate
+            bucket = self._txids = TokenBucket(rate, 2 * rate, now, DROP)
+        if bucket.take(now, count):
+            return count
+        allowed = int(bucket.tokens)
+        bucket.tokens -= allowed
+        return allowed
+
+    def txid_refill_time(self, count):
+        """Seconds until the txid budget holds ``count`` txids again (0 if it does)."""
+        bucket = self._txids
+        if bucket is None or bucket.tokens >= count:
+            return 0.0
+        return (count - bucket.tokens) / bucket.rate
 
     def check(self, kind, now, cost=1.0):
         """None if allowed, else the action to take (:data:`BAN` or :data:`DROP`)."""

@@ -6,7 +6,10 @@ a peer at most once and never back to where it came from. A txid is
 requested from one peer at a time; if that peer does not deliver within
 ``getdata_timeout`` the next announcement of it is followed up. The table
 of requests is an :class:`~timecoin.p2p.inflight.InFlightTable` (O(1) per
-txid, bounded in all and per peer). A peer whose send buffer is over budget
+txid, bounded in all and per peer). Each peer's announcements are charged
+to its txid budget (:meth:`~timecoin.p2p.ratelimit.PeerRateLimits.take_txids`);
+the excess is dropped unrequested, and the connection is not read from
+until the budget has refilled. A peer whose send buffer is over budget
 (see :mod:`timecoin.p2p.sendbuffer`) is served no ``getdata`` and is sent
 ``inv`` instead of pushed transactions.
 """
@@ -46,7 +49,11 @@ class TxRelay:
         #: Raw transactions announced by this node, to answer getdata.
         self.cache = BoundedDict(config.relay_cache_size)
         self.in_flight = InFlightTable(config.max_in_flight, config.max_in_flight_per_peer)
+        #: getdata txids answered from :attr:`cache`, and looked up in the node instead.
+        self.cache_hits = self.cache_misses = 0
         self._account = account
+        #: Announced txids dropped unrequested: beyond their peer's txid budget.
+        self.inv_txids_dropped = 0
 
     def broadcast(self, tx, peers, push=False):
         """Announce ``tx`` to each of ``peers`` not known to have it; how many.
@@ -72,23 +79,51 @@ class TxRelay:
             if frame is None:
                 message = m.TxMessage(tx.raw) if whole else m.Inv((txid,))
                 frame = frames[whole] = encode_frame(message, self._compress_threshold)
-            if peer.send_frame(frame):
+            if peer.send_frame(frame, m.TX if whole else m.INV):
                 announced += 1
         return announced
 
     def on_inv(self, peer, txids):
-        known = peer.known_inventory
+        """Request the announced txids this node lacks, within the peer's budgets.
+
+        Txids beyond the peer's txid budget are dropped (counted in
+        :attr:`inv_txids_dropped`) and the peer is not read from until the
+        budget has refilled for a full ``inv``; when the peer already has its maximum
+        of requests outstanding nothing is looked up at all; otherwise each
+        txid costs set lookups until the peer's room is filled.
+        """
+        now = self._clock.seconds()
+        count = len(txids)
+        allowed = peer.limits.take_txids(now, count)
+        if allowed < count:
+            self.inv_txids_dropped += count - allowed
+            # Read no more of this peer until its budget covers a full inv.
+            peer.hold_receiving(peer.limits.txid_refill_time(m.MAX_INV))
+            if not allowed:
+                return
+            txids = txids[:allowed]
+        peer.known_inventory.update(txids)
+        in_flight = self.in_flight
+        in_flight.expire(now)
+        room = in_flight.room(peer.peer_id)
+        if room <= 0:
+            in_flight.note_refused(len(txids))
+            return
         cache = self.cache
         have_tx = self._host.have_tx
         wanted = []
+        scanned = 0
         for txid in txids:
-            known.add(txid)
-            if txid not in cache and not have_tx(txid):
-                wanted.append(txid)
+            scanned += 1
+            if txid in in_flight or txid in cache or have_tx(txid):
+                continue
+            wanted.append(txid)
+            if len(wanted) >= room:
+                break
+        in_flight.note_refused(len(txids) - scanned)
         if not wanted:
             return
-        now = self._clock.seconds()
-        requested = self.in_flight.request(wanted, peer.peer_id, now, now + self._timeout)
+        requested = in_flight.request(wanted, peer.peer_id, now, now + self._timeout)
         if requested:
             peer.send(m.GetData(tuple(requested)))
 
@@ -102,7 +137,10 @@ class TxRelay:
                 continue
             raw = self.cache.get(txid)
             if raw is None:
+                self.cache_misses += 1
                 raw = self._host.get_tx_raw(txid)
+            else:
+                self.cache_hits += 1
             if raw is None:
                 continue
             peer.known_inventory.add(txid)

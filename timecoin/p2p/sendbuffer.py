@@ -36,6 +36,8 @@ class SendAccount:
         #: ``getdata`` txids not served, and pushes sent as ``inv``, to paused peers.
         self.getdata_skipped = 0
         self.pushes_skipped = 0
+        #: Times a connection stopped reading because its peer was over its txid budget.
+        self.receive_holds = 0
 
     def add(self, delta):
         self.queued += delta

@@ -25,6 +25,7 @@ from timecoin.p2p.relay import TxRelay
 from timecoin.p2p.sendbuffer import SendAccount
 from timecoin.p2p.stats import peer_statistics
 from timecoin.p2p.tls import request_client_certificates
+from timecoin.p2p.traffic import PeerTraffic
 
 _NETWORK_KINDS = frozenset({m.INV, m.GETDATA, m.TX, m.GETADDR, m.ADDR})
 
@@ -79,6 +80,7 @@ class PeerNetworkService(service.Service):
         self.bans = BanList(reactor, host.run_db, self.config.ban_base, self.config.ban_max)
         self.addresses = PeerStore(reactor, host.run_db, self.config.max_known_addresses)
         self.send_account = SendAccount(self.config.max_total_send_buffer)
+        self.traffic = PeerTraffic()
         self.relay = TxRelay(host, reactor, self.config, self.send_account)
         self.evictor = Evictor(self.config)
         self._inbound_per_group = Counter()
@@ -239,6 +241,7 @@ class PeerNetworkService(service.Service):
     def peer_connected(self, peer):
         self._connections[peer.peer_id] = peer
         self._direction_counts[peer.direction] += 1
+        self.traffic.opened[peer.direction] += 1
         if peer.direction == "inbound":
             self._inbound_per_ip[peer.ip] += 1
             self._inbound_per_group[network_group(peer.ip)] += 1
@@ -247,6 +250,7 @@ class PeerNetworkService(service.Service):
         if self._connections.pop(peer.peer_id, None) is None:
             return
         self._direction_counts[peer.direction] -= 1
+        self.traffic.closed[peer.direction] += 1
         if peer.direction == "inbound":
             self._inbound_per_ip[peer.ip] -= 1
             if not self._inbound_per_ip[peer.ip]:
@@ -328,7 +332,7 @@ class PeerNetworkService(service.Service):
             handler(peer.peer_id, message)
 
     def _answer_getaddr(self, peer):
-        if getattr(peer, "addr_sent", False):
+        if peer.addr_sent:
             return
         peer.addr_sent = True
         entries = self.addresses.sample(self.config.addr_reply_size, exclude={peer.label})

@@ -7,6 +7,8 @@ are scraped; each is ``(name, kind, doc, [(labels, value), ...])`` with kind
 limits.
 """
 
+from timecoin.p2p.traffic import traffic_statistics
+
 
 def peer_statistics(network):
     """The limit metrics of ``network`` (see the module docstring)."""
@@ -15,7 +17,11 @@ def peer_statistics(network):
     peers = list(network.connections())
     known = sum(len(peer.known_inventory) for peer in peers)
     counts = network.connection_counts()
-    return [
+    relay = network.relay
+    return traffic_statistics(network.traffic) + [
+        ("timecoin_relay_cache_lookups_total", "counter",
+         "getdata txids looked up in the relay's cache of announced transactions, by result",
+         [({"result": "hit"}, relay.cache_hits), ({"result": "miss"}, relay.cache_misses)]),
         ("timecoin_peer_connections", "gauge", "Open peer connections, by direction",
          [({"direction": d}, n) for d, n in sorted(counts.items())]),
         ("timecoin_peer_send_buffer_bytes", "gauge",
@@ -37,6 +43,12 @@ def peer_statistics(network):
         ("timecoin_peer_in_flight_refused_total", "counter",
          "Announced txids not requested: their peer had its maximum outstanding",
          [({}, in_flight.refused)]),
+        ("timecoin_peer_inv_txids_dropped_total", "counter",
+         "Announced txids dropped unrequested: beyond their peer's txid budget",
+         [({}, network.relay.inv_txids_dropped)]),
+        ("timecoin_peer_receive_holds_total", "counter",
+         "Times a connection stopped reading: its peer was over its txid budget",
+         [({}, account.receive_holds)]),
         ("timecoin_peer_state_entries", "gauge",
          "Entries of per-peer inventory tables and the in-flight table",
          [({}, known + len(in_flight))]),

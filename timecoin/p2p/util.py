@@ -27,6 +27,21 @@ class BoundedSet:
         if len(items) > self.capacity:
             items.discard(self._order.popleft())
 
+    def update(self, items):
+        """Add every member of ``items`` (a batch: set operations in C, no
+        Python work per member but for the eviction of the oldest)."""
+        fresh = set(items)
+        fresh -= self._items
+        if not fresh:
+            return
+        self._items |= fresh
+        order = self._order
+        order.extend(fresh)
+        excess = len(order) - self.capacity
+        if excess > 0:
+            popleft = order.popleft
+            self._items.difference_update([popleft() for _ in range(excess)])
+
     def __contains__(self, item):
         return item in self._items
 

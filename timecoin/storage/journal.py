@@ -17,11 +17,22 @@ reward transaction's record, the confirmations and the registry's rows in
 one transaction), so the journal's sequence stays gap-free on disk.
 
 Conflict sets this node is about to vote on (:meth:`JournalWriter.save_conflict_sets`)
-ride in the same group commits: what is queued goes in the next commit, in
-which a finalization removes the sets it decides.
+gate its votes, so they go first: the next commit takes every queued set and
+at most :data:`SETS_WITH_RECORDS` queued records (none if more are queued:
+the records follow in the commit after, with any sets saved meanwhile, so
+records are never passed over twice in a row), so a large batch of records
+does not stand between a save and its commit. A finalization removes the
+sets it decides in its own commit; sets are built only from pending
+members, so a set is never written after the commit that decided it (see
+doc/finality.md, "Durable votes").
+
+The next commit is handed to the writer thread as soon as one completes,
+before the completed one is reported (``on_commit`` and the Deferreds, in
+commit order), so the thread commits while the reactor handles the
+finalizations.
 """
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -32,6 +43,9 @@ from timecoin.storage.conflict_tables import ConflictSetBatch
 from timecoin.storage.store import JournalRecord, encode_undo
 
 MAX_BATCH = 5000
+#: A commit that carries conflict sets takes the queued records only if they
+#: are at most this many (a small batch costs no more than the sets' fsync).
+SETS_WITH_RECORDS = 64
 RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 #: How many committed records are kept in memory for lookups.
 RECENT_FINALIZED = 20_000
@@ -75,7 +89,10 @@ class JournalWriter:
         self._sets = ConflictSetBatch()  # conflict sets for the next commit
         self._sets_waiting = []  # Deferreds fired once those are durable
         self._drainers = []
+        self._reports = deque()  # (batch, sets' Deferreds) committed, not yet reported
+        self._reporting = False
         self._busy = False
+        self._records_next = False  # the last commit passed over queued records
         self._retry = None
         self._failures = 0
         self._next_seq = last_seq + 1
@@ -140,8 +157,12 @@ class JournalWriter:
     def _kick(self):
         if self._busy or self._retry is not None or not (self._queue or self._sets_waiting):
             return
-        if self._queue and isinstance(self._queue[0][0], BlockWrite):
+        if self._queue and isinstance(self._queue[0][0], BlockWrite) and (
+                not self._sets_waiting or self._records_next):
+            # A block is written alone; sets waiting go first, unless the
+            # block was passed over once already.
             self._busy = True
+            self._records_next = False
             batch, self._queue = self._queue[:1], self._queue[1:]
             block = batch[0][0]
             d = self._storage.save_block(block.block_row, _records(batch),
@@ -149,11 +170,16 @@ class JournalWriter:
             d.addCallbacks(self._committed, self._failed, callbackArgs=(batch,),
                            errbackArgs=(batch,))
             return
-        size = next((i for i, (item, _) in enumerate(self._queue[:MAX_BATCH])
-                     if isinstance(item, BlockWrite)), MAX_BATCH)
-        batch, self._queue = self._queue[:size], self._queue[size:]
         sets, waiting = self._sets, self._sets_waiting
         self._sets, self._sets_waiting = ConflictSetBatch(), []
+        take = next((i for i, (item, _) in enumerate(self._queue[:MAX_BATCH])
+                     if isinstance(item, BlockWrite)), min(MAX_BATCH, len(self._queue)))
+        if waiting and not self._records_next and take > SETS_WITH_RECORDS:
+            take = 0  # votes wait for these: not behind a large batch of records
+        # Records passed over once go in the next commit (with any sets saved
+        # meanwhile): a steady stream of saves cannot starve them.
+        self._records_next = take == 0 and bool(self._queue)
+        batch, self._queue = self._queue[:take], self._queue[take:]
         self._busy = True
         records = [record for record, _ in batch]
         if waiting:
@@ -176,19 +202,36 @@ class JournalWriter:
             self._recent[record.txid] = record
         while len(self._recent) > self._recent_max:
             self._recent.popitem(last=False)
-        is_block = bool(batch) and isinstance(batch[0][0], BlockWrite)
-        if self._on_commit is not None and not is_block:
-            self._on_commit(records)
-        for item, d in batch:
-            if d is not None:
-                d.callback(item.record if isinstance(item, BlockWrite) else item)
-        for d in sets_waiting:
-            d.callback(None)
-        self._kick()
-        if not self._busy and not self._queue and not self._sets_waiting:
+        self._reports.append((batch, sets_waiting))
+        self._kick()  # the writer thread goes on while this commit is reported
+        self._report_committed()
+
+    def _report_committed(self):
+        # In commit order, also when a commit completes within _kick (storage
+        # on the calling thread): the outermost call reports every one.
+        if self._reporting:
+            return
+        self._reporting = True
+        try:
+            while self._reports:
+                batch, sets_waiting = self._reports.popleft()
+                for d in sets_waiting:  # the votes waiting for these leave first
+                    d.callback(None)
+                is_block = bool(batch) and isinstance(batch[0][0], BlockWrite)
+                if self._on_commit is not None and not is_block:
+                    self._on_commit(_records(batch))
+                for item, d in batch:
+                    if d is not None:
+                        d.callback(item.record if isinstance(item, BlockWrite) else item)
+        finally:
+            self._reporting = False
+        if self._idle():
             drainers, self._drainers = self._drainers, []
             for d in drainers:
                 d.callback(None)
+
+    def _idle(self):
+        return not (self._busy or self._queue or self._sets_waiting or self._reports)
 
     def _failed(self, failure, batch, sets=None, sets_waiting=()):
         self._busy = False
@@ -212,7 +255,7 @@ class JournalWriter:
     def drain(self):
         """A Deferred that fires once everything queued so far is committed."""
         d = Deferred()
-        if not self._queue and not self._busy and not self._sets_waiting:
+        if self._idle():
             d.callback(None)
         else:
             self._drainers.append(d)

@@ -28,6 +28,7 @@ start-up with one line and is never modified.
 
 import os
 import sqlite3
+import time
 
 import sqlite_utils
 from twisted.internet.threads import deferToThreadPool
@@ -55,6 +56,7 @@ from timecoin.storage.records import (
     encode_undo,
     plan_fold,
 )
+from timecoin.storage.timings import CheckpointSchedule, StorageTimings
 
 __all__ = ["ChainMeta", "JournalRecord", "Storage", "StorageError", "encode_undo",
            "schema_files"]
@@ -77,7 +79,8 @@ class Storage:
 
     log = Logger()
 
-    def __init__(self, reactor, path, inline_check_max=INLINE_CHECK_MAX):
+    def __init__(self, reactor, path, inline_check_max=INLINE_CHECK_MAX,
+                 checkpoint_schedule=None):
         self._reactor = reactor
         self.path = path
         #: Sets of up to this many outputs are checked in full during open.
@@ -88,6 +91,11 @@ class Storage:
         self._running = False
         #: What opening the database did, for the node to log at start.
         self.notes = []
+        #: Durations of operations and WAL checkpoints, recorded on the writer thread.
+        self.timings = StorageTimings()
+        #: When the writer thread checkpoints the WAL (SQLite's own checkpoints are off).
+        self.checkpoints = checkpoint_schedule or CheckpointSchedule(time.monotonic())
+        self._changes_seen = 0  # the connection's total_changes at the last checkpoint
 
     # -- thread plumbing -----------------------------------------------------
 
@@ -96,13 +104,45 @@ class Storage:
             self._pool.start()
             self._running = True
 
-    def _run(self, fn, *args):
+    def _run(self, fn, *args, operation="other"):
+        """``fn(*args)`` on the writer thread, timed there as ``operation`` (a
+        name of :data:`~timecoin.storage.timings.OPERATIONS`); after one that
+        wrote, the WAL is checkpointed if one is due."""
         self.start()
-        return deferToThreadPool(self._reactor, self._pool, fn, *args)
+        return deferToThreadPool(self._reactor, self._pool, self._timed, operation, fn, args)
+
+    def _timed(self, operation, fn, args):
+        started = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.timings.record(operation, time.perf_counter() - started)
+            if self._conn is not None and self._conn.total_changes != self._changes_seen:
+                self._checkpoint_if_due()
+
+    def _checkpoint_if_due(self):
+        """A passive WAL checkpoint when :attr:`checkpoints` says one is due
+        (SQLite's own, inside a commit, is off: this one is timed and counted).
+        It never waits for readers, and its failure is logged, never raised:
+        the commit before it stands."""
+        now = time.monotonic()
+        if self._conn is None or not self.checkpoints.due(now):
+            return
+        self._changes_seen = self._conn.total_changes
+        started = time.perf_counter()
+        try:
+            _busy, wal_pages, copied = self._conn.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as e:
+            self.checkpoints.ran(now, 0)  # not retried before the longest interval
+            self.log.warn("WAL checkpoint failed: {error}", error=e)
+            return
+        self.timings.checkpointed(copied, wal_pages, time.perf_counter() - started)
+        self.checkpoints.ran(now, wal_pages)
 
     def run_db(self, fn):
         """Run ``fn(connection)`` on the writer thread."""
-        return self._run(lambda: fn(self._conn))
+        return self._run(lambda: fn(self._conn), operation="run_db")
 
     def close(self):
         if not self._running:
@@ -113,7 +153,10 @@ class Storage:
             self._running = False
             return result
 
-        return self._run(self._close_now).addBoth(stopped)
+        return self._run(self._close_now, operation="close").addBoth(stopped)
+
+    def timing_snapshot(self):
+        return self.timings.snapshot()
 
     def close_now(self):
         """Stop the writer thread and close, from the calling thread (before the
@@ -131,7 +174,7 @@ class Storage:
     # -- opening -------------------------------------------------------------
 
     def open(self, genesis):
-        return self._run(self.open_now, genesis)
+        return self._run(self.open_now, genesis, operation="open")
 
     def _connect(self):
         """A new connection to the database file."""
@@ -182,6 +225,7 @@ class Storage:
         if db.journal_mode != "wal":
             db.enable_wal()
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_if_due
         if fresh:
             self._initialize(genesis)
         else:
@@ -347,8 +391,9 @@ class Storage:
 
     def append_journal(self, records, conflict_sets=None):
         if conflict_sets is None:
-            return self._run(self._append_now, list(records))
-        return self._run(self._append_now, list(records), conflict_sets)
+            return self._run(self._append_now, list(records), operation="journal_commit")
+        return self._run(self._append_now, list(records), conflict_sets,
+                         operation="journal_commit")
 
     def _append_now(self, records, conflict_sets=None):
         self._transaction(self._write_journal, records, conflict_sets)
@@ -378,7 +423,7 @@ class Storage:
             sets, pending, tuple(self._load_now(sorted(inputs))))
 
     def apply_journal(self, up_to_seq, summary=None):
-        return self._run(self.apply_journal_now, up_to_seq, summary)
+        return self._run(self.apply_journal_now, up_to_seq, summary, operation="utxo_flush")
 
     def apply_journal_now(self, up_to_seq, summary=None):
         """Fold journal entries ``(applied_seq, up_to_seq]`` into the UTXO tables.
@@ -412,7 +457,7 @@ class Storage:
     # -- reads ---------------------------------------------------------------
 
     def load_utxos(self, outpoints):
-        return self._run(self._load_now, list(outpoints))
+        return self._run(self._load_now, list(outpoints), operation="utxo_read")
 
     def _load_now(self, outpoints):
         found = []
@@ -428,7 +473,7 @@ class Storage:
         return found
 
     def get_transaction(self, txid):
-        return self._run(self._get_tx_now, txid)
+        return self._run(self._get_tx_now, txid, operation="tx_read")
 
     def _get_tx_now(self, txid):
         row = self._conn.execute(
@@ -441,7 +486,8 @@ class Storage:
 
     def journal_page(self, after_seq, limit, up_to_seq):
         """``[(seq, raw)]`` of journal entries in ``(after_seq, up_to_seq]``, at most ``limit``."""
-        return self._run(self._journal_page_now, after_seq, limit, up_to_seq)
+        return self._run(self._journal_page_now, after_seq, limit, up_to_seq,
+                         operation="journal_read")
 
     def _journal_page_now(self, after_seq, limit, up_to_seq):
         return [(seq, bytes(raw)) for seq, raw in self._conn.execute(
@@ -449,7 +495,7 @@ class Storage:
             (after_seq, up_to_seq, limit))]
 
     def utxos_for(self, key_hash):
-        return self._run(self._utxos_for_now, key_hash)
+        return self._run(self._utxos_for_now, key_hash, operation="address_read")
 
     def _utxos_for_now(self, key_hash):
         return [
@@ -460,7 +506,7 @@ class Storage:
 
     def compute_set_summary(self):
         """Recompute the set's hash, count and total from the table, from scratch."""
-        return self._run(self._summary_now)
+        return self._run(self._summary_now, operation="summary")
 
     def _summary_now(self, batch=10_000):
         muhash, count, total = MuHash(), 0, 0
@@ -473,18 +519,18 @@ class Storage:
         return muhash.hexdigest(), count, total
 
     def read_meta(self):
-        return self._run(self._read_meta)
+        return self._run(self._read_meta, operation="meta_read")
 
     # -- the masternode registry -----------------------------------------------
 
     def load_masternodes(self):
         """Fire with the registry's rows as of the applied journal entries."""
-        return self._run(masternode_tables.read_rows, self._conn)
+        return self._run(masternode_tables.read_rows, self._conn, operation="masternodes_read")
 
     def backup(self, directory=None):
         """Fire with ``(path, bytes)`` of an online copy of the database written
         into ``directory`` (default: ``backups`` beside the database)."""
-        return self._run(self._backup_now, directory)
+        return self._run(self._backup_now, directory, operation="backup")
 
     def _backup_now(self, directory):
         destination = backup_name(self.path, "backup")
@@ -498,7 +544,8 @@ class Storage:
 
     def save_masternodes(self, rows):
         """Replace the registry's rows (after a block changed it), atomically."""
-        return self._run(self._transaction, masternode_tables.replace_rows, self._conn, rows)
+        return self._run(self._transaction, masternode_tables.replace_rows, self._conn, rows,
+                         operation="masternodes_save")
 
     # -- blocks ------------------------------------------------------------------
 
@@ -508,14 +555,17 @@ class Storage:
         rows = [(r.seq, r.txid, r.raw, r.spent, r.finalized_at, r.finality_ms)
                 for r in records]
         return self._run(self._transaction, block_tables.write_block, self._conn, block_row,
-                         rows, list(confirmed_txids), masternode_rows)
+                         rows, list(confirmed_txids), masternode_rows,
+                         operation="block_commit")
 
     def load_blocks(self, after_height=0):
         """Fire with ``[(height, body, certificate)]`` of the committed blocks."""
-        return self._run(block_tables.read_blocks, self._conn, after_height)
+        return self._run(block_tables.read_blocks, self._conn, after_height,
+                         operation="blocks_read")
 
     def load_unconfirmed(self):
         """Fire with ``[(seq, raw, [(amount, key_hash)])]`` of the journal
         entries no block confirmed yet, in order."""
         return self._run(lambda: [(seq, raw, decode_undo(spent)) for seq, raw, spent
-                                  in block_tables.read_unconfirmed(self._conn)])
+                                  in block_tables.read_unconfirmed(self._conn)],
+                         operation="journal_read")

@@ -56,8 +56,8 @@ class KnownTransactions:
 class SyncStorage(Storage):
     """The real storage, run on the calling thread: every Deferred has fired on return."""
 
-    def _run(self, fn, *args):
-        return defer.maybeDeferred(fn, *args)
+    def _run(self, fn, *args, operation="other"):
+        return defer.maybeDeferred(self._timed, operation, fn, args)
 
     def close(self):
         self._close_now()
@@ -108,6 +108,9 @@ class ManualFinality:
 
     def start(self, tx):
         self.started[tx.txid] = tx
+
+    def can_forget(self, txid):
+        return txid not in self.polled
 
     def cancel(self, txid):
         if txid in self.polled:
