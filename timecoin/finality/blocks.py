@@ -36,20 +36,13 @@ from timecoin.consensus.bft_messages import (
     BuildBlock,
     CommitBlock,
     EvidenceFound,
-    MessageError,
     Proposal,
     SendCertificate,
     ValidateBlock,
 )
-from timecoin.consensus.certificate import CommitCertificate
 from timecoin.consensus.proposer import ProposerPriorities, ValidatorSet
-from timecoin.finality.block_messages import (
-    MAX_BLOCKS_PER_MESSAGE,
-    BlockProposalMessage,
-    Blocks,
-    GetBlocks,
-    vote_message,
-)
+from timecoin.finality.block_messages import BlockProposalMessage, Blocks, vote_message
+from timecoin.finality.block_sync import BlockSync
 from timecoin.interfaces import IBlockService
 from timecoin.ledger.block import Block, BlockError
 from timecoin.ledger.checkpoint import MissingTransactions
@@ -61,10 +54,6 @@ from timecoin.p2p import messages as m
 RECHECK_S = 0.25
 #: Proposed blocks kept per height (bounds what a flood of proposals costs).
 MAX_BLOCKS_PER_HEIGHT = 16
-#: Blocks received ahead of the one being caught up on, kept for later.
-MAX_AHEAD = 64
-#: A request for blocks unanswered this long may be sent again (seconds).
-REQUEST_TIMEOUT_S = 5.0
 
 
 def network_tag(network_id):
@@ -75,7 +64,7 @@ def network_tag(network_id):
 
 
 @implementer(IBlockService)
-class BlockService(Service):
+class BlockService(BlockSync, Service):
     """Runs the BFT rounds of this node (see the module docstring).
 
     ``host`` provides ``IBlockHost``; ``key`` is the node's signing key (its
@@ -243,10 +232,14 @@ class BlockService(Service):
         now = self._clock.seconds()
         try:
             self._host.check_block(block, self.machine.proposer, now)
-        except MissingTransactions:
+        except MissingTransactions as e:
             # Not refused: they come through finality (relay, polls, catch-up),
             # and the block is checked again; meanwhile the propose timeout
             # makes this node prevote nil.
+            if block_hash not in self._awaiting:
+                self.log.info("block {hash} at height {height} waits for {n} transactions "
+                              "not finalized here", hash=block_hash.hex(), height=height,
+                              n=len(e.txids))
             self._awaiting[block_hash] = height
             self._schedule_recheck()
             return []
@@ -354,79 +347,6 @@ class BlockService(Service):
         """A peer is at ``height``: two or more above ours means we are behind."""
         if height >= self.machine.height + 1 and height > self._host.height() + 1:
             self._ask_blocks(peer_id)
-
-    def _on_getblocks(self, peer_id, message):
-        entries = []
-        top = min(self._host.height(), message.from_height + message.limit - 1)
-        for height in range(message.from_height, top + 1):
-            block = self._host.block_at(height)
-            certificate = self._host.certificate_at(height)
-            if block is None or certificate is None:
-                break
-            entries.append((block.encode(), certificate.encode()))
-        self._network.send(peer_id, Blocks(tuple(entries)))
-
-    def _on_blocks(self, peer_id, message):
-        if self.machine is None:
-            return
-        self._asked_at = None
-        out = []
-        for block_bytes, cert_bytes in message.entries:
-            try:
-                block = Block.decode(block_bytes)
-                certificate = CommitCertificate.decode(cert_bytes)
-            except (BlockError, MessageError):
-                return
-            if certificate.height != block.height or certificate.block_hash != block.hash:
-                return
-            if block.height == self.machine.height:
-                out += self._take_certified(block, certificate)
-            elif block.height > self.machine.height and len(self._ahead) < MAX_AHEAD:
-                self._ahead.setdefault(block.height, (block, certificate))
-        self._run(out)
-        if message.entries and self._ahead:
-            self._ask_blocks(peer_id)
-
-    def _take_certified(self, block, certificate):
-        """A block and its certificate for the current height: the machine
-        verifies the certificate, and commits once the block is valid here.
-        Like a proposed block, it waits for transactions missing here: a node
-        that was away gets them from the masternodes' journals
-        (``FinalitySync``), decided by its own polls."""
-        self._blocks.setdefault(block.hash, block)
-        self.synced += 1
-        out = self.machine.on_certificate(certificate, self._clock.seconds())
-        if block.hash in self._awaiting:  # asked for before its body was here
-            out += self._validate(block.height, block.hash)
-        return out
-
-    # -- asking for blocks -----------------------------------------------------
-
-    def _ask_blocks(self, peer_id):
-        now = self._clock.seconds()
-        if self._asked_at is not None and now - self._asked_at < REQUEST_TIMEOUT_S:
-            return
-        if self._network is not None and self._network.send(
-                peer_id, GetBlocks(self._host.height() + 1, MAX_BLOCKS_PER_MESSAGE)):
-            self._asked_at = now
-
-    def _schedule_sync(self):
-        self._sync_timer = self._clock.callLater(self.sync_interval, self._sync)
-
-    def _sync(self):
-        """Followers ask a peer for new blocks every interval; a validator only
-        once it committed nothing for a while (it may have missed a height)."""
-        self._sync_timer = None
-        if not self.running:
-            return
-        quiet = self._clock.seconds() - self._last_commit
-        if self._network is not None and (not self.is_validator()
-                                          or quiet > 3 * self.interval + 10.0):
-            peers = sorted(p.peer_id for p in self._network.peers())
-            if peers:
-                self._ask_rotation = (self._ask_rotation + 1) % len(peers)
-                self._ask_blocks(peers[self._ask_rotation])
-        self._schedule_sync()
 
     # -- statistics --------------------------------------------------------------
 
