@@ -7,6 +7,8 @@ those tests are expected failures (``todo``) stating what was measured; the
 safe-finality work removes the todo.
 """
 
+import json
+
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
@@ -14,8 +16,8 @@ from timecoin.finality.events import FinalityEventPublisher
 from timecoin.interfaces import IFinalityEvents
 from timecoin.ledger.networks import COIN
 from timecoin.sim import scenario
-from timecoin.sim.battery import Row, main, table
-from timecoin.sim.battery_run import run_scenario
+from timecoin.sim.battery import Row, main, merge, table
+from timecoin.sim.battery_run import Outcome, run_scenario
 from timecoin.sim.battery_scenarios import SCENARIOS, scenarios_for
 from timecoin.sim.byzantine import IVoteStrategy, NoThenYesVotes, SplitVotes
 from timecoin.sim.checker import SafetyChecker, monotone, percentile
@@ -146,6 +148,29 @@ class CommandTests(unittest.TestCase):
         self.assertIn("| loss-0", text)
         self.assertIn("rounds/tx", text)
         self.assertEqual(main(["--nodes", "4", "--seeds", "1", "--scenario", "loss-0"]), 0)
+
+    def test_outcomes_of_split_runs_merge_into_one_table(self):
+        # Two processes' worth of seeds, each appended to its own file, then merged.
+        first, second = self.mktemp(), self.mktemp()
+        self.assertEqual(main(["--nodes", "4", "--seeds", "1", "--scenario", "loss-0",
+                               "--outcomes", first]), 0)
+        self.assertEqual(main(["--nodes", "4", "--seeds", "1", "--first-seed", "1",
+                               "--scenario", "loss-0", "--outcomes", second]), 0)
+        (row,) = merge([second, first])
+        self.assertEqual((row.scenario, row.nodes, [o.seed for o in row.outcomes]),
+                         ("loss-0", 4, [0, 1]))
+        self.assertTrue(all(o.times for o in row.outcomes))
+        direct = run_scenario("loss-0", SCENARIOS["loss-0"], 4, 1)
+        self.assertEqual(row.outcomes[1].times, direct.times)  # a run is a function of its seed
+        self.assertEqual(main(["--merge", first, second]), 0)
+        # A recorded failure keeps the merged table's exit status at 1.
+        failed = Outcome("loss-0", 4, 2, liveness=[(b"\x01" * 32, [3])])
+        with open(second, "a") as f:
+            f.write(json.dumps(failed.to_record()) + "\n")
+        (row,) = merge([first, second])
+        self.assertEqual(row.total("liveness"), 1)
+        self.assertIn("01" * 32, row.outcomes[2].liveness[0])
+        self.assertEqual(main(["--merge", first, second]), 1)
 
     def test_scenario_lists(self):
         self.assertIn("eclipse", scenarios_for(100))

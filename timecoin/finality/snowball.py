@@ -215,7 +215,11 @@ class SnowballFinality:
 
     def _pump(self):
         # Samples come from the whole active set; the connected ones can answer.
-        self.polls.set_validators(self.masternodes, connected=self.active_validators())
+        # The connected set is read (O(masternodes)) only when a poll could start:
+        # not on every vote reply while the polls in flight are at their bound.
+        polls = self.polls
+        if polls.polls_in_flight < polls.max_polls and len(self.engine):
+            polls.set_validators(self.masternodes, connected=self.active_validators())
         now = self._clock.seconds()
         while self.polls.can_start():
             queries = self.polls.start_poll(now)

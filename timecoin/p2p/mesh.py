@@ -130,7 +130,9 @@ class MasternodeMesh:
         if net.stopping or not net.config.masternode_mesh:
             return
         room = net.config.mesh_dials - len(self._dialing)
-        for address in self.wanted()[:max(0, room)]:
+        if room <= 0:  # every dial slot is taken: the next one to finish ticks again
+            return
+        for address in self.wanted()[:room]:
             self.dials += 1
             d = self._dial(address)
             self._dialing[address] = d

@@ -2,8 +2,10 @@
 
 Usage::
 
-    python -m timecoin.sim.battery [--nodes 4|100] [--seeds N] [--scenario NAME]
-                                   [--budget SECONDS] [--verbose]
+    python -m timecoin.sim.battery [--nodes 4|100] [--seeds N] [--first-seed K]
+                                   [--scenario NAME] [--budget SECONDS] [--verbose]
+                                   [--outcomes FILE]
+    python -m timecoin.sim.battery --merge FILE [FILE ...]
 
 Runs each scenario of :mod:`timecoin.sim.battery_scenarios` (or the one
 named; a name ending in ``*`` selects by prefix) at the given size over seeds
@@ -15,14 +17,21 @@ within the bound), finality p50/p99 in simulated seconds and rounds per
 finalized transaction. Exit status 1 on any violation, failure or error.
 ``--budget`` bounds the wall time: once spent, no new run starts and the
 rows say how many seeds ran.
+
+A battery too long for one process is split over several: ``--first-seed``
+starts the seeds at K (seeds ``K..K+N-1``), ``--outcomes`` appends each run's
+outcome to FILE as a JSON line as soon as it ends, and ``--merge`` prints the
+table (and the exit status) of every outcome in the files given, one row per
+scenario and size, in the battery's order.
 """
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass, field
 
-from timecoin.sim.battery_run import run_scenario
+from timecoin.sim.battery_run import Outcome, run_scenario
 from timecoin.sim.battery_scenarios import SCENARIOS, scenarios_for
 from timecoin.sim.checker import percentile
 
@@ -120,23 +129,54 @@ def run_battery(names, size, seeds, budget=None, report=None):
     return rows
 
 
+def merge(paths):
+    """Rows of the outcomes recorded in the JSON-lines files ``paths``."""
+    rows = {}
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    outcome = Outcome.from_record(json.loads(line))
+                    key = (outcome.scenario, outcome.nodes)
+                    rows.setdefault(key, Row(*key)).outcomes.append(outcome)
+    def order(key):
+        names = scenarios_for(key[1])
+        return (key[1], names.index(key[0]) if key[0] in names else len(names), key[0])
+    merged = [rows[key] for key in sorted(rows, key=order)]
+    for row in merged:
+        row.outcomes.sort(key=lambda o: o.seed)
+    return merged
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m timecoin.sim.battery",
                                      description="The safety battery on the simulator.")
     parser.add_argument("--nodes", type=int, default=4, help="masternodes per cluster")
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 per scenario")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed run")
     parser.add_argument("--scenario", help="one scenario (or a prefix ending in *)")
     parser.add_argument("--budget", type=float, default=3600.0,
                         help="wall seconds after which no new run starts")
     parser.add_argument("--verbose", action="store_true", help="a line per run")
+    parser.add_argument("--outcomes", help="append each run's outcome to this file (JSON lines)")
+    parser.add_argument("--merge", nargs="+", metavar="FILE",
+                        help="print the table of the outcomes in these files; run nothing")
     args = parser.parse_args(argv)
+    if args.merge:
+        rows = merge(args.merge)
+        print(table(rows))
+        return 1 if any(r.failed for r in rows) else 0
     names = select(args.scenario, args.nodes)
 
     def report(outcome):
         if args.verbose or outcome.failed:
             print(outcome.summary(), file=sys.stderr, flush=True)
+        if args.outcomes:
+            with open(args.outcomes, "a") as f:
+                f.write(json.dumps(outcome.to_record()) + "\n")
 
-    rows = run_battery(names, args.nodes, range(args.seeds), args.budget, report)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    rows = run_battery(names, args.nodes, seeds, args.budget, report)
     print(table(rows))
     ran = sum(r.seeds for r in rows)
     wanted = len(names) * args.seeds

@@ -55,12 +55,33 @@ class Outcome:
     def failed(self):
         return bool(self.conflicts or self.non_monotone or self.liveness or self.error)
 
+    def to_record(self):
+        """The outcome as a JSON-ready dict (each finding as its text)."""
+        return {"scenario": self.scenario, "nodes": self.nodes, "seed": self.seed,
+                "conflicts": [str(c) for c in self.conflicts],
+                "non_monotone": [str(n) for n in self.non_monotone],
+                "liveness": [_liveness_text(f) for f in self.liveness],
+                "times": list(self.times), "rounds": self.rounds, "error": self.error,
+                "wall_s": self.wall_s}
+
+    @classmethod
+    def from_record(cls, record):
+        """The outcome :meth:`to_record` wrote (findings kept as their texts)."""
+        return cls(**record)
+
     def summary(self):
         p50, p99 = percentile(self.times, 0.5), percentile(self.times, 0.99)
         return (f"{self.scenario} n={self.nodes} seed={self.seed}: "
                 f"{len(self.conflicts)} conflicts, {len(self.non_monotone)} non-monotone, "
                 f"{len(self.liveness)} liveness failures, p50={p50} p99={p99}"
                 + (f", error: {self.error}" if self.error else ""))
+
+
+def _liveness_text(failure):
+    if isinstance(failure, tuple):  # (txid, nodes that did not finalize it)
+        txid, missing = failure
+        return f"{txid.hex()} not finalized on nodes {list(missing)}"
+    return str(failure)
 
 
 class BatteryRun:

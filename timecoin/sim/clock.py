@@ -7,6 +7,11 @@ one call per message in flight, so :class:`SimClock` keeps a heap instead, and
 event's own time before running it (a message sent with 30 ms of latency is
 received 30 ms later, whatever the step). Calls due at the same time run in
 the order they were scheduled.
+
+Frames in flight do not need what a ``DelayedCall`` offers (they are never
+cancelled, reset or delayed): :meth:`SimClock.call_at` pushes a bare
+``(function, args)`` event on the same heap, in the same order, without
+building one.
 """
 
 import heapq
@@ -21,14 +26,15 @@ class SimClock(Clock):
 
     def __init__(self, start=0.0):  # noqa: D107 - task.Clock's list of calls is not used
         self.rightNow = float(start)
-        self._heap = []  # (time, seq, DelayedCall)
+        self._heap = []  # (time, seq, DelayedCall or None, function, args)
         self._seq = itertools.count()
         self.events_run = 0
 
     @property
     def calls(self):
         """The pending calls, soonest first (``task.Clock`` compatible)."""
-        return sorted((dc for at, _, dc in self._heap if self._live(dc) and at == dc.time),
+        return sorted((dc for at, _, dc, _f, _a in self._heap
+                       if dc is not None and self._live(dc) and at == dc.time),
                       key=lambda dc: dc.getTime())
 
     @staticmethod
@@ -36,7 +42,7 @@ class SimClock(Clock):
         return not (dc.cancelled or dc.called)
 
     def _push(self, dc):
-        heapq.heappush(self._heap, (dc.time, next(self._seq), dc))
+        heapq.heappush(self._heap, (dc.time, next(self._seq), dc, None, None))
 
     def _cancelled(self, dc):
         # Left in the heap; skipped when it comes up.
@@ -48,6 +54,12 @@ class SimClock(Clock):
         self._push(dc)
         return dc
 
+    def call_at(self, at, function, *args):
+        """Run ``function(*args)`` at simulated time ``at`` (not before now);
+        nothing is returned: the call cannot be cancelled."""
+        heapq.heappush(self._heap, (max(at, self.rightNow), next(self._seq), None, function,
+                                    args))
+
     def getDelayedCalls(self):
         return self.calls
 
@@ -55,7 +67,9 @@ class SimClock(Clock):
         """The time of the next pending call, or None."""
         heap = self._heap
         while heap:
-            at, _, dc = heap[0]
+            at, _, dc, _f, _a = heap[0]
+            if dc is None:
+                return at
             if not self._live(dc) or at != dc.time:
                 heapq.heappop(heap)
                 continue
@@ -75,7 +89,11 @@ class SimClock(Clock):
         self.rightNow = max(self.rightNow, at)
         heap = self._heap
         while heap and heap[0][0] <= at:
-            when, _, dc = heapq.heappop(heap)
+            when, _, dc, function, args = heapq.heappop(heap)
+            if dc is None:
+                self.events_run += 1
+                function(*args)
+                continue
             if not self._live(dc) or when != dc.time:
                 continue
             if dc.delayed_time:

@@ -284,11 +284,11 @@ class SimTransport:
 
     def _schedule(self, delay, fn, *args):
         clock = self.network.clock
-        at = clock.seconds() + delay
+        at = clock.rightNow + delay
         if not self.network.link(self.src, self.dst).reorder:
             at = max(at, self._last_arrival)
             self._last_arrival = at
-        clock.callLater(at - clock.seconds(), fn, *args)
+        clock.call_at(at, fn, *args)
 
     def _receive_frame(self, payload):
         network = self.network
