@@ -200,13 +200,7 @@ class BatteryTests(unittest.TestCase):
 
 
 #: Scenarios still failing today (seeds 0 and 1, 4 nodes), with their failure, as expected failures.
-TODAY = {
-    "loss-20": "20 % loss, seed 1: a masternode bans its three peers after frames of their "
-               "handshakes are lost ('auth during hello' is misbehaviour), is left with one "
-               "masternode (20 of 40 stake) and cannot poll: 2 liveness failures. Blocks "
-               "changed which frames the seeded loss drops (seeds 0, 2 and 3 pass; seed 4 fails "
-               "the same way)",
-}
+TODAY = {}
 
 for _name in scenarios_for(4):
     _test = _scenario_test(_name)

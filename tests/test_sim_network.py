@@ -25,7 +25,7 @@ from timecoin.sim.byzantine import (
 )
 from timecoin.sim.clock import SimClock
 from timecoin.sim.hosts import HostReactor
-from timecoin.sim.network import LinkConditions, SimNetwork
+from timecoin.sim.network import HANDSHAKE_FRAMES, LinkConditions, SimNetwork
 
 
 class ClockTests(unittest.TestCase):
@@ -162,6 +162,21 @@ class LinkTests(unittest.TestCase):
         self.assertEqual(first, run(1))
         self.assertNotEqual(first, run(2))
         self.assertEqual(first, sorted(first, key=int))
+
+    def test_handshake_frames_are_never_lost(self):
+        clock = SimClock()
+        network = SimNetwork(clock, seed=1, conditions=LinkConditions(loss=1.0))
+        server = RecordingFactory(clock)
+        HostReactor(network, "10.0.0.2").listenTCP(9000, server)
+        client = RecordingFactory(clock)
+        HostReactor(network, "10.0.0.1").connectTCP("10.0.0.2", 9000, client)
+        clock.advance(1)
+        for n in range(5):
+            client.protocols[0].sendString(b"%d" % n)
+        clock.advance(1)
+        # Every frame is lost but the first HANDSHAKE_FRAMES (hello, auth).
+        self.assertEqual([d for _, d in server.log],
+                         [b"%d" % n for n in range(HANDSHAKE_FRAMES)])
 
     def test_reordering_jitters_each_frame(self):
         self.network.set_link("10.0.0.1", "10.0.0.2", jitter=0.5, reorder=True)

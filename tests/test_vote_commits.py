@@ -244,7 +244,7 @@ class BlockHeldStorage(HeldStorage):
 
 
 class SetsAndBlocksTests(unittest.TestCase):
-    """A block is written alone; sets saved while it waits go before it, once."""
+    """A block is written alone, once no conflict sets wait: they go before it."""
 
     def setUp(self):
         self.storage = BlockHeldStorage()
@@ -257,7 +257,7 @@ class SetsAndBlocksTests(unittest.TestCase):
         records, what, _ = self.storage.calls[n]
         return [r.seq for r in records], what if isinstance(what, str) else bool(what)
 
-    def test_sets_waiting_go_before_a_queued_block_but_do_not_starve_it(self):
+    def test_sets_waiting_go_before_a_queued_block(self):
         self.journal.append(Rec(1))  # on the writer thread
         block = self.journal.append_block(Rec(2), (5, b"h", b"", b"", b"", 0.0), [b"2"], None,
                                           {b"k" * 32: 10})
@@ -267,9 +267,10 @@ class SetsAndBlocksTests(unittest.TestCase):
         self.journal.save_conflict_sets(one_set(1))  # more sets while those commit
         self.complete(1)
         self.assertTrue(saved.called)
-        self.assertEqual(self.shape(2), ([2], "block 5"))  # passed over once: the block now
+        self.assertFalse(block.called)
+        self.assertEqual(self.shape(2), ([], True))  # the sets saved meanwhile, first too
         self.complete(2)
-        self.assertEqual(block.result.seq, 2)
-        self.assertEqual(self.shape(3), ([], True))  # then the sets saved meanwhile
+        self.assertEqual(self.shape(3), ([2], "block 5"))  # then the block, alone
         self.complete(3)
+        self.assertEqual(block.result.seq, 2)
         self.assertEqual(self.journal.committed_seq, 2)

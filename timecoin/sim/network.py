@@ -18,8 +18,12 @@ Link conditions per direction (:class:`LinkConditions`):
   may overtake an earlier one.
 
 Connection set-up and close notifications take the latency but are never
-lost (only a partition stops them): the model is a reliable connection whose
-messages may be lost, not a lossy packet network. All randomness comes from
+lost (only a partition stops them), and neither are the first
+:data:`HANDSHAKE_FRAMES` frames each side sends on a connection (its hello and
+auth): the model is a reliable connection, set up whole or not at all, whose
+messages may then be lost, not a lossy packet network. (A real TCP
+connection cannot deliver an auth without the hello before it; a simulated
+loss that did would have the receiver ban an honest peer for it.) All randomness comes from
 one RNG per direction of a link, seeded from the network's seed and the two
 addresses, so a link's fate does not depend on the order links are first used.
 """
@@ -35,6 +39,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 _HEADER_SIZE = 4
+#: Frames each side of a connection sends before loss applies (hello, auth).
+HANDSHAKE_FRAMES = 2
 
 
 @dataclass(frozen=True)
@@ -138,13 +144,14 @@ class SimNetwork:
             rng = self._rngs[(src, dst)] = random.Random(f"{self._seed}:{src}>{dst}")
         return rng
 
-    def frame_delay(self, src, dst):
-        """Seconds until a frame sent now arrives, or None if it is lost."""
+    def frame_delay(self, src, dst, lossless=False):
+        """Seconds until a frame sent now arrives, or None if it is lost
+        (``lossless``: a handshake frame, only a partition stops it)."""
         if self.blocked(src, dst):
             return None
         conditions = self.link(src, dst)
         rng = self._rng(src, dst)
-        if conditions.loss and rng.random() < conditions.loss:
+        if conditions.loss and rng.random() < conditions.loss and not lossless:
             return None
         if conditions.jitter:
             return conditions.latency + rng.uniform(0.0, conditions.jitter)
@@ -216,6 +223,7 @@ class SimTransport:
         self.protocol = None
         self.disconnecting = False
         self.lost = False
+        self.frames_out = 0
         self._buffer = b""
         self._last_arrival = 0.0
         self.poll_txids = {}  # poll id -> txids asked on this connection (byzantine hooks)
@@ -276,7 +284,9 @@ class SimTransport:
             if payload is None:
                 network.frames_dropped += 1
                 return
-        delay = network.frame_delay(self.src, self.dst)
+        self.frames_out += 1
+        delay = network.frame_delay(self.src, self.dst,
+                                    lossless=self.frames_out <= HANDSHAKE_FRAMES)
         if delay is None:
             network.frames_dropped += 1
             return

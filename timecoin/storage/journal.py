@@ -14,7 +14,8 @@ finalized lately need no storage read.
 A committed block rides in the same queue (:meth:`JournalWriter.append_block`):
 it is written alone, in order, by ``IStorage.save_block`` (the block row, its
 reward transaction's record, the confirmations and the registry's rows in
-one transaction), so the journal's sequence stays gap-free on disk.
+one transaction), so the journal's sequence stays gap-free on disk. Sets
+waiting when a block reaches the head of the queue commit first, alone.
 
 Conflict sets this node is about to vote on (:meth:`JournalWriter.save_conflict_sets`)
 gate its votes, so they go first: the next commit takes every queued set and
@@ -73,6 +74,10 @@ def _records(batch):
         if record is not None:
             out.append(record)
     return out
+
+
+def _is_block(batch):
+    return bool(batch) and isinstance(batch[0][0], BlockWrite)
 
 
 @implementer(IJournal)
@@ -161,12 +166,8 @@ class JournalWriter:
     def _kick(self):
         if self._busy or self._retry is not None or not (self._queue or self._sets_waiting):
             return
-        if self._queue and isinstance(self._queue[0][0], BlockWrite) and (
-                not self._sets_waiting or self._records_next):
-            # A block is written alone; sets waiting go first, unless the
-            # block was passed over once already.
+        if self._queue and isinstance(self._queue[0][0], BlockWrite) and not self._sets_waiting:
             self._busy = True
-            self._records_next = False
             batch, self._queue = self._queue[:1], self._queue[1:]
             block = batch[0][0]
             d = self._storage.save_block(block.block_row, _records(batch),
@@ -177,9 +178,10 @@ class JournalWriter:
             return
         sets, waiting = self._sets, self._sets_waiting
         self._sets, self._sets_waiting = ConflictSetBatch(), []
+        # Records up to the first queued block (a block is written alone).
         take = next((i for i, (item, _) in enumerate(self._queue[:MAX_BATCH])
-                     if isinstance(item, BlockWrite)), min(MAX_BATCH, len(self._queue)))
-        if waiting and not self._records_next and take > SETS_WITH_RECORDS:
+                     if isinstance(item, BlockWrite)), MAX_BATCH)
+        if waiting and not self._records_next and len(self._queue) > SETS_WITH_RECORDS:
             take = 0  # votes wait for these: not behind a large batch of records
         # Records passed over once go in the next commit (with any sets saved
         # meanwhile): a steady stream of saves cannot starve them.
@@ -222,9 +224,8 @@ class JournalWriter:
                 batch, sets_waiting = self._reports.popleft()
                 for d in sets_waiting:  # the votes waiting for these leave first
                     d.callback(None)
-                is_block = bool(batch) and isinstance(batch[0][0], BlockWrite)
-                if self._on_commit is not None and not is_block:
-                    self._on_commit(_records(batch))
+                if self._on_commit is not None and not _is_block(batch):
+                    self._on_commit([record for record, _ in batch])
                 for item, d in batch:
                     if d is not None:
                         d.callback(item.record if isinstance(item, BlockWrite) else item)

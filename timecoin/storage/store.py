@@ -576,4 +576,4 @@ class Storage:
         entries no block confirmed yet, in order."""
         return self._run(lambda: [(seq, raw, decode_undo(spent)) for seq, raw, spent
                                   in block_tables.read_unconfirmed(self._conn)],
-                         operation="journal_read")
+                         operation="blocks_read")
