@@ -137,6 +137,7 @@ def start_devnet(testcase, reactor, count, config_text=""):
 
 #: What each schema version added, undone newest first by :func:`downgrade_schema`.
 _SCHEMA_UNDO = {
+    5: ["DROP TABLE block_sets"],
     4: ["ALTER TABLE blocks DROP COLUMN body", "ALTER TABLE blocks DROP COLUMN certificate",
         "ALTER TABLE blocks DROP COLUMN committed_at"],
     3: ["DROP TABLE conflict_sets", "DROP TABLE conflict_set_members", "DROP TABLE pending_txs"],

@@ -5,7 +5,8 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from timecoin.consensus.bft_messages import PRECOMMIT, Vote
-from timecoin.consensus.certificate import CommitCertificate
+from timecoin.consensus.certificate import CertificateError, CommitCertificate, verify_certificate
+from timecoin.consensus.proposer import ValidatorSet
 from timecoin.finality.block_messages import (
     BlockPrecommitMessage,
     BlockPrevoteMessage,
@@ -15,10 +16,13 @@ from timecoin.finality.block_messages import (
 )
 from timecoin.finality.blocks import BlockService, network_tag
 from timecoin.interfaces import IBlockHost, IBlockService, IPeerMessaging
+from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.keys import PrivateKey
-from timecoin.ledger.networks import DEVNET
+from timecoin.ledger.keys import verify as ed25519_verify
+from timecoin.ledger.networks import DEVNET, TESTNET, signing_network_id
 from timecoin.p2p import messages as m
 from timecoin.p2p.messages import decode_message, encode_message
+from timecoin.proofs.verify import genesis_set, make_proof, verify_proof
 from timecoin.testing.blocks import FakeBlockHost, Mesh
 
 INTERVAL = 2.0
@@ -246,3 +250,28 @@ class BlockMessageTests(unittest.TestCase):
             decode_message(bytes(data))
         self.assertIsNotNone(BlockPrevoteMessage)
         self.assertIsNotNone(BlockProposalMessage)
+
+
+class CertificatesVerifyAsProofsTests(unittest.TestCase):
+    """The block service and the proof verifier sign and check over one
+    network id (``signing_network_id``): what one commits, the other accepts."""
+
+    def test_a_certificate_the_service_made_verifies_in_a_finality_proof(self):
+        genesis = make_genesis(DEVNET, 4)  # dev keys 0..3, Bronze: the Network's set
+        net = Network(self, 4)
+        txids = (b"\x11" * 32, b"\x22" * 32, b"\x33" * 32)
+        for host in net.hosts:
+            host.txids = txids
+        net.start()
+        net.run(5)
+        block, certificate = net.hosts[2].committed[0]
+        self.assertEqual(network_tag(DEVNET.network_id), signing_network_id(DEVNET))
+        proof = make_proof(genesis, (), block, certificate, txids[1]).encode()
+        checked = verify_proof(proof, genesis, txid=txids[1])
+        self.assertEqual((checked.height, checked.header.hash), (1, block.hash))
+        # Signed for devnet: the same certificate under another network's id fails.
+        with self.assertRaises(CertificateError) as caught:
+            verify_certificate(certificate, ValidatorSet.from_stakes(genesis_set(genesis)),
+                               signing_network_id(TESTNET), ed25519_verify,
+                               height=1, block_hash=block.hash)
+        self.assertEqual(caught.exception.reason, "bad-signature")

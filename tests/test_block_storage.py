@@ -1,7 +1,9 @@
-"""Blocks in SQLite (schema version 4): a committed block is written in one
-transaction with its reward's journal entry, its confirmations and the
-registry's rows; replay reads the blocks back; a version-1 database migrates."""
+"""Blocks in SQLite (schema versions 4 and 5): a committed block is written in
+one transaction with its reward's journal entry, its confirmations, the
+registry's rows and the active set after it if it changed; replay reads the
+blocks and sets back; a database of every older version migrates."""
 
+import os
 import sqlite3
 
 from twisted.trial import unittest
@@ -76,10 +78,55 @@ class BlockStorageTests(StorageFileTestCase, unittest.TestCase):
         downgrade_schema(self.path, 1)  # headers only, no masternodes table
         storage, meta = self.open()
         self.assertIn("database schema migrated to version 4", storage.notes)
-        self.assertEqual(schema_files()[-1][0], 4)
+        self.assertEqual(schema_files()[-1][0], 5)
         columns = {r[1] for r in storage._conn.execute("PRAGMA table_info(blocks)")}
         self.assertLessEqual({"body", "certificate", "committed_at"}, columns)
         block, record, row, registry = block_one(meta)
         storage._transaction(block_tables.write_block, storage._conn, row, [], block.txids,
                              None)
         self.assertEqual(len(block_tables.read_blocks(storage._conn)), 1)
+
+    def test_the_set_after_a_block_that_changed_it_is_stored_with_the_block(self):
+        storage, meta = self.open()
+        block, record, row, registry = block_one(meta)
+        after = {b"\x05" * 32: 10, b"\x07" * 32: 100}
+        storage.save_block(row, [record], block.all_txids, registry.rows(), after)
+        self.assertEqual(self.successResultOf(storage.load_block_sets()), [(1, after)])
+        storage._close_now()
+        storage, _ = self.open()  # durable: read back after a restart
+        self.assertEqual(self.successResultOf(storage.load_block_sets()), [(1, after)])
+
+    def test_a_block_that_kept_the_set_stores_none(self):
+        storage, meta = self.open()
+        block, record, row, registry = block_one(meta)
+        storage.save_block(row, [record], block.all_txids, registry.rows())
+        self.assertEqual(self.successResultOf(storage.load_block_sets()), [])
+
+    def test_a_failed_block_write_stores_no_set(self):
+        storage, meta = self.open()
+        block, record, row, registry = block_one(meta)
+        clash = (0,) + row[1:]
+        self.failureResultOf(storage.save_block(clash, [record], block.all_txids, None,
+                                                {b"\x05" * 32: 10}), sqlite3.IntegrityError)
+        self.assertEqual(self.successResultOf(storage.load_block_sets()), [])
+
+    def test_migration_to_block_sets_from_every_older_version(self):
+        directory = os.path.dirname(self.path)
+        for version in range(1, schema_files()[-1][0]):
+            self.path = os.path.join(directory, f"from-{version}", "chain.sqlite3")
+            os.makedirs(os.path.dirname(self.path))
+            storage, _ = self.open()
+            storage._close_now()
+            downgrade_schema(self.path, version)
+            storage, meta = self.open()
+            self.assertIn("database schema migrated to version 5", storage.notes, version)
+            stored = storage._conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            self.assertEqual(int(stored), 5, version)
+            self.assertEqual(self.successResultOf(storage.load_block_sets()), [], version)
+            block, record, row, registry = block_one(meta)
+            after = {b"\x05" * 32: 10}
+            storage.save_block(row, [record], block.all_txids, registry.rows(), after)
+            self.assertEqual(self.successResultOf(storage.load_block_sets()), [(1, after)],
+                             version)
+            storage._close_now()

@@ -23,6 +23,7 @@ from timecoin.interfaces import (
     IFinality,
     IFinalityEvents,
     IFinalityHost,
+    IFinalityProofs,
     IFinalitySync,
     IJournal,
     IListeningService,
@@ -98,8 +99,9 @@ class InterfaceTests(unittest.TestCase):
     def test_block_service_and_its_host(self):
         node = sync_node(self, Clock())
         host = NodeBlocks(Clock(), node.chain, node.block_ledger, node.state, node.journal,
-                          node.storage, node.finality)
+                          node.storage, node.finality, node.proofs)
         verifyObject(IBlockHost, host)
+        verifyObject(IFinalityProofs, node.proofs)
         service = BlockService(Clock(), host, DEVNET.network_id, 2, PrivateKey.devnet(0))
         verifyObject(IBlockService, service)
         verifyObject(IBlockHost, FakeBlockHost(DEVNET.network_id, {b"k" * 32: 1}))

@@ -23,7 +23,8 @@ class FlakyStorage:
         self.pending.append((records, d))
         return d
 
-    def save_block(self, block_row, records, confirmed_txids, masternode_rows=None):
+    def save_block(self, block_row, records, confirmed_txids, masternode_rows=None,
+                   active_set=None):
         d = defer.Deferred()
         self.pending.append((records, d, block_row[0]))
         return d

@@ -230,3 +230,47 @@ class VotesWaitOnlyForTheirOwnSetsTests(unittest.TestCase):
         self.host.commit_saved()
         [(_, votes)] = self.network.take(m.SNOWBALL_VOTES)
         self.assertEqual(votes.votes, (True,))
+
+
+class BlockHeldStorage(HeldStorage):
+    """:class:`HeldStorage` that also takes blocks (``save_block``), recorded as
+    ``(records, "block HEIGHT", Deferred)``."""
+
+    def save_block(self, block_row, records, confirmed_txids, masternode_rows=None,
+                   active_set=None):
+        d = Deferred()
+        self.calls.append((list(records), f"block {block_row[0]}", d))
+        return d
+
+
+class SetsAndBlocksTests(unittest.TestCase):
+    """A block is written alone, once no conflict sets wait: they go before it."""
+
+    def setUp(self):
+        self.storage = BlockHeldStorage()
+        self.journal = JournalWriter(Clock(), self.storage)
+
+    def complete(self, n):
+        self.storage.calls[n][2].callback(0)
+
+    def shape(self, n):
+        records, what, _ = self.storage.calls[n]
+        return [r.seq for r in records], what if isinstance(what, str) else bool(what)
+
+    def test_sets_waiting_go_before_a_queued_block(self):
+        self.journal.append(Rec(1))  # on the writer thread
+        block = self.journal.append_block(Rec(2), (5, b"h", b"", b"", b"", 0.0), [b"2"], None,
+                                          {b"k" * 32: 10})
+        saved = self.journal.save_conflict_sets(one_set(0))
+        self.complete(0)
+        self.assertEqual(self.shape(1), ([], True))  # the sets, ahead of the block
+        self.journal.save_conflict_sets(one_set(1))  # more sets while those commit
+        self.complete(1)
+        self.assertTrue(saved.called)
+        self.assertFalse(block.called)
+        self.assertEqual(self.shape(2), ([], True))  # the sets saved meanwhile, first too
+        self.complete(2)
+        self.assertEqual(self.shape(3), ([2], "block 5"))  # then the block, alone
+        self.complete(3)
+        self.assertEqual(block.result.seq, 2)
+        self.assertEqual(self.journal.committed_seq, 2)

@@ -62,6 +62,13 @@ METHODS = (
                (Param("height_or_hash",
                       Either(Integer(0, 2**63 - 1), Hex(32, "hexadecimal (a block hash)")),
                       "the block's height or hash"),)),
+    MethodSpec("getfinalityproof", "A finality proof of a transaction in a committed block, "
+               "checkable offline knowing only the network's genesis (timecoin "
+               "verify-proof; doc/proofs.md).",
+               "{hex, block_height}: the proof's bytes, hexadecimal, and the height of the "
+               "block holding the transaction (an error if the transaction is unknown, "
+               "pending, rejected, or finalized but not in a block yet)",
+               (Param("txid", _TXID, "the transaction id"),)),
     MethodSpec("getmempoolinfo", "Size and limits of the mempool.",
                "size, bytes, max_bytes, min_fee_rate (units per byte a new transaction "
                "must pay at least: 1, or more while the mempool is full)"),

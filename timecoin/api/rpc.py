@@ -27,6 +27,7 @@ from timecoin.api.params import ParamError
 from timecoin.interfaces import IRpcMethods
 from timecoin.ledger.keys import AddressError
 from timecoin.ledger.tx import TxRejected, decode_hex
+from timecoin.proofs.source import ProofUnavailable
 
 __all__ = ["INTERNAL_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND", "PARSE_ERROR", "RpcError",
            "RpcMethods"]
@@ -56,6 +57,7 @@ class RpcMethods:
             "waitfortransaction": self.waitfortransaction, "getbalance": self.getbalance,
             "listunspent": self.listunspent, "getblockcount": self.getblockcount,
             "getblock": self.getblock, "getblockheader": self.getblockheader,
+            "getfinalityproof": self.getfinalityproof,
             "getmempoolinfo": self.getmempoolinfo,
             "gettxoutsetinfo": self.gettxoutsetinfo, "getpeerinfo": self.getpeerinfo,
             "getmasternodes": self.getmasternodes, "stop": self.stop,
@@ -120,6 +122,11 @@ class RpcMethods:
             shown = height_or_hash.hex() if isinstance(height_or_hash, bytes) else height_or_hash
             raise RpcError(NOT_FOUND, f"block not found: {shown}")
         return header
+
+    def getfinalityproof(self, txid):
+        d = self.queries.finality_proof(txid)
+        return d.addCallback(lambda found: {"hex": found[0].encode().hex(),
+                                            "block_height": found[1]})
 
     def getmempoolinfo(self):
         return self.queries.mempool_info()
@@ -194,6 +201,6 @@ def _translate(failure):
     if isinstance(e, TxRejected):
         code = MISSING_INPUTS if e.code == "missing-input" else TX_REJECTED
         raise RpcError(code, str(e))
-    if isinstance(e, AddressError):
+    if isinstance(e, AddressError | ProofUnavailable):
         raise RpcError(NOT_FOUND, str(e))
     return failure

@@ -24,7 +24,7 @@ from twisted.internet import defer
 
 from timecoin import __version__
 from timecoin.api.client import COOKIE_NAME, ApiUrlError, RpcAuthError, RpcClientError
-from timecoin.cli import commands  # noqa: F401  (registers the built-in commands)
+from timecoin.cli import commands, proofs  # noqa: F401  (registers the built-in commands)
 from timecoin.cli.registry import (
     COMMANDS,
     Command,

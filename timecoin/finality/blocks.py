@@ -47,6 +47,7 @@ from timecoin.interfaces import IBlockService
 from timecoin.ledger.block import Block, BlockError
 from timecoin.ledger.checkpoint import MissingTransactions
 from timecoin.ledger.keys import verify as ed25519_verify
+from timecoin.ledger.networks import BY_ID, signing_network_id
 from timecoin.p2p import messages as m
 
 #: How often blocks waiting for transactions are checked again (seconds).
@@ -56,8 +57,10 @@ MAX_BLOCKS_PER_HEIGHT = 16
 
 
 def network_tag(network_id):
-    """The network id bytes BFT signatures cover."""
-    return bytes([network_id])
+    """The bytes BFT signatures cover on network ``network_id``
+    (:func:`~timecoin.ledger.networks.signing_network_id`, which finality
+    proofs are verified with)."""
+    return signing_network_id(BY_ID[network_id])
 
 
 @implementer(IBlockService)

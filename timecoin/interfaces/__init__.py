@@ -37,12 +37,14 @@ from timecoin.interfaces.node import (
     ISignatureVerifier,
     IUtxoFlusher,
 )
+from timecoin.interfaces.proofs import IFinalityProofs
 from timecoin.interfaces.storage import IJournal, IStorage, IStorageCheck
 
 __all__ = [
     "IBftMachine", "IBlockConsensus", "IBlockHost", "IBlockLedger", "IBlockService",
     "ICatchupHost", "IDaemonNode", "IDeadlines", "IFinality",
-    "IFinalityEvents", "IFinalityHost", "IFinalitySync", "IJournal", "IListeningService",
+    "IFinalityEvents", "IFinalityHost", "IFinalityProofs", "IFinalitySync", "IJournal",
+    "IListeningService",
     "IMasternodeRegistry", "IMempool", "INodeApi", "INodeComponents", "INodeMetrics",
     "INodeQueries", "IPeer", "IPeerMessaging", "IPeerNetwork", "IRpcMethods",
     "ISignatureVerifier", "ISnapshotAssembly", "IStorage", "IStorageCheck", "IUtxoFlusher",

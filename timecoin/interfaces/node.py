@@ -40,6 +40,7 @@ class INodeComponents(Interface):
     journal = Attribute("The IJournal.")
     storage = Attribute("The IStorage.")
     chain = Attribute("The IBlockConsensus.")
+    proofs = Attribute("The IFinalityProofs over the chain (hand-offs, proofs).")
     block_service = Attribute("The IBlockService, or None before one is attached.")
     finality = Attribute("The IFinality.")
     verifier = Attribute("The ISignatureVerifier.")
@@ -63,6 +64,13 @@ class INodeQueries(Interface):
     def wait_for_transaction(txid, timeout_s):
         """Fire with the status once final (finalized/rejected) or at the timeout;
         with None at once if ``txid`` was dropped here (see ``drop_reason``)."""
+
+    def finality_proof(txid):
+        """Fire with ``(FinalityProof, block_height)`` for ``txid``, confirmed
+        in a committed block; fail with ``ProofUnavailable`` (a ``reason``:
+        ``unknown``, ``pending``, ``rejected``, ``not-in-block-yet``, or the
+        chain's ``no-block``/``txid-not-in-block``/``missing-set``) if none
+        can be built."""
 
     def drop_reason(txid):
         """Why this node let ``txid`` go without a decision lately (evicted, or

@@ -47,12 +47,18 @@ class IStorage(Interface):
     def save_masternodes(rows):
         """Replace the masternode registry's rows atomically (after a block)."""
 
-    def save_block(block_row, records, confirmed_txids, masternode_rows=None):
+    def save_block(block_row, records, confirmed_txids, masternode_rows=None,
+                   active_set=None):
         """Write a committed block in one transaction with what it implies:
         ``block_row`` ``(height, hash, header, body, certificate, committed_at)``,
         its journal ``records`` (the reward transaction's), ``block_height`` of
-        each of ``confirmed_txids``, and the registry's rows after it (None:
-        unchanged)."""
+        each of ``confirmed_txids``, the registry's rows after it (None:
+        unchanged) and ``active_set``, ``{pubkey: weight}`` after the block if
+        the block changed the active set (None if it did not)."""
+
+    def load_block_sets():
+        """Fire with ``[(height, {pubkey: weight})]``, in height order: the
+        active set after each stored block that changed it."""
 
     def load_blocks(after_height=0):
         """Fire with ``[(height, body, certificate)]`` of the committed blocks
@@ -111,10 +117,11 @@ class IJournal(Interface):
     def find(txid):
         """The record of ``txid`` if it is committing or committed lately, else None."""
 
-    def append_block(record, block_row, confirmed_txids, masternode_rows):
+    def append_block(record, block_row, confirmed_txids, masternode_rows, active_set=None):
         """Queue a committed block behind the records queued so far, written alone
         by ``IStorage.save_block`` with ``record`` (its reward transaction's, or
-        None); fire once it is durable."""
+        None) and ``active_set`` (the set after it, if it changed); fire once
+        it is durable."""
 
     def save_conflict_sets(batch):
         """Queue a ``ConflictSetBatch`` (sets about to be voted on, with their

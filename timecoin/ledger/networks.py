@@ -35,6 +35,15 @@ TESTNET = Network("testnet", 0, b"TMt0", 24100, 24101, "~/.timecoin/testnet", 3,
 MAINNET = Network("mainnet", 1, b"TMm1", 24000, 24001, "~/.timecoin", 3, 600, True)
 DEVNET = Network("devnet", 2, b"TMd2", 24200, 24201, "~/.timecoin/devnet", 1, 2, False)
 
+
+
+def signing_network_id(network):
+    """The network id every BFT signature covers (``bft_messages.sign_bytes``):
+    the network's magic bytes, distinct per network. The block service signs
+    with it and a finality proof is verified with it: the one definition."""
+    return network.magic
+
+
 NETWORKS = {n.name: n for n in (TESTNET, MAINNET, DEVNET)}
 BY_ID = {n.network_id: n for n in NETWORKS.values()}
 

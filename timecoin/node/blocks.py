@@ -9,11 +9,14 @@ unconfirmed list (:class:`~timecoin.ledger.checkpoint.BlockLedger`) and
 finality's stake weights if the active set changed. Durability follows in
 one SQLite transaction (``IJournal.append_block`` -> ``IStorage.save_block``):
 the block row with its certificate, the reward's journal record, every
-confirmed transaction's ``block_height`` and the registry's rows.
+confirmed transaction's ``block_height``, the registry's rows and, if the
+block changed the active set, the set after it (for finality proofs: the
+block is noted in ``IFinalityProofs`` with it).
 
 At start (:meth:`NodeBlocks.load`) the stored blocks are replayed into the
-chain and the journal entries no block confirmed go back to the unconfirmed
-list, before the block service starts its first height.
+chain and the proofs' hand-offs (with the stored sets), and the journal
+entries no block confirmed go back to the unconfirmed list, before the block
+service starts its first height.
 """
 
 from twisted.internet import defer
@@ -30,11 +33,11 @@ from timecoin.ledger.checkpoint import unconfirmed_from_row
 class NodeBlocks:
     """``IBlockHost`` over the node's ``chain`` (IBlockConsensus), ``ledger``
     (IBlockLedger), ``state`` (IUtxoState), ``journal`` (IJournal), ``storage``
-    (IStorage) and ``finality`` (IFinality)."""
+    (IStorage), ``finality`` (IFinality) and ``proofs`` (IFinalityProofs)."""
 
     log = Logger()
 
-    def __init__(self, clock, chain, ledger, state, journal, storage, finality):
+    def __init__(self, clock, chain, ledger, state, journal, storage, finality, proofs):
         self._clock = clock
         self._chain = chain
         self._ledger = ledger
@@ -42,14 +45,22 @@ class NodeBlocks:
         self._journal = journal
         self._storage = storage
         self._finality = finality
+        self._proofs = proofs
         self.loaded = False
 
     @defer.inlineCallbacks
     def load(self):
         """Replay the stored blocks and the unconfirmed journal entries."""
         rows = yield self._storage.load_blocks(self._chain.height())
-        for _, body, certificate in rows:
-            self._chain.restore(Block.decode(body), CommitCertificate.decode(certificate))
+        sets = dict((yield self._storage.load_block_sets()))
+        for height, body, certificate in rows:
+            block, certificate = Block.decode(body), CommitCertificate.decode(certificate)
+            self._chain.restore(block, certificate)
+            self._proofs.note_block(block, certificate, sets.get(height))
+        if self._proofs.missing_sets():
+            self.log.warn("no active set is stored for the blocks {heights} that changed it "
+                          "(committed before schema version 5): no finality proof for a "
+                          "block above them", heights=self._proofs.missing_sets())
         unconfirmed = yield self._storage.load_unconfirmed()
         self._ledger.restore([unconfirmed_from_row(*row) for row in unconfirmed])
         if rows:
@@ -89,9 +100,11 @@ class NodeBlocks:
             self._state.finalize(block.reward_tx, record.seq)
         self._ledger.applied(block)
         after = self._chain.registry.active_set()
-        if after != before:
+        changed = after if after != before else None
+        if changed is not None:
             self._finality.set_masternodes(after)
+        self._proofs.note_block(block, certificate, changed)
         row = (block.height, block.hash, block.header.encode(), block.encode(),
                certificate.encode(), now)
         return self._journal.append_block(record, row, block.all_txids,
-                                          self._chain.registry.rows())
+                                          self._chain.registry.rows(), changed)

@@ -15,6 +15,7 @@ from timecoin.interfaces import INodeQueries
 from timecoin.ledger.keys import decode_address
 from timecoin.ledger.tx import MIN_FEE_RATE
 from timecoin.ledger.utxo import UtxoStatus
+from timecoin.proofs.source import ProofUnavailable
 
 #: Blocks a node may be behind its peers' announced height and still be healthy.
 BEHIND_BLOCKS = 2
@@ -73,6 +74,31 @@ class NodeQueries:
         self._waiters.setdefault(txid, []).append(waiter)
         self._deadlines.schedule(timeout_s, (txid, waiter))
         return waiter.addCallback(lambda _: self.transaction_status(txid))
+
+    def finality_proof(self, txid):
+        return self.transaction_status(txid).addCallback(self._proof_of, txid)
+
+    def _proof_of(self, status, txid):
+        shown = txid.hex()
+        if status is None:
+            dropped = self.drop_reason(txid)
+            more = f" (dropped here without a decision: {dropped})" if dropped else ""
+            raise ProofUnavailable("unknown", f"transaction not found: {shown}{more}")
+        if status["status"] == "pending":
+            raise ProofUnavailable("pending", f"transaction {shown} is pending: not final "
+                                              "yet, so in no block")
+        if status["status"] == "rejected":
+            raise ProofUnavailable("rejected", f"transaction {shown} was rejected "
+                                               f"({status['reason']}): it is in no block")
+        height = status["block_height"]
+        if height is None:
+            raise ProofUnavailable("not-in-block-yet", f"transaction {shown} is finalized but "
+                                   "not in a block yet: ask again after the next block")
+        chain = self._node.chain
+        block = chain.block_at(height)
+        if block is None:
+            raise ProofUnavailable("no-block", f"no block at height {height} here yet")
+        return self._node.proofs.proof(block, chain.certificate_at(height), txid), height
 
     def drop_reason(self, txid):
         return self._node.mempool.drop_reason(txid)

@@ -44,6 +44,7 @@ from timecoin.node.queries import NodeQueries
 from timecoin.node.restore import conflict_set_batch, readmit
 from timecoin.node.verify import InlineVerifier
 from timecoin.p2p.host import IPeerHost
+from timecoin.proofs.source import ChainProofs
 from timecoin.storage.background import StorageCheck
 from timecoin.storage.journal import JournalWriter
 
@@ -88,6 +89,7 @@ class Node(MultiService):
         self.chain = BlockChain(genesis, self._masternode_online, self.registry)
         #: The IBlockLedger: finalized transactions waiting for a block.
         self.block_ledger = BlockLedger(network, self.chain, meta.muhash)
+        self.proofs = ChainProofs(genesis)
         #: The IBlockService committing blocks, once assembled.
         self.block_service = None
         self.finality = finality if finality is not None else LocalFinality(reactor)

@@ -15,17 +15,12 @@ from timecoin.consensus.certificate import CertificateError, verify_certificate
 from timecoin.consensus.proposer import ValidatorSet
 from timecoin.ledger.keys import verify as ed25519_verify
 from timecoin.ledger.merkle import merkle_path, verify_path
+from timecoin.ledger.networks import signing_network_id
 from timecoin.ledger.registry import MasternodeRegistry, masternode_set_hash
 from timecoin.proofs.finality import FinalityProof, ProofError, SetHandoff
 
 __all__ = ["check_proof", "collect_handoffs", "genesis_set", "make_proof",
            "signing_network_id", "verify_proof"]
-
-
-def signing_network_id(network):
-    """The network id every BFT signature covers (``bft_messages.sign_bytes``):
-    the network's magic bytes, distinct per network."""
-    return network.magic
 
 
 def genesis_set(genesis):

@@ -56,13 +56,14 @@ class BlockWrite:
     """A committed block queued for ``save_block``: ``record`` is its reward
     transaction's journal record (or None), the rest ``save_block``'s arguments."""
 
-    __slots__ = ("record", "block_row", "confirmed_txids", "masternode_rows")
+    __slots__ = ("record", "block_row", "confirmed_txids", "masternode_rows", "active_set")
 
-    def __init__(self, record, block_row, confirmed_txids, masternode_rows):
+    def __init__(self, record, block_row, confirmed_txids, masternode_rows, active_set=None):
         self.record = record
         self.block_row = block_row
         self.confirmed_txids = tuple(confirmed_txids)
         self.masternode_rows = masternode_rows
+        self.active_set = active_set
 
 
 def _records(batch):
@@ -136,13 +137,16 @@ class JournalWriter:
         self._kick()
         return d
 
-    def append_block(self, record, block_row, confirmed_txids, masternode_rows):
+    def append_block(self, record, block_row, confirmed_txids, masternode_rows,
+                     active_set=None):
         """Queue a committed block (see :class:`BlockWrite`) behind the records
-        queued so far; the Deferred fires once it is durable."""
+        queued so far, with the active set after it if it changed; the
+        Deferred fires once it is durable."""
         d = Deferred()
         if record is not None:
             self._committing[record.txid] = record
-        self._queue.append((BlockWrite(record, block_row, confirmed_txids, masternode_rows), d))
+        self._queue.append((BlockWrite(record, block_row, confirmed_txids, masternode_rows,
+                                      active_set), d))
         self._kick()
         return d
 
@@ -167,7 +171,8 @@ class JournalWriter:
             batch, self._queue = self._queue[:1], self._queue[1:]
             block = batch[0][0]
             d = self._storage.save_block(block.block_row, _records(batch),
-                                         block.confirmed_txids, block.masternode_rows)
+                                         block.confirmed_txids, block.masternode_rows,
+                                         block.active_set)
             d.addCallbacks(self._committed, self._failed, callbackArgs=(batch,),
                            errbackArgs=(batch,))
             return

@@ -549,19 +549,27 @@ class Storage:
 
     # -- blocks ------------------------------------------------------------------
 
-    def save_block(self, block_row, records, confirmed_txids, masternode_rows=None):
-        """Write a committed block with its journal entries, confirmations and
-        registry rows in one transaction (:func:`block_tables.write_block`)."""
+    def save_block(self, block_row, records, confirmed_txids, masternode_rows=None,
+                   active_set=None):
+        """Write a committed block with its journal entries, confirmations,
+        registry rows and the active set after it if it changed, in one
+        transaction (:func:`block_tables.write_block`)."""
         rows = [(r.seq, r.txid, r.raw, r.spent, r.finalized_at, r.finality_ms)
                 for r in records]
         return self._run(self._transaction, block_tables.write_block, self._conn, block_row,
                          rows, list(confirmed_txids), masternode_rows,
+                         None if active_set is None else dict(active_set),
                          operation="block_commit")
 
     def load_blocks(self, after_height=0):
         """Fire with ``[(height, body, certificate)]`` of the committed blocks."""
         return self._run(block_tables.read_blocks, self._conn, after_height,
                          operation="blocks_read")
+
+    def load_block_sets(self):
+        """Fire with ``[(height, {pubkey: weight})]``: the active set after each
+        stored block that changed it."""
+        return self._run(block_tables.read_block_sets, self._conn, operation="blocks_read")
 
     def load_unconfirmed(self):
         """Fire with ``[(seq, raw, [(amount, key_hash)])]`` of the journal
