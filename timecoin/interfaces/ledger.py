@@ -192,14 +192,16 @@ class IBlockLedger(Interface):
     def checkpoint_hash():
         """The UTXO set hash at the last block (bytes)."""
 
-    def build(round_, proposer, time):
+    def build(round_, proposer, time, deactivations=()):
         """The next block (a ``Block``): the unconfirmed transactions in
-        finality order, its reward, the set hashes after it."""
+        finality order, its reward, the set hashes after it; it deactivates
+        the active masternodes among ``deactivations``."""
 
-    def check(block, proposer_of, now):
+    def check(block, proposer_of, now, justified=None):
         """Raise ``BlockError`` unless ``block`` is the valid next block here
         (``MissingTransactions`` if only some transactions are not here yet);
-        ``proposer_of(round)`` names the proposer of a round at its height."""
+        ``proposer_of(round)`` names the proposer of a round at its height;
+        every deactivation must be active and ``justified(pubkey)``."""
 
     def transactions(block):
         """The decoded transactions ``block`` confirms, in order (reward excluded)."""
