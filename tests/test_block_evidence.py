@@ -18,6 +18,7 @@ from timecoin.ledger.block import Block, BlockError
 from timecoin.ledger.encoding import DecodeError
 from timecoin.ledger.keys import PrivateKey
 from timecoin.ledger.networks import DEVNET
+from timecoin.ledger.registry import DEACTIVATION_BLOCKS
 from timecoin.p2p import messages as m
 from timecoin.p2p.messages import decode_message, encode_message
 
@@ -137,6 +138,11 @@ class EvidenceServiceTests(unittest.TestCase):
         net.mesh.endpoints[0].handlers[m.EVIDENCE](
             2, EvidenceMessage(double_prevote(PrivateKey.devnet(9))))
         self.assertEqual(net.services[0].bad_evidence, 2)
+        # And evidence older than the deactivation period.
+        net.services[0].machine.height = DEACTIVATION_BLOCKS + 1
+        net.mesh.endpoints[0].handlers[m.EVIDENCE](2, EvidenceMessage(good))
+        self.assertEqual(net.services[0].bad_evidence, 3)
+        self.assertEqual(len(net.services[0].evidence_pool), 0)
 
     def test_a_validator_refuses_a_block_with_an_unjustified_deactivation(self):
         net = Network(self, 4)

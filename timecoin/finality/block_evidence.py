@@ -3,6 +3,8 @@
 See :mod:`timecoin.finality.blocks` ("Accountability"). :class:`BlockEvidence`
 is a base class of :class:`~timecoin.finality.blocks.BlockService`; it uses the
 service's ``machine``, ``evidence_pool``, ``_network``, ``_key`` and ``_tag``.
+Evidence older than ``DEACTIVATION_BLOCKS`` heights is refused (``expired``):
+its offender may have served its deactivation and rejoined already.
 """
 
 from twisted.logger import Logger
@@ -14,6 +16,7 @@ from timecoin.consensus.certificate import (
 )
 from timecoin.finality.block_messages import EvidenceMessage
 from timecoin.ledger.keys import verify as ed25519_verify
+from timecoin.ledger.registry import DEACTIVATION_BLOCKS
 
 
 class BlockEvidence:
@@ -26,6 +29,9 @@ class BlockEvidence:
         """Verify ``evidence`` (from peer ``source``, or None: this node's
         machine); keep and relay it if it is new. True if it verified."""
         try:
+            if evidence.height + DEACTIVATION_BLOCKS <= self.machine.height:
+                # It may have served its period already: no second one.
+                raise CertificateError("expired")
             verify_evidence(evidence, self.machine.validators, self._tag, ed25519_verify)
         except CertificateError as e:
             self.bad_evidence += 1

@@ -232,8 +232,9 @@ class IMasternodeRegistry(Interface):
     def apply_block(height, confirmed_txs, deactivations=()):
         """Apply a block at ``height``: confirmed registrations join the active
         set, confirmed collateral spends remove their masternodes, and the
-        ``deactivations`` (public keys) leave it. Returns
-        ``{"joined", "left", "deactivated"}`` lists of public keys."""
+        ``deactivations`` (public keys) leave it; masternodes deactivated
+        ``DEACTIVATION_BLOCKS`` blocks before rejoin it. Returns
+        ``{"joined", "left", "deactivated", "rejoined"}`` lists of public keys."""
 
     def active_set():
         """``{pubkey: weight}`` of the active set, in public-key order."""
