@@ -13,7 +13,7 @@ from timecoin.ledger.genesis import make_genesis
 from timecoin.ledger.keys import PrivateKey
 from timecoin.ledger.networks import DEVNET, MAINNET, TESTNET
 from timecoin.ledger.registration import BRONZE, GOLD, Registration
-from timecoin.ledger.registry import MasternodeRegistry
+from timecoin.ledger.registry import DEACTIVATION_BLOCKS, MasternodeRegistry
 from timecoin.ledger.tx import OutPoint, TxRejected, sign_registration, sign_transfer
 from timecoin.ledger.utxo import UtxoEntry
 from timecoin.storage import masternode_tables
@@ -105,6 +105,21 @@ class RegistryStateTests(unittest.TestCase):
         self.assertEqual(changes["deactivated"], [key.pubkey])
         self.assertNotIn(key.pubkey, self.registry.active_set())
         self.assertIsNotNone(self.registry.get(key.pubkey))
+
+    def test_a_deactivated_masternode_rejoins_after_the_period_and_survives_rows(self):
+        key = PrivateKey.devnet(2)
+        self.registry.apply_block(5, [], deactivations=[key.pubkey])
+        self.assertEqual(self.registry.get(key.pubkey).deactivated_at, 5)
+        restored = MasternodeRegistry.from_rows(self.registry.rows())
+        self.assertEqual(restored.rows(), self.registry.rows())
+        for registry in (self.registry, restored):
+            for height in range(6, 5 + DEACTIVATION_BLOCKS):
+                self.assertEqual(registry.apply_block(height, [])["rejoined"], [])
+                self.assertNotIn(key.pubkey, registry.active_set())
+            changes = registry.apply_block(5 + DEACTIVATION_BLOCKS, [])
+            self.assertEqual(changes["rejoined"], [key.pubkey])
+            self.assertIn(key.pubkey, registry.active_set())
+            self.assertFalse(registry.get(key.pubkey).deactivated)
 
     def test_set_hash_is_canonical(self):
         a = MasternodeRegistry.from_genesis(GENESIS)

@@ -1,8 +1,12 @@
 """Blocks on the whole-node simulator: real nodes, one clock, in-memory links."""
 
+import dataclasses
+
 from prometheus_client import generate_latest
 from twisted.trial import unittest
 
+from timecoin.consensus.bft_messages import Vote
+from timecoin.finality.blocks import network_tag
 from timecoin.ledger.networks import DEVNET, TESTNET
 from timecoin.sim import scenario
 from timecoin.sim.cluster import Cluster
@@ -108,3 +112,50 @@ class BlockProductionTests(unittest.TestCase):
         cluster.run(30)
         self.assertEqual(heights(cluster), [0, 0])
         self.assertFalse(any(n.block_service.is_validator() for n in cluster.nodes))
+
+
+def equivocating_signer(offender):
+    """A start listener: masternode ``offender`` signs, next to each of its
+    prevotes and precommits for a block, a second one for another block."""
+    def listener(index, node):
+        if index != offender:
+            return
+        service = node.block_service
+        honest_broadcast = service._broadcast
+
+        def broadcast(message):
+            honest_broadcast(message)
+            if isinstance(message, Vote) and message.block_hash:
+                twin = Vote(message.msg_type, message.height, message.round, b"\xee" * 32,
+                            message.validator)
+                signature = service._key.sign(twin.sign_bytes(network_tag(DEVNET.network_id)))
+                honest_broadcast(dataclasses.replace(twin, signature=signature))
+        service._broadcast = broadcast
+    return listener
+
+
+class AccountabilityTests(unittest.TestCase):
+    def test_an_equivocating_masternode_is_deactivated_by_a_block_on_every_node(self):
+        cluster = make_cluster(self, 4, listener=equivocating_signer(3), seed=11)
+        offender = cluster.nodes[3].block_service._key.pubkey
+        cluster.run(20)
+        deactivated_at = set()
+        for node in cluster.nodes:
+            self.assertNotIn(offender, node.chain.registry.active_set())
+            self.assertEqual(len(node.chain.registry.active_set()), 3)
+            heights_ = [h for h in range(1, node.chain.height() + 1)
+                        if offender in node.chain.block_at(h).header.deactivated]
+            self.assertEqual(len(heights_), 1)
+            deactivated_at.update(heights_)
+        self.assertEqual(len(deactivated_at), 1)
+        self.assertGreater(sum(n.block_service.evidence for n in cluster.nodes[:3]), 0)
+        # The other three keep committing, one chain; the offender follows.
+        before = min(heights(cluster, [0, 1, 2]))
+        cluster.run(20)
+        self.assertGreaterEqual(min(heights(cluster, [0, 1, 2])), before + 7)
+        self.assertFalse(cluster.nodes[3].block_service.is_validator())
+        assert_one_chain(self, cluster)
+        # A transfer still finalizes and is confirmed by the three.
+        txid = cluster.wait(cluster.submit(0, scenario.transfer_from_genesis(0)), 10)
+        cluster.run(10)
+        self.assertEqual({cluster.status(i, txid)["status"] for i in range(3)}, {"confirmed"})

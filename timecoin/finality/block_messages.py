@@ -7,7 +7,9 @@
   :class:`~timecoin.consensus.bft_messages.Vote` each (its canonical encoding);
 * ``getblocks``: committed blocks from ``from_height``, at most ``limit``;
 * ``blocks``: ``(block, commit certificate)`` pairs in height order (possibly
-  none: the sender has nothing from that height).
+  none: the sender has nothing from that height);
+* ``evidence``: one :class:`~timecoin.consensus.certificate.Evidence` (two
+  conflicting signed BFT messages of one masternode, ``Evidence.encode``).
 
 Signatures are not checked here (the block service does, with the active set
 of the message's height); the decoders only check shapes and bounds.
@@ -23,12 +25,14 @@ from timecoin.consensus.bft_messages import (
     Vote,
     decode_message,
 )
+from timecoin.consensus.certificate import CertificateError, Evidence
 from timecoin.ledger.encoding import DecodeError
 from timecoin.p2p.messages import (
     BLOCK_PRECOMMIT,
     BLOCK_PREVOTE,
     BLOCK_PROPOSAL,
     BLOCKS,
+    EVIDENCE,
     GETBLOCKS,
     register_message,
 )
@@ -152,3 +156,27 @@ class Blocks:
         return cls(tuple((bytes(r.varbytes(MAX_BLOCK_BYTES, "block")),
                           bytes(r.varbytes(MAX_CERTIFICATE_BYTES, "certificate")))
                          for _ in range(n)))
+
+
+@register_message
+@dataclass(frozen=True)
+class EvidenceMessage:
+    """Two conflicting signed messages of one masternode (its shape checked
+    here; its signatures by the receiver, against the active set)."""
+
+    KIND = EVIDENCE
+    INCOMPRESSIBLE = True
+    evidence: Evidence
+
+    def encode(self, w):
+        w.varbytes(self.evidence.encode(), 2 * MAX_BFT_MESSAGE)
+
+    @classmethod
+    def decode(cls, r):
+        data = bytes(r.varbytes(2 * MAX_BFT_MESSAGE, "evidence"))
+        try:
+            evidence = Evidence.decode(data)
+            evidence.check_shape()
+        except (MessageError, CertificateError) as e:
+            raise DecodeError(f"bad evidence: {e}") from None
+        return cls(evidence)

@@ -62,6 +62,7 @@ class BlockSync:
         that was away gets them from the masternodes' journals
         (``FinalitySync``), decided by its own polls."""
         self._blocks.setdefault(block.hash, block)
+        self._note_certificate(block, certificate)
         self.synced += 1
         out = self.machine.on_certificate(certificate, self._clock.seconds())
         if block.hash in self._awaiting:  # asked for before its body was here

@@ -21,6 +21,16 @@ its certificate. The next height starts one block interval after the commit
 (at once while catching up on stored blocks).
 
 Every node answers ``getblocks`` from its chain.
+
+**Accountability.** Evidence of a double signing (``EvidenceFound`` from the
+machine, or an ``evidence`` message from a peer) is verified with
+``verify_evidence`` against the active set of the height being decided (the
+offender must be in it) before it enters the :class:`EvidencePool` and is
+relayed once to the masternode peers. The proposer puts the pool's offenders
+in its block's ``deactivated`` list and sends the evidence ahead of the
+proposal, so that every validator has verified it when it checks the block:
+a block is prevoted only if each of its deactivations is justified by
+evidence in this node's pool.
 """
 
 from collections import Counter
@@ -40,8 +50,15 @@ from timecoin.consensus.bft_messages import (
     SendCertificate,
     ValidateBlock,
 )
+from timecoin.consensus.evidence import EvidencePool
 from timecoin.consensus.proposer import ProposerPriorities, ValidatorSet
-from timecoin.finality.block_messages import BlockProposalMessage, Blocks, vote_message
+from timecoin.finality.block_evidence import BlockEvidence
+from timecoin.finality.block_messages import (
+    BlockProposalMessage,
+    Blocks,
+    EvidenceMessage,
+    vote_message,
+)
 from timecoin.finality.block_sync import BlockSync
 from timecoin.interfaces import IBlockService
 from timecoin.ledger.block import Block, BlockError
@@ -64,7 +81,7 @@ def network_tag(network_id):
 
 
 @implementer(IBlockService)
-class BlockService(BlockSync, Service):
+class BlockService(BlockEvidence, BlockSync, Service):
     """Runs the BFT rounds of this node (see the module docstring).
 
     ``host`` provides ``IBlockHost``; ``key`` is the node's signing key (its
@@ -100,6 +117,8 @@ class BlockService(BlockSync, Service):
         self._last_commit = None
         self._commits = []
         self._ask_rotation = 0
+        self.evidence_pool = EvidencePool()
+        self._certified = set()  # hashes of blocks whose certificate verified here
         # Statistics (``statistics``).
         self.rounds = Counter()  # rounds a height took -> heights
         self.commit_seconds = Counter()  # seconds from a height's start to its commit
@@ -107,6 +126,7 @@ class BlockService(BlockSync, Service):
         self.bad_blocks = 0
         self.synced = 0
         self.evidence = 0
+        self.bad_evidence = 0
 
     # -- wiring and life -------------------------------------------------------
 
@@ -117,6 +137,7 @@ class BlockService(BlockSync, Service):
         network.register_handler(m.BLOCK_PRECOMMIT, self._on_vote)
         network.register_handler(m.GETBLOCKS, self._on_getblocks)
         network.register_handler(m.BLOCKS, self._on_blocks)
+        network.register_handler(m.EVIDENCE, self._on_evidence)
 
     def startService(self):
         super().startService()
@@ -188,7 +209,8 @@ class BlockService(BlockSync, Service):
         if isinstance(action, Broadcast):
             self._broadcast(action.message)
         elif isinstance(action, BuildBlock):
-            block = self._host.build_block(action.round, self._key.pubkey, now)
+            offenders = self.evidence_pool.offenders(self.machine.validators)
+            block = self._host.build_block(action.round, self._key.pubkey, now, offenders)
             self._blocks[block.hash] = block
             return self.machine.on_block_built(action.height, action.round, block.hash, now)
         elif isinstance(action, ValidateBlock):
@@ -198,10 +220,7 @@ class BlockService(BlockSync, Service):
         elif isinstance(action, SendCertificate):
             self._send_certificate(action.validator, action.certificate)
         elif isinstance(action, EvidenceFound):
-            self.evidence += 1
-            self.log.warn("masternode {pubkey} signed two blocks at height {height}",
-                          pubkey=action.evidence.validator.hex(),
-                          height=action.evidence.height)
+            self._take_evidence(action.evidence, None)
         return []
 
     def _broadcast(self, message):
@@ -212,10 +231,16 @@ class BlockService(BlockSync, Service):
             if block is None:
                 return
             wire = BlockProposalMessage(message, block.encode())
+            deactivated = set(block.header.deactivated)
+            # The evidence goes first: a validator checks the block against it.
+            ahead = [EvidenceMessage(e) for e in self.evidence_pool.pending()
+                     if e.validator in deactivated]
         else:
-            wire = vote_message(message)
+            wire, ahead = vote_message(message), []
         for pubkey, peer_id in list(self._network.masternode_peers().items()):
             if pubkey != self._key.pubkey:
+                for evidence in ahead:
+                    self._network.send(peer_id, evidence)
                 self._network.send(peer_id, wire)
 
     def _send_certificate(self, validator, certificate):
@@ -231,7 +256,8 @@ class BlockService(BlockSync, Service):
             return []
         now = self._clock.seconds()
         try:
-            self._host.check_block(block, self.machine.proposer, now)
+            self._host.check_block(block, self.machine.proposer, now,
+                                   self._justification(block))
         except MissingTransactions as e:
             # Not refused: they come through finality (relay, polls, catch-up),
             # and the block is checked again; meanwhile the propose timeout
@@ -273,6 +299,8 @@ class BlockService(BlockSync, Service):
     def _commit(self, block, certificate):
         now = self._clock.seconds()
         d = self._host.commit_block(block, certificate)
+        self.evidence_pool.settled(block.header.deactivated)
+        self._certified.clear()
         self._commits.append(d)
         d.addErrback(lambda f: self.log.failure("storing block {height}", f,
                                                 height=block.height))
@@ -364,4 +392,7 @@ class BlockService(BlockSync, Service):
             ("timecoin_block_evidence", "counter",
              "Double signatures seen (two blocks signed by one masternode in one round)",
              self.evidence),
+            ("timecoin_block_evidence_refused", "counter",
+             "Evidence refused (bad signatures, or its offender is not in the active set)",
+             self.bad_evidence),
         ]

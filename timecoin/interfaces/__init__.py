@@ -8,7 +8,7 @@ layer in the submodules and all importable from here.
 """
 
 from timecoin.interfaces.api import IRpcMethods
-from timecoin.interfaces.consensus import IBftMachine
+from timecoin.interfaces.consensus import IBftMachine, IEvidencePool
 from timecoin.interfaces.finality import (
     IBlockHost,
     IBlockService,
@@ -42,6 +42,7 @@ from timecoin.interfaces.storage import IJournal, IStorage, IStorageCheck
 
 __all__ = [
     "IBftMachine", "IBlockConsensus", "IBlockHost", "IBlockLedger", "IBlockService",
+    "IEvidencePool",
     "ICatchupHost", "IDaemonNode", "IDeadlines", "IFinality",
     "IFinalityEvents", "IFinalityHost", "IFinalityProofs", "IFinalitySync", "IJournal",
     "IListeningService",

@@ -45,3 +45,23 @@ class IBftMachine(Interface):
 
     def next_deadline():
         """When :meth:`on_tick` should next be called, or None."""
+
+
+class IEvidencePool(Interface):
+    """Verified equivocation evidence waiting for a block to deactivate its offenders."""
+
+    def add(evidence):
+        """Keep ``evidence`` (verified by the caller); False if the same double
+        signing (offender, height, round, type) is kept already."""
+
+    def pending():
+        """The kept evidence, oldest first."""
+
+    def offenders(active=None):
+        """The offenders' public keys, sorted (only those in ``active`` if given)."""
+
+    def justifies(pubkey):
+        """True if kept evidence shows ``pubkey`` double signed."""
+
+    def settled(pubkeys):
+        """A block deactivated ``pubkeys``: drop their evidence."""

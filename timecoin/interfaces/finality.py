@@ -165,12 +165,15 @@ class IBlockHost(Interface):
     def validators():
         """``{pubkey: weight}`` of the active set (the set that signs the next block)."""
 
-    def build_block(round_, proposer, now):
-        """The block this node proposes at ``round_`` of the next height."""
+    def build_block(round_, proposer, now, deactivations=()):
+        """The block this node proposes at ``round_`` of the next height; it
+        deactivates those of ``deactivations`` (public keys) that are active."""
 
-    def check_block(block, proposer_of, now):
+    def check_block(block, proposer_of, now, justified=None):
         """Raise ``BlockError`` unless ``block`` is the valid next block here;
-        ``MissingTransactions`` while some of its transactions are not finalized here."""
+        ``MissingTransactions`` while some of its transactions are not finalized here.
+        ``justified(pubkey)`` says whether evidence verified here justifies a
+        deactivation the block makes (None: none is justified)."""
 
     def commit_block(block, certificate):
         """Apply the committed ``block`` (checked valid) now: the chain, the UTXO

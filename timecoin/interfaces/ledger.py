@@ -192,14 +192,16 @@ class IBlockLedger(Interface):
     def checkpoint_hash():
         """The UTXO set hash at the last block (bytes)."""
 
-    def build(round_, proposer, time):
+    def build(round_, proposer, time, deactivations=()):
         """The next block (a ``Block``): the unconfirmed transactions in
-        finality order, its reward, the set hashes after it."""
+        finality order, its reward, the set hashes after it; it deactivates
+        the active masternodes among ``deactivations``."""
 
-    def check(block, proposer_of, now):
+    def check(block, proposer_of, now, justified=None):
         """Raise ``BlockError`` unless ``block`` is the valid next block here
         (``MissingTransactions`` if only some transactions are not here yet);
-        ``proposer_of(round)`` names the proposer of a round at its height."""
+        ``proposer_of(round)`` names the proposer of a round at its height;
+        every deactivation must be active and ``justified(pubkey)``."""
 
     def transactions(block):
         """The decoded transactions ``block`` confirms, in order (reward excluded)."""
@@ -230,8 +232,9 @@ class IMasternodeRegistry(Interface):
     def apply_block(height, confirmed_txs, deactivations=()):
         """Apply a block at ``height``: confirmed registrations join the active
         set, confirmed collateral spends remove their masternodes, and the
-        ``deactivations`` (public keys) leave it. Returns
-        ``{"joined", "left", "deactivated"}`` lists of public keys."""
+        ``deactivations`` (public keys) leave it; masternodes deactivated
+        ``DEACTIVATION_BLOCKS`` blocks before rejoin it. Returns
+        ``{"joined", "left", "deactivated", "rejoined"}`` lists of public keys."""
 
     def active_set():
         """``{pubkey: weight}`` of the active set, in public-key order."""

@@ -135,8 +135,9 @@ class BlockLedger:
     def _recipients(self):
         return [(e.reward_key_hash, e.weight) for e in self.chain.registry.entries() if e.active]
 
-    def _contents(self, height, items):
-        """(reward tx, MuHash after, masternode_set_hash) of a block of ``items``."""
+    def _contents(self, height, items, deactivations=()):
+        """(reward tx, MuHash after, masternode_set_hash) of a block of ``items``
+        that deactivates ``deactivations``."""
         muhash = self._checkpoint.copy()
         for item in items:
             fold(muhash, item.tx, item.spent)
@@ -145,7 +146,7 @@ class BlockLedger:
         if reward is not None:
             fold(muhash, reward, ())
         trial = MasternodeRegistry.from_rows(self.chain.registry.rows())
-        trial.apply_block(height, [i.tx for i in items], ())
+        trial.apply_block(height, [i.tx for i in items], deactivations)
         return reward, muhash, trial.masternode_set_hash()
 
     def _remember(self, block_hash, muhash):
@@ -155,18 +156,22 @@ class BlockLedger:
             self._folded.pop(next(iter(self._folded)))
         self._folded[block_hash] = muhash
 
-    def build(self, round_, proposer, time):
-        """The next block, proposed at ``round_`` by ``proposer`` at ``time``."""
+    def build(self, round_, proposer, time, deactivations=()):
+        """The next block, proposed at ``round_`` by ``proposer`` at ``time``;
+        it deactivates those of ``deactivations`` that are active (sorted)."""
         height = self.chain.height() + 1
         items = list(self._pending.values())[:self.max_txs]
-        reward, muhash, set_hash = self._contents(height, items)
+        active = self.chain.registry.active_set()
+        deactivated = tuple(sorted({pk for pk in deactivations if pk in active}))
+        reward, muhash, set_hash = self._contents(height, items, deactivated)
         utxo_hash = muhash.digest()
         txids = tuple(i.tx.txid for i in items)
         all_txids = txids + ((reward.txid,) if reward is not None else ())
         header = BlockHeader(self.network.network_id, height, self.chain.best_block_hash(),
                              max(int(time), self._min_time()), round_, proposer,
                              merkle_root(all_txids), utxo_hash, set_hash,
-                             reward.output_total - sum(i.fee for i in items) if reward else 0)
+                             reward.output_total - sum(i.fee for i in items) if reward else 0,
+                             deactivated)
         block = Block(header, txids, reward)
         self._remember(block.hash, muhash)
         return block
@@ -175,11 +180,13 @@ class BlockLedger:
         last = self.chain.block_at(self.chain.height())
         return last.header.time if last is not None else 0
 
-    def check(self, block, proposer_of, now):
+    def check(self, block, proposer_of, now, justified=None):
         """Raise :class:`~timecoin.ledger.block.BlockError` unless ``block`` is a
         valid next block here; :class:`MissingTransactions` if only some of its
         transactions are not finalized here (yet). ``proposer_of(round)`` is the
-        proposer of a round at this height."""
+        proposer of a round at this height; ``justified(pubkey)`` is True if
+        evidence verified here justifies deactivating ``pubkey`` (None: nothing
+        does)."""
         header = block.header
         if header.network_id != self.network.network_id:
             raise BlockError("the block is of another network")
@@ -191,8 +198,7 @@ class BlockLedger:
             raise BlockError("the block's proposer is not the proposer of its round")
         if header.time < self._min_time() or header.time > now + MAX_FUTURE_S:
             raise BlockError("the block's time is out of range")
-        if header.deactivated:
-            raise BlockError("deactivations are not accepted by this version")
+        self._check_deactivations(header.deactivated, justified)
         if len(block.txids) > self.max_txs:
             raise BlockError("the block holds too many transactions")
         block.check()
@@ -200,7 +206,7 @@ class BlockLedger:
         if missing:
             raise MissingTransactions(missing)
         items = [self._pending[t] for t in block.txids]
-        reward, muhash, set_hash = self._contents(header.height, items)
+        reward, muhash, set_hash = self._contents(header.height, items, header.deactivated)
         utxo_hash = muhash.digest()
         try:
             check_reward(block.reward_tx, self.network, header.height,
@@ -215,6 +221,18 @@ class BlockLedger:
         if header.masternode_set_hash != set_hash:
             raise BlockError("masternode_set_hash is not the active set after the block")
         self._remember(block.hash, muhash)
+
+    def _check_deactivations(self, deactivated, justified):
+        """Each deactivated masternode is active, listed once in ascending
+        order, and its deactivation is justified here."""
+        if list(deactivated) != sorted(set(deactivated)):
+            raise BlockError("the deactivations are not distinct and sorted")
+        active = self.chain.registry.active_set()
+        for pubkey in deactivated:
+            if pubkey not in active:
+                raise BlockError(f"deactivates {pubkey.hex()}, not in the active set")
+            if justified is None or not justified(pubkey):
+                raise BlockError(f"deactivates {pubkey.hex()} without evidence verified here")
 
     def transactions(self, block):
         """The decoded transactions ``block`` confirms (reward excluded), in order."""

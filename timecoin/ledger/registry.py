@@ -8,6 +8,11 @@ spend of a collateral removes its masternode, and the block's deactivations
 take masternodes out of the active set. The genesis registrations are active
 from height 0. Until blocks exist, the active set is the genesis set.
 
+A deactivated masternode (evidence of double signing) stays out of the active
+set for :data:`DEACTIVATION_BLOCKS` blocks and then rejoins by itself: the
+block at height ``deactivated_at + DEACTIVATION_BLOCKS`` puts it back (every
+node applies the same blocks, so every node's set changes at that block).
+
 Duplicates are resolved in order: a registration whose masternode key is
 registered already (pending, active or leaving) changes nothing, so the first
 one finalized (and, at a block, the first one in the block) wins.
@@ -26,6 +31,10 @@ from timecoin.ledger.tx import KIND_MASTERNODE_REGISTER, OutPoint, TxRejected, r
 
 SET_HASH_TAG = b"timecoin-masternode-set"
 _WEIGHT = struct.Struct("<Q")
+#: Blocks a deactivated masternode stays out of the active set (see the
+#: module docstring and doc/blocks.md): about 3.3 minutes on devnet, 100
+#: minutes on testnet, 16.7 hours on mainnet.
+DEACTIVATION_BLOCKS = 100
 
 
 @dataclass
@@ -41,8 +50,13 @@ class MasternodeEntry:
     #: Its collateral was spent by a finalized transaction; it leaves at the
     #: block that confirms the spend.
     leaving: bool = False
-    #: Taken out of the active set by a block (missed service, evidence).
-    deactivated: bool = False
+    #: The height of the block that took it out of the active set (evidence),
+    #: 0 while it is not deactivated.
+    deactivated_at: int = 0
+
+    @property
+    def deactivated(self):
+        return self.deactivated_at > 0
 
     @property
     def weight(self):
@@ -56,7 +70,7 @@ class MasternodeEntry:
         """The entry as a storage row (see :meth:`MasternodeRegistry.from_rows`)."""
         return (self.pubkey, self.tier, self.collateral.txid, self.collateral.vout,
                 self.reward_key_hash, self.registration_txid, self.registered_height,
-                int(self.leaving), int(self.deactivated))
+                int(self.leaving), self.deactivated_at)
 
 
 def entry_from_registration(tx):
@@ -102,11 +116,11 @@ class MasternodeRegistry:
     def from_rows(cls, rows):
         """The registry from storage rows ``(pubkey, tier, collateral txid,
         collateral vout, reward key hash, registration txid, registered height,
-        leaving, deactivated)``."""
+        leaving, deactivated at (0: not deactivated))``."""
         return cls(
             MasternodeEntry(bytes(pk), tier, OutPoint(bytes(txid), int(vout)), bytes(reward),
                             bytes(reg_txid) if reg_txid is not None else None, height,
-                            bool(leaving), bool(deactivated))
+                            bool(leaving), int(deactivated or 0))
             for pk, tier, txid, vout, reward, reg_txid, height, leaving, deactivated in rows)
 
     def _add(self, entry):
@@ -163,13 +177,19 @@ class MasternodeRegistry:
             if known.registered_height is None:
                 known.registered_height = height
                 joined.append(known.pubkey)
+        rejoined = []
+        for entry in self._entries.values():
+            if entry.deactivated and height >= entry.deactivated_at + DEACTIVATION_BLOCKS:
+                entry.deactivated_at = 0
+                rejoined.append(entry.pubkey)
         deactivated = []
         for pubkey in deactivations:
             entry = self._entries.get(pubkey)
             if entry is not None and entry.active:
-                entry.deactivated = True
+                entry.deactivated_at = height
                 deactivated.append(pubkey)
-        return {"joined": joined, "left": left, "deactivated": deactivated}
+        return {"joined": joined, "left": left, "deactivated": deactivated,
+                "rejoined": sorted(rejoined)}
 
     # -- views -----------------------------------------------------------------
 

@@ -83,11 +83,11 @@ class NodeBlocks:
     def validators(self):
         return self._chain.registry.active_set()
 
-    def build_block(self, round_, proposer, now):
-        return self._ledger.build(round_, proposer, now)
+    def build_block(self, round_, proposer, now, deactivations=()):
+        return self._ledger.build(round_, proposer, now, deactivations)
 
-    def check_block(self, block, proposer_of, now):
-        self._ledger.check(block, proposer_of, now)
+    def check_block(self, block, proposer_of, now, justified=None):
+        self._ledger.check(block, proposer_of, now, justified)
 
     def commit_block(self, block, certificate):
         now = self._clock.seconds()

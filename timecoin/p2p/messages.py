@@ -46,6 +46,7 @@ BLOCK_PREVOTE = 0x0201
 BLOCK_PRECOMMIT = 0x0202
 GETBLOCKS = 0x0203
 BLOCKS = 0x0204
+EVIDENCE = 0x0205  # equivocation evidence (two conflicting BFT signatures)
 SNAPSHOT = 0x0300
 
 #: Every reserved kind id and its name (implemented or not).
@@ -57,6 +58,7 @@ KIND_NAMES = {
     GET_FINALIZED: "get_finalized", FINALIZED: "finalized",
     BLOCK_PROPOSAL: "block_proposal", BLOCK_PREVOTE: "block_prevote",
     BLOCK_PRECOMMIT: "block_precommit", GETBLOCKS: "getblocks", BLOCKS: "blocks",
+    EVIDENCE: "evidence",
     SNAPSHOT: "snapshot",
 }
 

@@ -51,21 +51,33 @@ class FakeBlockHost:
     def _prev_hash(self):
         return self.committed[-1][0].hash if self.committed else b"\0" * 32
 
-    def build_block(self, round_, proposer, now):
+    def _set_after(self, deactivated):
+        after = {pk: w for pk, w in self._validators.items() if pk not in deactivated}
+        return hashlib.blake2b(repr(sorted(after.items())).encode(), digest_size=32).digest()
+
+    def build_block(self, round_, proposer, now, deactivations=()):
         height = self.height() + 1
-        set_hash = hashlib.blake2b(repr(sorted(self._validators.items())).encode(),
-                                   digest_size=32).digest()
+        deactivated = tuple(sorted({pk for pk in deactivations if pk in self._validators}))
         header = BlockHeader(self.network_id, height, self._prev_hash(), int(now), round_,
-                             proposer, merkle_root(tuple(self.txids)), b"\1" * 32, set_hash, 0)
+                             proposer, merkle_root(tuple(self.txids)), b"\1" * 32,
+                             self._set_after(deactivated), 0, deactivated)
         return Block(header, tuple(self.txids))
 
-    def check_block(self, block, proposer_of, now):
+    def check_block(self, block, proposer_of, now, justified=None):
         if block.height != self.height() + 1 or block.header.prev_hash != self._prev_hash():
             raise BlockError("does not follow")
         if block.header.proposer != proposer_of(block.header.round):
             raise BlockError("wrong proposer")
         if block.hash in self.invalid or block.header.proposer in self.refused_proposers:
             raise BlockError("refused by the test")
+        deactivated = block.header.deactivated
+        if list(deactivated) != sorted(set(deactivated)):
+            raise BlockError("deactivations not distinct and sorted")
+        for pubkey in deactivated:
+            if pubkey not in self._validators or justified is None or not justified(pubkey):
+                raise BlockError("unjustified deactivation")
+        if block.header.masternode_set_hash != self._set_after(deactivated):
+            raise BlockError("wrong set hash")
         block.check()
         missing = [t for t in block.txids if t in self.missing]
         if missing:
@@ -75,6 +87,8 @@ class FakeBlockHost:
         if block.height != self.height() + 1:
             raise BlockError(f"block {block.height} committed at height {self.height()}")
         self.committed.append((block, certificate))
+        for pubkey in block.header.deactivated:
+            self._validators.pop(pubkey, None)
         return defer.succeed(None)
 
 
