@@ -165,7 +165,7 @@ class LinkTests(unittest.TestCase):
 
     def test_handshake_frames_are_never_lost(self):
         clock = SimClock()
-        network = SimNetwork(clock, seed=1, conditions=LinkConditions(loss=1.0))
+        network = SimNetwork(clock, seed=1, conditions=LinkConditions(loss=0.99))
         server = RecordingFactory(clock)
         HostReactor(network, "10.0.0.2").listenTCP(9000, server)
         client = RecordingFactory(clock)
@@ -174,9 +174,16 @@ class LinkTests(unittest.TestCase):
         for n in range(5):
             client.protocols[0].sendString(b"%d" % n)
         clock.advance(1)
-        # Every frame is lost but the first HANDSHAKE_FRAMES (hello, auth).
+        # Every frame is lost but the first HANDSHAKE_FRAMES (hello, auth)...
         self.assertEqual([d for _, d in server.log],
                          [b"%d" % n for n in range(HANDSHAKE_FRAMES)])
+        # ... while a dead link (loss=1.0) loses even those.
+        network.set_link("10.0.0.1", "10.0.0.2", loss=1.0)
+        HostReactor(network, "10.0.0.1").connectTCP("10.0.0.2", 9000, client)
+        clock.advance(1)
+        client.protocols[1].sendString(b"hello")
+        clock.advance(1)
+        self.assertEqual(len(server.log), HANDSHAKE_FRAMES)
 
     def test_reordering_jitters_each_frame(self):
         self.network.set_link("10.0.0.1", "10.0.0.2", jitter=0.5, reorder=True)

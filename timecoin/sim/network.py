@@ -20,7 +20,8 @@ Link conditions per direction (:class:`LinkConditions`):
 Connection set-up and close notifications take the latency but are never
 lost (only a partition stops them), and neither are the first
 :data:`HANDSHAKE_FRAMES` frames each side sends on a connection (its hello and
-auth): the model is a reliable connection, set up whole or not at all, whose
+auth), unless the link is dead (``loss=1.0``, which loses everything): the
+model is a reliable connection, set up whole or not at all, whose
 messages may then be lost, not a lossy packet network. (A real TCP
 connection cannot deliver an auth without the hello before it; a simulated
 loss that did would have the receiver ban an honest peer for it.) All randomness comes from
@@ -146,12 +147,14 @@ class SimNetwork:
 
     def frame_delay(self, src, dst, lossless=False):
         """Seconds until a frame sent now arrives, or None if it is lost
-        (``lossless``: a handshake frame, only a partition stops it)."""
+        (``lossless``: a handshake frame, only a partition or a dead link,
+        ``loss=1.0``, stops it)."""
         if self.blocked(src, dst):
             return None
         conditions = self.link(src, dst)
         rng = self._rng(src, dst)
-        if conditions.loss and rng.random() < conditions.loss and not lossless:
+        if (conditions.loss and rng.random() < conditions.loss
+                and (not lossless or conditions.loss >= 1.0)):
             return None
         if conditions.jitter:
             return conditions.latency + rng.uniform(0.0, conditions.jitter)
