@@ -192,14 +192,16 @@ class IBlockLedger(Interface):
     def checkpoint_hash():
         """The UTXO set hash at the last block (bytes)."""
 
-    def build(round_, proposer, time):
+    def build(round_, proposer, time, decided=()):
         """The next block (a ``Block``): the unconfirmed transactions in
-        finality order, its reward, the set hashes after it."""
+        finality order, then at most one member of a stalled conflict set
+        (``decided``: ``Unconfirmed`` items), its reward, the set hashes after it."""
 
-    def check(block, proposer_of, now):
+    def check(block, proposer_of, now, decided=None):
         """Raise ``BlockError`` unless ``block`` is the valid next block here
         (``MissingTransactions`` if only some transactions are not here yet);
-        ``proposer_of(round)`` names the proposer of a round at its height."""
+        ``proposer_of(round)`` names the proposer of a round at its height;
+        ``decided`` maps txids of stalled-set members valid here to ``Unconfirmed``."""
 
     def transactions(block):
         """The decoded transactions ``block`` confirms, in order (reward excluded)."""
