@@ -99,7 +99,8 @@ class InterfaceTests(unittest.TestCase):
     def test_block_service_and_its_host(self):
         node = sync_node(self, Clock())
         host = NodeBlocks(Clock(), node.chain, node.block_ledger, node.state, node.journal,
-                          node.storage, node.finality, node.proofs)
+                          node.storage, node.finality, node.proofs,
+                          node.mempool)
         verifyObject(IBlockHost, host)
         verifyObject(IFinalityProofs, node.proofs)
         service = BlockService(Clock(), host, DEVNET.network_id, 2, PrivateKey.devnet(0))

@@ -3,11 +3,13 @@
 import dataclasses
 
 from prometheus_client import generate_latest
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from timecoin.consensus.bft_messages import Vote
 from timecoin.finality.blocks import network_tag
-from timecoin.ledger.networks import DEVNET, TESTNET
+from timecoin.ledger.networks import COIN, DEVNET, TESTNET
+from timecoin.ledger.tx import TxRejected
 from timecoin.sim import scenario
 from timecoin.sim.cluster import Cluster
 
@@ -159,3 +161,49 @@ class AccountabilityTests(unittest.TestCase):
         txid = cluster.wait(cluster.submit(0, scenario.transfer_from_genesis(0)), 10)
         cluster.run(10)
         self.assertEqual({cluster.status(i, txid)["status"] for i in range(3)}, {"confirmed"})
+
+
+#: Unanimity for preference and confidence over samples of the whole set: a
+#: race whose two spends reach two different nodes first never decides by
+#: polls, and its set stalls after ``max_rounds``.
+UNANIMOUS = """
+[consensus.avalanche]
+sample_size = 4
+alpha = 1.0
+alpha_preference = 1.0
+beta = 3
+finality_confidence = 3
+max_rounds = 5
+"""
+
+
+class StalledSetTests(unittest.TestCase):
+    def test_a_block_decides_a_stalled_set_identically_on_every_node(self):
+        cluster = make_cluster(self, 4, seed=11, config_text=UNANIMOUS)
+        a = scenario.transfer_from_genesis(5, COIN)
+        b = scenario.transfer_from_genesis(5, 2 * COIN)
+        sent = [cluster.submit(1, a), cluster.submit(2, b)]
+        for ok, value in cluster.wait(defer.DeferredList(sent, consumeErrors=True), 10):
+            if not ok:
+                value.trap(TxRejected)
+        # The set stalls: no node decides it by polls.
+        cluster.run_until(lambda: all(n.finality.stalled() for n in cluster.nodes), 20,
+                          "the set stalled everywhere")
+        # A block decides it: the same member confirmed in the same block everywhere.
+        cluster.run_until(lambda: {s for pair in map(cluster.statuses, (a.txid, b.txid))
+                                   for s in pair} <= {"confirmed", "rejected"}, 30,
+                          "a block decided the set")
+        pairs = set(zip(cluster.statuses(a.txid), cluster.statuses(b.txid), strict=True))
+        self.assertIn(pairs, ({("confirmed", "rejected")}, {("rejected", "confirmed")}))
+        winner, loser = (a, b) if pairs == {("confirmed", "rejected")} else (b, a)
+        heights_of = {cluster.status(i, winner.txid)["block_height"] for i in range(4)}
+        self.assertEqual(len(heights_of), 1)
+        (height,) = heights_of
+        block = cluster.nodes[0].chain.block_at(height)
+        self.assertIn(winner.txid, block.txids)
+        for i in range(4):
+            self.assertEqual(cluster.status(i, loser.txid)["reason"],
+                             f"conflict: decided by block {height}")
+        assert_one_chain(self, cluster)
+        cluster.run_until(lambda: len(set(heights(cluster))) == 1, 10)
+        self.assertEqual(len(set(cluster.set_hashes())), 1)

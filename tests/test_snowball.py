@@ -203,6 +203,27 @@ class EngineTests(unittest.TestCase):
             decisions += poll(self.engine, 4, 4, ["c"])
         self.assertEqual(decisions, [("c", True, "finalized"), ("a", False, "conflict")])
 
+    def test_a_block_decides_a_stalled_set_and_votes_follow(self):
+        self.engine.add("a", ["o1"])
+        self.engine.add("b", ["o1"])
+        self.engine.add("x", ["o2"])
+        self.assertEqual(self.engine.stalled_sets(), [])
+        for _ in range(10):
+            poll(self.engine, 2, 4, ["a", "b"])
+        self.assertTrue(self.engine.is_stalled("a"))
+        self.assertEqual(self.engine.stalled_sets(), [[("a", 0), ("b", 0)]])
+        self.assertEqual(self.engine.votes(["a", "b"]), [True, False])
+        decisions = self.engine.decide_by_block("b", 7)
+        self.assertEqual(decisions, [("b", True, "decided-by-block"),
+                                     ("a", False, "conflict: decided by block 7")])
+        self.assertEqual((self.engine.status("a"), self.engine.status("b")), (REJECTED, ACCEPTED))
+        self.assertEqual(self.engine.votes(["a", "b"]), [False, True])
+        self.assertEqual(self.engine.stalled_sets(), [])
+        # Final: a second decision changes nothing, a later spend is a double spend.
+        self.assertEqual(self.engine.decide_by_block("a", 8), [])
+        self.assertEqual(self.engine.add("c", ["o1"]), [("c", False, "double-spend")])
+        self.assertEqual(self.engine.status("x"), PENDING)
+
     def test_cancel(self):
         self.engine.add("a", ["o1"])
         self.engine.add("b", ["o1"])

@@ -58,6 +58,13 @@ class ISnowballEngine(Interface):
     def record_poll(results):
         """One finished poll ``{txid: (yes, sample_size)}``; return decisions."""
 
+    def stalled_sets():
+        """The conflict sets with a stalled member: ``[[(txid, confidence)]]``."""
+
+    def decide_by_block(txid, height):
+        """A committed block at ``height`` confirms pending ``txid``: accept it,
+        reject its rivals; return the decisions."""
+
     def report_finalized(txid, outpoints, trusted):
         """Catch-up information: applied only if ``trusted`` and unconflicted; decisions."""
 

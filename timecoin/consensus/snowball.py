@@ -49,6 +49,8 @@ REASON_FINALIZED = "finalized"
 REASON_CONFLICT = "conflict"
 REASON_DOUBLE_SPEND = "double-spend"
 REASON_REPORTED = "finalized-by-network"
+#: The reason of a transaction a committed block decided (its rivals: ``conflict: ...``).
+REASON_BLOCK = "decided-by-block"
 #: The reason a pending transaction's snapshot gives once it ran ``max_rounds``.
 REASON_STALLED = "stalled"
 #: A stalled transaction is polled once every 2, 4, ... up to this many poll starts.
@@ -356,6 +358,27 @@ class SnowballEngine:
         self.stats.reports_applied += 1
         return self._accept(self._pending[txid], REASON_REPORTED)
 
+    def stalled_sets(self):
+        """Every conflict set with a stalled member: ``[[(txid, confidence)]]``,
+        each set's members in arrival order (a member of several sets is in each)."""
+        seen, out = set(), []
+        for op, conflict_set in self._sets.items():
+            if op in seen or not any(self._pending[t].stalled for t in conflict_set.members):
+                continue
+            seen.add(op)
+            out.append([(t, self._pending[t].confidence) for t in conflict_set.members])
+        return out
+
+    def decide_by_block(self, txid, height):
+        """A committed block at ``height`` confirms pending ``txid``: it is accepted,
+        its rivals rejected (``conflict: decided by block H``); votes follow.
+        Returns decisions (empty if ``txid`` is not pending here)."""
+        tx = self._pending.get(txid)
+        if tx is None:
+            return []
+        return self._accept(tx, REASON_BLOCK,
+                            loser_reason=f"{REASON_CONFLICT}: decided by block {height}")
+
     # -- internals ----------------------------------------------------------
 
     def _mark_recorded(self, tx):
@@ -378,7 +401,7 @@ class SnowballEngine:
                 conflict_set.preferred = tx.txid
                 self.stats.preference_flips += 1
 
-    def _accept(self, tx, reason):
+    def _accept(self, tx, reason, loser_reason=REASON_CONFLICT):
         conflicts = self.conflicts(tx.txid)
         losers = [t for t in self._pending if t in conflicts] if conflicts else []
         self._drop(tx)
@@ -388,7 +411,7 @@ class SnowballEngine:
         self.stats.rounds_to_accept[tx.rounds] += 1
         for other in losers:
             self._drop(self._pending[other])
-            decisions.append(self._decide(other, False, REASON_CONFLICT))
+            decisions.append(self._decide(other, False, loser_reason))
         return decisions
 
     def _decide(self, txid, accepted, reason):

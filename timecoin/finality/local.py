@@ -99,6 +99,13 @@ class LocalFinality:
     def pending_reason(self, txid):
         return None
 
+    def stalled_sets(self):
+        """A lone masternode decides every transaction: nothing stalls."""
+        return []
+
+    def decide_by_block(self, txid, height):
+        """A lone masternode finalized the transaction already, or will in a turn."""
+
     def set_masternodes(self, weights):
         """A lone masternode decides alone whatever the active set says."""
 

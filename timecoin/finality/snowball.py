@@ -167,6 +167,14 @@ class SnowballFinality:
                 f"{self.engine.params.max_rounds} polls; it stays locked until one "
                 "member is finalized")
 
+    def stalled_sets(self):
+        return self.engine.stalled_sets()
+
+    def decide_by_block(self, txid, height):
+        self._report(self.engine.decide_by_block(txid, height))
+        self._save_records()  # the decided sets' rows go: votes follow the decision
+        self._pump()
+
     def _refresh_stalled(self):
         # The engine counts sets newly stalled; rescan only when that count moved.
         count = self.engine.stats.stalled

@@ -70,6 +70,16 @@ class IFinality(Interface):
     def pending_reason(txid):
         """Why pending ``txid`` is not decided yet (``"stalled: ..."``), or None."""
 
+    def stalled_sets():
+        """The conflict sets with a stalled member, for the block proposer:
+        ``[[(txid, confidence)]]``, members in arrival order."""
+
+    def decide_by_block(txid, height):
+        """A committed block at ``height`` confirms pending ``txid``: it is
+        reported accepted (reason ``decided-by-block``) and its rivals rejected
+        (``conflict: decided by block H``) through the listeners, synchronously;
+        votes follow. Nothing happens if ``txid`` is not pending here."""
+
     def statistics():
         """Counters of the deciding process as ``(name, kind, documentation, value)``
         tuples, ``kind`` ``"counter"``, ``"gauge"`` or ``"histogram"`` (``value`` then

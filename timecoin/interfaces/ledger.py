@@ -192,16 +192,18 @@ class IBlockLedger(Interface):
     def checkpoint_hash():
         """The UTXO set hash at the last block (bytes)."""
 
-    def build(round_, proposer, time, deactivations=()):
+    def build(round_, proposer, time, deactivations=(), decided=()):
         """The next block (a ``Block``): the unconfirmed transactions in
-        finality order, its reward, the set hashes after it; it deactivates
-        the active masternodes among ``deactivations``."""
+        finality order, then at most one member of a stalled conflict set
+        (``decided``: ``Unconfirmed`` items), its reward, the set hashes after
+        it; it deactivates the active masternodes among ``deactivations``."""
 
-    def check(block, proposer_of, now, justified=None):
+    def check(block, proposer_of, now, justified=None, decided=None):
         """Raise ``BlockError`` unless ``block`` is the valid next block here
         (``MissingTransactions`` if only some transactions are not here yet);
         ``proposer_of(round)`` names the proposer of a round at its height;
-        every deactivation must be active and ``justified(pubkey)``."""
+        every deactivation must be active and ``justified(pubkey)``;
+        ``decided`` maps txids of stalled-set members valid here to ``Unconfirmed``."""
 
     def transactions(block):
         """The decoded transactions ``block`` confirms, in order (reward excluded)."""

@@ -20,6 +20,12 @@ here (a transaction this node rejected or never saw is refused, or waited
 for), it is the block ``build`` would make with exactly those transactions,
 and it follows the chain. :meth:`BlockLedger.applied` moves the checkpoint
 once a block is committed.
+
+A block may also decide a stalled conflict set: ``decided`` (given to
+``build`` and ``check`` by the node) holds members of sets pending here,
+valid against this node's UTXO state, with their undo data; at most
+``MAX_DECIDED_PER_BLOCK`` of them come after the finalized transactions. The
+node finalizes such a member when the block commits, before ``applied``.
 """
 
 from dataclasses import dataclass
@@ -36,6 +42,8 @@ from timecoin.ledger.utxo import utxo_element
 
 #: How far ahead of this node's clock a block's time may be (seconds).
 MAX_FUTURE_S = 30
+#: How many members of stalled conflict sets one block may decide.
+MAX_DECIDED_PER_BLOCK = 1
 
 
 @dataclass(frozen=True)
@@ -156,11 +164,14 @@ class BlockLedger:
             self._folded.pop(next(iter(self._folded)))
         self._folded[block_hash] = muhash
 
-    def build(self, round_, proposer, time, deactivations=()):
+    def build(self, round_, proposer, time, deactivations=(), decided=()):
         """The next block, proposed at ``round_`` by ``proposer`` at ``time``;
-        it deactivates those of ``deactivations`` that are active (sorted)."""
+        it deactivates those of ``deactivations`` that are active (sorted);
+        ``decided``: members of stalled sets (:class:`Unconfirmed`, ``seq`` None)
+        the block decides, the first ``MAX_DECIDED_PER_BLOCK`` taken."""
         height = self.chain.height() + 1
-        items = list(self._pending.values())[:self.max_txs]
+        extra = [d for d in decided if d.tx.txid not in self._pending][:MAX_DECIDED_PER_BLOCK]
+        items = list(self._pending.values())[:self.max_txs - len(extra)] + extra
         active = self.chain.registry.active_set()
         deactivated = tuple(sorted({pk for pk in deactivations if pk in active}))
         reward, muhash, set_hash = self._contents(height, items, deactivated)
@@ -180,13 +191,16 @@ class BlockLedger:
         last = self.chain.block_at(self.chain.height())
         return last.header.time if last is not None else 0
 
-    def check(self, block, proposer_of, now, justified=None):
+    def check(self, block, proposer_of, now, justified=None, decided=None):
         """Raise :class:`~timecoin.ledger.block.BlockError` unless ``block`` is a
         valid next block here; :class:`MissingTransactions` if only some of its
         transactions are not finalized here (yet). ``proposer_of(round)`` is the
         proposer of a round at this height; ``justified(pubkey)`` is True if
         evidence verified here justifies deactivating ``pubkey`` (None: nothing
-        does)."""
+        does); ``decided`` maps the txids of members of stalled sets pending
+        here, valid against the UTXO state, to their :class:`Unconfirmed`
+        (``seq`` None): the block may decide one of them."""
+        decided = decided or {}
         header = block.header
         if header.network_id != self.network.network_id:
             raise BlockError("the block is of another network")
@@ -202,10 +216,13 @@ class BlockLedger:
         if len(block.txids) > self.max_txs:
             raise BlockError("the block holds too many transactions")
         block.check()
-        missing = [t for t in block.txids if t not in self._pending]
+        extra = [t for t in block.txids if t not in self._pending and t in decided]
+        if len(extra) > MAX_DECIDED_PER_BLOCK:
+            raise BlockError("the block decides too many stalled conflict sets")
+        missing = [t for t in block.txids if t not in self._pending and t not in decided]
         if missing:
             raise MissingTransactions(missing)
-        items = [self._pending[t] for t in block.txids]
+        items = [self._pending.get(t) or decided[t] for t in block.txids]
         reward, muhash, set_hash = self._contents(header.height, items, header.deactivated)
         utxo_hash = muhash.digest()
         try:

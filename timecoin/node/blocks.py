@@ -13,11 +13,24 @@ confirmed transaction's ``block_height``, the registry's rows and, if the
 block changed the active set, the set after it (for finality proofs: the
 block is noted in ``IFinalityProofs`` with it).
 
+**Stalled conflict sets.** A proposer includes one member of a conflict set
+stalled here (``IFinality.stalled_sets``): the member with the most confidence,
+ties broken by the smallest ``BLAKE2b(height || txid)`` (a double-spender
+cannot grind a txid that wins every height). A validator accepts a block
+naming a transaction it has not finalized only if that transaction is pending
+here (a member of a stalled or still polled set) and valid against its UTXO
+state (so never against one it finalized). Committed, the member is decided
+by the block (``IFinality.decide_by_block``: finalized through the usual path,
+its rivals ``rejected`` with ``conflict: decided by block H``), then confirmed
+like every other transaction of the block.
+
 At start (:meth:`NodeBlocks.load`) the stored blocks are replayed into the
 chain and the proofs' hand-offs (with the stored sets), and the journal
 entries no block confirmed go back to the unconfirmed list, before the block
 service starts its first height.
 """
+
+import hashlib
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -25,19 +38,33 @@ from zope.interface import implementer
 
 from timecoin.consensus.certificate import CommitCertificate
 from timecoin.interfaces import IBlockHost
-from timecoin.ledger.block import Block
-from timecoin.ledger.checkpoint import unconfirmed_from_row
+from timecoin.ledger.block import Block, BlockError
+from timecoin.ledger.checkpoint import Unconfirmed, unconfirmed_from_row
+from timecoin.ledger.tx import TxRejected
+
+
+def stalled_choice(members, height):
+    """The member of a stalled set (``[(txid, confidence)]``) a block at
+    ``height`` decides: the most confidence, then the smallest hash of the
+    height and txid."""
+    def rank(member):
+        txid, confidence = member
+        tie = hashlib.blake2b(height.to_bytes(8, "big") + txid, digest_size=32).digest()
+        return (-confidence, tie)
+    return min(members, key=rank)[0]
 
 
 @implementer(IBlockHost)
 class NodeBlocks:
     """``IBlockHost`` over the node's ``chain`` (IBlockConsensus), ``ledger``
     (IBlockLedger), ``state`` (IUtxoState), ``journal`` (IJournal), ``storage``
-    (IStorage), ``finality`` (IFinality) and ``proofs`` (IFinalityProofs)."""
+    (IStorage), ``finality`` (IFinality), ``proofs`` (IFinalityProofs) and
+    ``mempool`` (IMempool: the pending transactions a block may decide)."""
 
     log = Logger()
 
-    def __init__(self, clock, chain, ledger, state, journal, storage, finality, proofs):
+    def __init__(self, clock, chain, ledger, state, journal, storage, finality, proofs,
+                 mempool):
         self._clock = clock
         self._chain = chain
         self._ledger = ledger
@@ -46,6 +73,7 @@ class NodeBlocks:
         self._storage = storage
         self._finality = finality
         self._proofs = proofs
+        self._mempool = mempool
         self.loaded = False
 
     @defer.inlineCallbacks
@@ -83,14 +111,52 @@ class NodeBlocks:
     def validators(self):
         return self._chain.registry.active_set()
 
+    def _pending_member(self, txid):
+        """``txid`` pending here and valid against the UTXO state, as an
+        :class:`Unconfirmed` (``seq`` None), or None."""
+        entry = self._mempool.get(txid)
+        if entry is None:
+            return None
+        tx = entry.tx
+        try:
+            self._state.check_inputs(tx, allow_locked=True)
+        except (TxRejected, ValueError):
+            return None
+        spent = tuple((e.amount, e.key_hash) for e in (self._state.get(i.prevout)
+                                                        for i in tx.inputs))
+        return Unconfirmed(None, tx, spent, sum(a for a, _ in spent) - tx.output_total)
+
     def build_block(self, round_, proposer, now, deactivations=()):
-        return self._ledger.build(round_, proposer, now, deactivations)
+        height = self._chain.height() + 1
+        decided = []
+        for members in self._finality.stalled_sets():
+            member = self._pending_member(stalled_choice(members, height))
+            if member is not None:
+                decided.append(member)
+        return self._ledger.build(round_, proposer, now, deactivations, decided=decided)
 
     def check_block(self, block, proposer_of, now, justified=None):
-        self._ledger.check(block, proposer_of, now, justified)
+        decided = {}
+        for txid in block.txids:
+            if txid not in self._ledger:
+                member = self._pending_member(txid)
+                if member is not None:
+                    decided[txid] = member
+        self._ledger.check(block, proposer_of, now, justified, decided=decided)
 
     def commit_block(self, block, certificate):
         now = self._clock.seconds()
+        for txid in block.txids:
+            if txid not in self._ledger:
+                self.log.info("block {height} decides the stalled conflict set of {txid}",
+                              height=block.height, txid=txid.hex())
+                self._finality.decide_by_block(txid, block.height)
+        undecided = [t for t in block.txids if t not in self._ledger]
+        if undecided:
+            self.log.critical("block {height} cannot be applied: {n} of its transactions "
+                              "are not finalized here", height=block.height, n=len(undecided))
+            return defer.fail(BlockError(f"block {block.height} names transactions not "
+                                         "finalized here"))
         before = self._chain.registry.active_set()
         self._chain.append(block, certificate, self._ledger.transactions(block))
         self._state.confirm(self._ledger.spent_outpoints(block))

@@ -82,6 +82,8 @@ class ManualFinality:
         self.reports = []
         self.polled = set()
         self.stalled_reasons = {}
+        #: txid -> the txids a block deciding it rejects (``decide_by_block``).
+        self.conflicts = {}
         self.max_in_flight = max_in_flight
         self.accepts_conflicts = accepts_conflicts
         self._listeners = []
@@ -123,6 +125,22 @@ class ManualFinality:
 
     def pending_reason(self, txid):
         return self.stalled_reasons.get(txid) if txid in self.started else None
+
+    def stalled_sets(self):
+        """Each stalled txid the test named with its started ``conflicts``
+        (confidence 0 each)."""
+        return [[(t, 0)] + [(r, 0) for r in self.conflicts.get(t, ()) if r in self.started]
+                for t in self.stalled_reasons if t in self.started]
+
+    def decide_by_block(self, txid, height):
+        """Accept ``txid`` (if started) and reject the started txids ``conflicts``
+        names for it, as a block at ``height`` would."""
+        if txid not in self.started:
+            return
+        for rival in self.conflicts.get(txid, ()):
+            if rival in self.started:
+                self.decide(rival, False, f"conflict: decided by block {height}")
+        self.decide(txid, True, "decided-by-block")
 
     def add_listener(self, callback):
         self._listeners.append(callback)
