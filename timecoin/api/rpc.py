@@ -110,18 +110,10 @@ class RpcMethods:
         return self.queries.height()
 
     def getblock(self, height_or_hash):
-        block = self.queries.block(height_or_hash)
-        if block is None:
-            shown = height_or_hash.hex() if isinstance(height_or_hash, bytes) else height_or_hash
-            raise RpcError(NOT_FOUND, f"block not found: {shown}")
-        return block
+        return _block_found(self.queries.block(height_or_hash), height_or_hash)
 
     def getblockheader(self, height_or_hash):
-        header = self.queries.block_header(height_or_hash)
-        if header is None:
-            shown = height_or_hash.hex() if isinstance(height_or_hash, bytes) else height_or_hash
-            raise RpcError(NOT_FOUND, f"block not found: {shown}")
-        return header
+        return _block_found(self.queries.block_header(height_or_hash), height_or_hash)
 
     def getfinalityproof(self, txid):
         d = self.queries.finality_proof(txid)
@@ -204,3 +196,11 @@ def _translate(failure):
     if isinstance(e, AddressError | ProofUnavailable):
         raise RpcError(NOT_FOUND, str(e))
     return failure
+
+
+def _block_found(result, height_or_hash):
+    """``result``, or the not-found error naming the block asked for."""
+    if result is None:
+        shown = height_or_hash.hex() if isinstance(height_or_hash, bytes) else height_or_hash
+        raise RpcError(NOT_FOUND, f"block not found: {shown}")
+    return result

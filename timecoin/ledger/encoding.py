@@ -9,6 +9,16 @@ raises :class:`DecodeError` and nothing else.
 import struct
 
 
+class ReasonError(ValueError):
+    """A refusal with a machine-readable ``reason`` and a human ``detail``;
+    ``where`` (e.g. " (chunk 3)") names what is at fault, if anything."""
+
+    def __init__(self, reason, detail="", where=""):
+        super().__init__((reason if not detail else f"{reason}: {detail}") + where)
+        self.reason = reason
+        self.detail = detail
+
+
 class DecodeError(ValueError):
     """The bytes are not a canonical encoding of the expected structure."""
 

@@ -33,6 +33,7 @@ from timecoin.ledger.encoding import (
     DecodeError,
     LimitError,
     Reader,
+    ReasonError,
     TrailingBytesError,
     TruncatedError,
     Writer,
@@ -64,17 +65,12 @@ REASONS = (
 )
 
 
-class SnapshotError(ValueError):
+class SnapshotError(ReasonError):
     """A chunk or manifest does not decode or does not match; ``reason`` (one of
     :data:`REASONS`) says why, ``index`` names the chunk at fault if one is."""
 
     def __init__(self, reason, detail="", index=None):
-        message = reason if not detail else f"{reason}: {detail}"
-        if index is not None:
-            message += f" (chunk {index})"
-        super().__init__(message)
-        self.reason = reason
-        self.detail = detail
+        super().__init__(reason, detail, "" if index is None else f" (chunk {index})")
         self.index = index
 
 

@@ -30,6 +30,7 @@ from timecoin.ledger.encoding import (
     DecodeError,
     LimitError,
     Reader,
+    ReasonError,
     TrailingBytesError,
     TruncatedError,
     Writer,
@@ -66,17 +67,12 @@ REASONS = (
 )
 
 
-class ProofError(ValueError):
+class ProofError(ReasonError):
     """A finality proof does not decode or does not verify; ``reason`` (one of
     :data:`REASONS`) says why, ``height`` names the block at fault if one is."""
 
     def __init__(self, reason, detail="", height=None):
-        message = reason if not detail else f"{reason}: {detail}"
-        if height is not None:
-            message += f" (block {height})"
-        super().__init__(message)
-        self.reason = reason
-        self.detail = detail
+        super().__init__(reason, detail, "" if height is None else f" (block {height})")
         self.height = height
 
 
