@@ -184,9 +184,3 @@ class SafetyTests(unittest.TestCase):
         finally:
             n3.signal(signal.SIGCONT)
         yield _agree(self, devnet, [tx.txid for tx in spends])
-
-    test_a_frozen_masternode_does_not_stop_finality.todo = (
-        unittest.FailTest,
-        "a thawed masternode was seen at block height 0 while the others were at 37 "
-        "(equal finalized statuses, set hashes compared at unequal heights): block sync "
-        "after a SIGSTOP does not always bring it back")

@@ -131,3 +131,19 @@ class StalledSetDecidedByBlockTests(unittest.TestCase):
                                        validator.clock.seconds())
         self.assertEqual(caught.exception.txids, (winner,))
         self.assertEqual(validator.status(loser)["status"], "finalized")
+
+    def test_a_lagging_validator_waits_for_transactions_it_still_polls(self):
+        # The proposer finalized a and c; the validator still polls both
+        # (it was away): more than one pending member is not a bad block,
+        # it waits until they finalize here, then accepts.
+        self.proposer.finality.decide(self.a.txid, True)
+        block = self.proposer.host.build_block(0, PROPOSER, self.proposer.clock.seconds())
+        self.assertEqual(set(block.txids), {self.a.txid, self.c.txid})
+        validator = StalledNode(self)
+        validator.submit(self.a, self.c)
+        with self.assertRaises(MissingTransactions):
+            validator.host.check_block(block, lambda round_: PROPOSER,
+                                       validator.clock.seconds())
+        validator.finality.decide(self.c.txid, True)
+        validator.finality.decide(self.a.txid, True)
+        validator.host.check_block(block, lambda round_: PROPOSER, validator.clock.seconds())

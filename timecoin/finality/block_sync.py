@@ -52,7 +52,8 @@ class BlockSync:
             elif block.height > self.machine.height and len(self._ahead) < MAX_AHEAD:
                 self._ahead.setdefault(block.height, (block, certificate))
         self._run(out)
-        if message.entries and self._ahead:
+        # A full page: the peer may hold more (a shorter one was its last).
+        if len(message.entries) >= MAX_BLOCKS_PER_MESSAGE and len(self._ahead) < MAX_AHEAD:
             self._ask_blocks(peer_id)
 
     def _take_certified(self, block, certificate):
@@ -72,11 +73,14 @@ class BlockSync:
     # -- asking for blocks -----------------------------------------------------
 
     def _ask_blocks(self, peer_id):
+        """Ask ``peer_id`` for the blocks after the last one held here
+        (committed, or kept ahead), unless a request is outstanding."""
         now = self._clock.seconds()
         if self._asked_at is not None and now - self._asked_at < REQUEST_TIMEOUT_S:
             return
+        start = max([self._host.height(), *self._ahead]) + 1
         if self._network is not None and self._network.send(
-                peer_id, GetBlocks(self._host.height() + 1, MAX_BLOCKS_PER_MESSAGE)):
+                peer_id, GetBlocks(start, MAX_BLOCKS_PER_MESSAGE)):
             self._asked_at = now
 
     def _schedule_sync(self):

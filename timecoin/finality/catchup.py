@@ -46,7 +46,7 @@ from timecoin.finality.messages import (
     GetFinalized,
 )
 from timecoin.interfaces import IFinalitySync
-from timecoin.ledger.tx import TxRejected, decode_tx
+from timecoin.ledger.tx import KIND_BLOCK_REWARD, TxRejected, decode_tx
 
 MAX_CLAIMS = 200_000
 #: A request unanswered this long is sent again.
@@ -177,6 +177,8 @@ class FinalitySync(Service):
                 tx = decode_tx(raw)
             except TxRejected:
                 continue
+            if tx.kind == KIND_BLOCK_REWARD:
+                continue  # a block's reward comes with its block (block sync)
             txid = tx.txid
             claim = self._claims.get(txid)
             if claim is None:

@@ -218,7 +218,9 @@ class BlockLedger:
         block.check()
         extra = [t for t in block.txids if t not in self._pending and t in decided]
         if len(extra) > MAX_DECIDED_PER_BLOCK:
-            raise BlockError("the block decides too many stalled conflict sets")
+            # Not refused: a node that lags still polls what the others
+            # finalized; once those finalize here the block is checked again.
+            raise MissingTransactions(extra)
         missing = [t for t in block.txids if t not in self._pending and t not in decided]
         if missing:
             raise MissingTransactions(missing)
