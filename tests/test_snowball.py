@@ -224,6 +224,43 @@ class EngineTests(unittest.TestCase):
         self.assertEqual(self.engine.add("c", ["o1"]), [("c", False, "double-spend")])
         self.assertEqual(self.engine.status("x"), PENDING)
 
+    def test_a_block_vote_never_contradicts_an_answer(self):
+        self.engine.add("a", ["o1"])
+        self.engine.add("b", ["o1"])
+        self.engine.add("x", ["o2"])
+        # Not yet answered: either member may be decided by a block.
+        self.assertTrue(self.engine.may_decide_by_block("a"))
+        self.assertTrue(self.engine.may_decide_by_block("b"))
+        self.assertEqual(self.engine.votes(["a", "b"]), [True, False])
+        # "yes" for a: a block deciding b would contradict it.
+        self.assertTrue(self.engine.may_decide_by_block("a"))
+        self.assertFalse(self.engine.may_decide_by_block("b"))
+        self.assertFalse(self.engine.vote_for_block("b"))
+        self.assertFalse(self.engine.may_decide_by_block("unknown"))
+        self.assertTrue(self.engine.vote_for_block("x"))
+
+    def test_a_block_vote_pins_the_set(self):
+        self.engine.add("a", ["o1"])
+        self.engine.add("b", ["o1"])
+        self.engine.dirty_records()
+        # a came first and is preferred; a block vote for b pins the set to b,
+        # and the pin is saved (restored after a restart).
+        self.assertTrue(self.engine.vote_for_block("b"))
+        self.assertEqual([r.preferred for r in self.engine.dirty_records()], ["b"])
+        self.assertEqual(self.engine.votes(["a", "b"]), [False, True])
+        self.assertFalse(self.engine.may_decide_by_block("a"))
+
+    def test_a_reloaded_set_is_never_decided_by_a_block_vote_here(self):
+        self.engine.add("a", ["o1"])
+        self.engine.add("b", ["o1"])
+        self.engine.votes(["a"])
+        records = self.engine.dirty_records()
+        restarted = SnowballEngine(self.engine.params)
+        restarted.restore(records)
+        # Earlier answers are not all known after a restart: refuse both.
+        self.assertFalse(restarted.may_decide_by_block("a"))
+        self.assertFalse(restarted.may_decide_by_block("b"))
+
     def test_cancel(self):
         self.engine.add("a", ["o1"])
         self.engine.add("b", ["o1"])

@@ -65,6 +65,14 @@ class ISnowballEngine(Interface):
         """A committed block at ``height`` confirms pending ``txid``: accept it,
         reject its rivals; return the decisions."""
 
+    def may_decide_by_block(txid):
+        """True if this node may vote for a block deciding pending ``txid`` (it
+        never answered "yes" for a rival, and the set was not reloaded)."""
+
+    def vote_for_block(txid):
+        """Pin ``txid``'s sets to it before voting for a block deciding it;
+        True if allowed (:meth:`may_decide_by_block`)."""
+
     def report_finalized(txid, outpoints, trusted):
         """Catch-up information: applied only if ``trusted`` and unconflicted; decisions."""
 

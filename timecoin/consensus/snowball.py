@@ -23,7 +23,7 @@ runs the polls and feeds each finished one to :meth:`SnowballEngine.record_poll`
 """
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from zope.interface import implementer
 
@@ -61,7 +61,9 @@ MAX_STALL_BACKOFF = 16
 class _Set:
     members: list  # txids in arrival order
     preferred: object  # the txid this node prefers
-    pinned: object = None  # after restore: the only member this node votes for
+    pinned: object = None  # after restore or a block vote: the only member voted for
+    voted_yes: set = field(default_factory=set)  # members this node answered "yes" for
+    restored: bool = False  # reloaded after a restart: earlier votes are not all known
 
 
 @implementer(ISnowballEngine)
@@ -206,10 +208,14 @@ class SnowballEngine:
         """
         answer = []
         for txid in txids:
-            answer.append(self.is_preferred(txid))
+            yes = self.is_preferred(txid)
+            answer.append(yes)
             tx = self._pending.get(txid)
             if tx is not None:
                 tx.voted = True
+                if yes:
+                    for op in tx.outpoints:
+                        self._sets[op].voted_yes.add(txid)
                 self._mark_recorded(tx)
         return answer
 
@@ -252,6 +258,8 @@ class SnowballEngine:
                     self._pending[txid].voted = True
         for op, record in latest.items():
             conflict_set = self._sets.get(op)
+            if conflict_set is not None:
+                conflict_set.restored = True
             if conflict_set is not None and record.preferred in conflict_set.members:
                 conflict_set.preferred = conflict_set.pinned = record.preferred
                 self._voted[op] = (tuple(conflict_set.members), record.preferred)
@@ -378,6 +386,37 @@ class SnowballEngine:
             return []
         return self._accept(tx, REASON_BLOCK,
                             loser_reason=f"{REASON_CONFLICT}: decided by block {height}")
+
+    def may_decide_by_block(self, txid):
+        """True if this node may vote for a block that decides pending ``txid``:
+        in none of its conflict sets did this node ever answer "yes" for
+        another member, and none was reloaded after a restart (whose earlier
+        votes are not all known). A block deciding ``txid`` then never
+        contradicts a vote of this node (see doc/finality.md, "Blocks decide
+        stalled sets")."""
+        tx = self._pending.get(txid)
+        if tx is None:
+            return False
+        for op in tx.outpoints:
+            conflict_set = self._sets[op]
+            if conflict_set.restored or conflict_set.voted_yes - {txid}:
+                return False
+            if conflict_set.pinned not in (None, txid):
+                return False
+        return True
+
+    def vote_for_block(self, txid):
+        """This node votes for a block deciding pending ``txid``: from now on it
+        answers "yes" for no other member of its sets (they are pinned to it,
+        and the pin is saved with the next records). True if pinned; False if
+        :meth:`may_decide_by_block` does not allow it."""
+        if not self.may_decide_by_block(txid):
+            return False
+        for op in self._pending[txid].outpoints:
+            conflict_set = self._sets[op]
+            conflict_set.pinned = conflict_set.preferred = txid
+            self._mark_set(op)
+        return True
 
     # -- internals ----------------------------------------------------------
 

@@ -106,6 +106,13 @@ class LocalFinality:
     def decide_by_block(self, txid, height):
         """A lone masternode finalized the transaction already, or will in a turn."""
 
+    def may_decide_by_block(self, txid):
+        """Nothing stalls here: no block decides a set for a lone masternode."""
+        return False
+
+    def vote_for_block(self, txid):
+        return False
+
     def set_masternodes(self, weights):
         """A lone masternode decides alone whatever the active set says."""
 

@@ -175,6 +175,15 @@ class SnowballFinality:
         self._save_records()  # the decided sets' rows go: votes follow the decision
         self._pump()
 
+    def may_decide_by_block(self, txid):
+        return self.engine.may_decide_by_block(txid)
+
+    def vote_for_block(self, txid):
+        pinned = self.engine.vote_for_block(txid)
+        if pinned:
+            self._save_records()
+        return pinned
+
     def _refresh_stalled(self):
         # The engine counts sets newly stalled; rescan only when that count moved.
         count = self.engine.stats.stalled

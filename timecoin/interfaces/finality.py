@@ -80,6 +80,16 @@ class IFinality(Interface):
         (``conflict: decided by block H``) through the listeners, synchronously;
         votes follow. Nothing happens if ``txid`` is not pending here."""
 
+    def may_decide_by_block(txid):
+        """True if this node may prevote a block that decides pending ``txid``:
+        it never answered "yes" for another member of its conflict sets, and
+        those sets were not reloaded after a restart."""
+
+    def vote_for_block(txid):
+        """Before this node prevotes a block deciding ``txid``: pin its conflict
+        sets to it (this node answers "yes" for no rival from then on, saved
+        with the next records). True if allowed (:meth:`may_decide_by_block`)."""
+
     def statistics():
         """Counters of the deciding process as ``(name, kind, documentation, value)``
         tuples, ``kind`` ``"counter"``, ``"gauge"`` or ``"histogram"`` (``value`` then

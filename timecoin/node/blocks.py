@@ -39,7 +39,7 @@ from zope.interface import implementer
 from timecoin.consensus.certificate import CommitCertificate
 from timecoin.interfaces import IBlockHost
 from timecoin.ledger.block import Block, BlockError
-from timecoin.ledger.checkpoint import Unconfirmed, unconfirmed_from_row
+from timecoin.ledger.checkpoint import MissingTransactions, Unconfirmed, unconfirmed_from_row
 from timecoin.ledger.tx import TxRejected
 
 
@@ -112,10 +112,12 @@ class NodeBlocks:
         return self._chain.registry.active_set()
 
     def _pending_member(self, txid):
-        """``txid`` pending here and valid against the UTXO state, as an
-        :class:`Unconfirmed` (``seq`` None), or None."""
+        """``txid`` pending here, valid against the UTXO state, and one this
+        node may vote a block for (``IFinality.may_decide_by_block``: it never
+        answered "yes" for a rival), as an :class:`Unconfirmed` (``seq``
+        None), or None."""
         entry = self._mempool.get(txid)
-        if entry is None:
+        if entry is None or not self._finality.may_decide_by_block(txid):
             return None
         tx = entry.tx
         try:
@@ -129,8 +131,12 @@ class NodeBlocks:
     def build_block(self, round_, proposer, now, deactivations=()):
         height = self._chain.height() + 1
         decided = []
-        for members in self._finality.stalled_sets():
-            member = self._pending_member(stalled_choice(members, height))
+        # Only a round-0 proposal decides a stalled set: validators that voted
+        # for a rival refuse it, and the later rounds' blocks must not carry
+        # it, so that the height still commits.
+        for members in self._finality.stalled_sets() if round_ == 0 else ():
+            allowed = [m for m in members if self._finality.may_decide_by_block(m[0])]
+            member = self._pending_member(stalled_choice(allowed, height)) if allowed else None
             if member is not None:
                 decided.append(member)
         return self._ledger.build(round_, proposer, now, deactivations, decided=decided)
@@ -143,6 +149,9 @@ class NodeBlocks:
                 if member is not None:
                     decided[txid] = member
         self._ledger.check(block, proposer_of, now, justified, decided=decided)
+        for txid in block.txids:
+            if txid in decided and not self._finality.vote_for_block(txid):
+                raise MissingTransactions((txid,))
 
     def commit_block(self, block, certificate):
         now = self._clock.seconds()

@@ -89,6 +89,8 @@ class ManualFinality:
         self._listeners = []
         self.network = self.host = None
         self.restored = []
+        self.voted_yes = set()  # txids the test says this node answered "yes" for
+        self.block_votes = []  # txids vote_for_block pinned
 
     def attach(self, network, host):
         self.network, self.host = network, host
@@ -141,6 +143,19 @@ class ManualFinality:
             if rival in self.started:
                 self.decide(rival, False, f"conflict: decided by block {height}")
         self.decide(txid, True, "decided-by-block")
+
+    def may_decide_by_block(self, txid):
+        """Started, and no rival (``conflicts``) in ``voted_yes`` or pinned."""
+        if txid not in self.started:
+            return False
+        rivals = set(self.conflicts.get(txid, ()))
+        return not (rivals & (self.voted_yes | set(self.block_votes)))
+
+    def vote_for_block(self, txid):
+        if not self.may_decide_by_block(txid):
+            return False
+        self.block_votes.append(txid)
+        return True
 
     def add_listener(self, callback):
         self._listeners.append(callback)
