@@ -147,3 +147,26 @@ class StalledSetDecidedByBlockTests(unittest.TestCase):
         validator.finality.decide(self.c.txid, True)
         validator.finality.decide(self.a.txid, True)
         validator.host.check_block(block, lambda round_: PROPOSER, validator.clock.seconds())
+
+    def test_a_validator_that_answered_yes_for_a_rival_waits_and_never_pins(self):
+        block, winner, loser = self.build_deciding_block()
+        validator = self.make_node()
+        validator.finality.conflicts = {self.a.txid: [self.b.txid], self.b.txid: [self.a.txid]}
+        validator.finality.voted_yes.add(loser)
+        with self.assertRaises(MissingTransactions) as caught:
+            validator.host.check_block(block, lambda round_: PROPOSER,
+                                       validator.clock.seconds())
+        self.assertEqual(caught.exception.txids, (winner,))
+        self.assertEqual(validator.finality.block_votes, [])
+
+    def test_a_validator_pins_the_member_it_votes_a_block_for(self):
+        block, winner, loser = self.build_deciding_block()
+        validator = self.make_node()
+        validator.finality.conflicts = {self.a.txid: [self.b.txid], self.b.txid: [self.a.txid]}
+        validator.host.check_block(block, lambda round_: PROPOSER, validator.clock.seconds())
+        self.assertEqual(validator.finality.block_votes, [winner])
+
+    def test_only_round_zero_proposals_decide_a_stalled_set(self):
+        self.proposer.stall(self.a, self.b)
+        block = self.proposer.host.build_block(1, PROPOSER, self.proposer.clock.seconds())
+        self.assertEqual(block.txids, (self.c.txid,))
