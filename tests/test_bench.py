@@ -125,6 +125,13 @@ class PlanTests(unittest.TestCase):
                          {"timecoin_process_cpu_seconds_total": 12.5,
                           "timecoin_process_peak_rss_bytes": 104857600.0})
 
+    def test_block_handler_cpu_sums_the_block_kinds(self):
+        text = ('timecoin_p2p_handler_cpu_seconds_total{kind="block_prevote"} 0.25\n'
+                'timecoin_p2p_handler_cpu_seconds_total{kind="inv"} 7.0\n'
+                'timecoin_p2p_handler_cpu_seconds_total{kind="blocks"} 0.5\n')
+        self.assertEqual(bench_plan.block_handler_cpu(text), 0.75)
+        self.assertIsNone(bench_plan.block_handler_cpu("timecoin_block_height 3\n"))
+
 
 class FakeRun:
     """What :func:`build_report` reads of a finished run."""
@@ -139,8 +146,10 @@ class FakeRun:
         self.reasons = {"refused: double-spend": 1}
         self.errors = {"not final when the run ended": 1}
         node = {"timecoin_process_cpu_seconds_total": 1.0,
-                "timecoin_process_peak_rss_bytes": 50 * 2**20}
-        later = dict(node, timecoin_process_cpu_seconds_total=1.5)
+                "timecoin_process_peak_rss_bytes": 50 * 2**20,
+                "timecoin_block_height": 10.0, "block_handler_cpu_s": 0.2}
+        later = dict(node, timecoin_process_cpu_seconds_total=1.5, timecoin_block_height=14.0,
+                     block_handler_cpu_s=0.25)
         self.samples = {"window_start": {"at": 1.0, "client_cpu": 2.0, "nodes": [node, {}]},
                         "window_end": {"at": 3.0, "client_cpu": 2.5, "nodes": [later, {}]},
                         "end": {"at": 3.5, "client_cpu": 2.6, "nodes": [later, {}]}}
@@ -164,8 +173,12 @@ class ReportTests(unittest.TestCase):
         self.assertEqual(report["finality_ms"]["client_observed"]["p50"], 200.0)
         self.assertEqual(report["finality_ms"]["node_reported"]["max"], 300.0)
         self.assertEqual(report["nodes"][0], {"node": 0, "url": FakeRun.urls[0], "cpu_s": 0.5,
-                                              "cpu_percent": 25.0, "peak_rss_mb": 50.0})
+                                              "cpu_percent": 25.0, "peak_rss_mb": 50.0,
+                                              "blocks": 4, "block_cpu_s": 0.05,
+                                              "block_cpu_ms_per_block": 12.5,
+                                              "block_cpu_percent_of_node": 10.0})
         self.assertIsNone(report["nodes"][1]["cpu_s"])
+        self.assertIsNone(report["nodes"][1]["block_cpu_ms_per_block"])
         self.assertEqual(report["client_cpu_s"], 0.5)
 
     def test_json_shape(self):
@@ -181,7 +194,8 @@ class ReportTests(unittest.TestCase):
     def test_text(self):
         text = "\n".join(bench_report.format_report(self.report()))
         for part in ("client-observed", "node-reported", "1.0 tx/s during the window",
-                     "refused: double-spend", "not final when the run ended", "peak_rss_mb"):
+                     "refused: double-spend", "not final when the run ended", "peak_rss_mb",
+                     "block_cpu_ms_per_block"):
             self.assertIn(part, text)
 
     def test_png(self):

@@ -24,6 +24,7 @@ from timecoin.ledger.tx import OutPoint
 from timecoin.ledger.utxo import UtxoEntry, UtxoSet
 from timecoin.node.metrics import _labelled
 from timecoin.p2p import messages as m
+from timecoin.p2p import protocol
 from timecoin.p2p.framing import encode_frame
 from timecoin.storage.store import Storage
 from timecoin.storage.timings import (
@@ -74,6 +75,16 @@ class PeerTrafficMetrics(ReadyPeers):
         self.assertEqual(sample(service, "timecoin_p2p_messages_total", kind="inv",
                                 direction="out"), 1)
         self.assertEqual(m.Inv((make_tx(3).txid,)), written(peer)[-1])
+
+    def test_handler_cpu_by_kind(self):
+        service = self.node.service
+        peer = self.ready_peer()
+        ticks = iter(range(1000))
+        self.patch(protocol, "thread_time", lambda: next(ticks) * 0.25)
+        peer.dataReceived(encode_frame(m.Ping(7)) * 3)
+        # Each handler call: one reading before, one after, 0.25 s apart.
+        self.assertEqual(sample(service, "timecoin_p2p_handler_cpu_seconds_total",
+                                kind="ping"), 0.75)
 
     def test_rate_limit_hits_by_kind_and_action(self):
         service = self.node.service

@@ -155,3 +155,30 @@ def parse_metrics(text, names):
             except (ValueError, IndexError):
                 pass
     return found
+
+
+#: The handler CPU metric and the message kinds of the block service.
+HANDLER_CPU = "timecoin_p2p_handler_cpu_seconds_total"
+BLOCK_KINDS = ("block_proposal", "block_prevote", "block_precommit", "getblocks", "blocks",
+               "evidence")
+
+
+def block_handler_cpu(text):
+    """Seconds of reactor CPU the node at the other end of ``text`` (its
+    ``/metrics``) spent handling the block service's messages (None if the
+    metric is absent)."""
+    total, seen = 0.0, False
+    prefix = HANDLER_CPU + "{"
+    for line in text.splitlines():
+        if not line.startswith(prefix):
+            continue
+        labels, _, value = line[len(prefix):].partition("} ")
+        kinds = [part.split("=", 1)[1].strip('"') for part in labels.split(",")
+                 if part.startswith("kind=")]
+        if kinds and kinds[0] in BLOCK_KINDS:
+            try:
+                total += float(value.split()[0])
+                seen = True
+            except (ValueError, IndexError):
+                pass
+    return total if seen else None

@@ -2,7 +2,7 @@
 is :mod:`timecoin.bench.chart`)."""
 
 from timecoin.bench.plan import summarize
-from timecoin.bench.run import CPU, RSS
+from timecoin.bench.run import BLOCK_CPU, CPU, HEIGHT, RSS
 from timecoin.cli.registry import format_table
 
 
@@ -66,8 +66,26 @@ def _node_usage(run, window):
         usage.append({"node": n, "url": url,
                       "cpu_s": round(cpu, 2) if cpu is not None else None,
                       "cpu_percent": round(100.0 * cpu / window, 1) if cpu is not None else None,
-                      "peak_rss_mb": round(rss / 2**20, 1) if rss is not None else None})
+                      "peak_rss_mb": round(rss / 2**20, 1) if rss is not None else None,
+                      **_block_usage(b, a, cpu)})
     return usage
+
+
+def _block_usage(before, after, cpu):
+    """Blocks committed during the window and what handling the block
+    service's messages cost the node's reactor thread: per block, and as a
+    share of the node's CPU."""
+    blocks = (int(after[HEIGHT] - before[HEIGHT])
+              if HEIGHT in after and HEIGHT in before else None)
+    block_cpu = (after[BLOCK_CPU] - before[BLOCK_CPU]
+                 if BLOCK_CPU in after and BLOCK_CPU in before else None)
+    per_block = (round(1000.0 * block_cpu / blocks, 2)
+                 if block_cpu is not None and blocks else None)
+    share = (round(100.0 * block_cpu / cpu, 1)
+             if block_cpu is not None and cpu else None)
+    return {"blocks": blocks,
+            "block_cpu_s": round(block_cpu, 3) if block_cpu is not None else None,
+            "block_cpu_ms_per_block": per_block, "block_cpu_percent_of_node": share}
 
 
 def _ms(value):
@@ -99,6 +117,10 @@ def format_report(report):
     lines += ["", "node usage during the window:"]
     lines += ["  " + x for x in format_table(
         report["nodes"], ["node", "url", "cpu_s", "cpu_percent", "peak_rss_mb"], "none")]
+    lines += ["", "blocks during the window (CPU of the block service's message handlers):"]
+    lines += ["  " + x for x in format_table(
+        report["nodes"], ["node", "blocks", "block_cpu_s", "block_cpu_ms_per_block",
+                          "block_cpu_percent_of_node"], "none")]
     lines.append(f"  bench client: {report['client_cpu_s']} CPU s")
     for title, key in (("rejections", "rejections"), ("errors", "errors")):
         if report[key]:

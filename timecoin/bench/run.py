@@ -26,6 +26,7 @@ from timecoin.bench.plan import (
     FANOUT_FEE,
     FIRST_KEY,
     Coin,
+    block_handler_cpu,
     build_fanouts,
     due,
     parse_metrics,
@@ -40,6 +41,9 @@ MAX_BATCH = 1000
 SEND_BATCH = 500
 CPU = "timecoin_process_cpu_seconds_total"
 RSS = "timecoin_process_peak_rss_bytes"
+HEIGHT = "timecoin_block_height"
+#: The scraped sample holding :func:`~timecoin.bench.plan.block_handler_cpu`.
+BLOCK_CPU = "block_handler_cpu_s"
 #: With finality events, poll only transactions outstanding this long.
 POLL_AFTER_S = 2.0
 
@@ -59,7 +63,11 @@ def scrape(reactor, url):
         text = yield response.text()
     except Exception:
         return {}
-    return parse_metrics(text, (CPU, RSS))
+    found = parse_metrics(text, (CPU, RSS, HEIGHT))
+    block_cpu = block_handler_cpu(text)
+    if block_cpu is not None:
+        found[BLOCK_CPU] = block_cpu
+    return found
 
 
 def _check(results, what):

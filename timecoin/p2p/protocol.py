@@ -2,6 +2,7 @@
 
 import itertools
 import random
+from time import thread_time
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -310,7 +311,9 @@ class PeerProtocol(FrameReceiver):
         if handler is None:
             state.unexpected(self, message)
             return
+        started = thread_time()
         following = handler(self, message)
+        self._traffic.handled(kind, thread_time() - started)
         if following is None or self._closed:
             return
         self.state = following

@@ -1,5 +1,7 @@
 """Node-wide counts of peer traffic: messages and bytes by kind and direction,
-rate-limit hits, connections opened and closed.
+rate-limit hits, connections opened and closed, and the reactor thread's CPU
+time spent handling each kind (what a kind of work costs: blocks' proposals,
+votes and replies, Snowball's queries and votes, relay).
 
 Each event is one dict increment keyed by a message kind (an int of
 :data:`~timecoin.p2p.messages.KIND_NAMES`: only decoded messages are counted,
@@ -16,7 +18,7 @@ class PeerTraffic:
     """The counters of every connection of one peer network."""
 
     __slots__ = ("received", "received_bytes", "sent", "sent_bytes", "rate_limited",
-                 "opened", "closed")
+                 "opened", "closed", "handler_cpu")
 
     def __init__(self):
         self.received = {}  # kind -> messages
@@ -28,6 +30,8 @@ class PeerTraffic:
         #: direction -> connections opened / closed.
         self.opened = Counter()
         self.closed = Counter()
+        #: kind -> CPU seconds of the reactor thread in that kind's handlers.
+        self.handler_cpu = {}
 
     def count_received(self, kind, size):
         """A message of ``kind`` in a frame of ``size`` bytes arrived."""
@@ -42,6 +46,11 @@ class PeerTraffic:
         sent[kind] = sent.get(kind, 0) + 1
         sent = self.sent_bytes
         sent[kind] = sent.get(kind, 0) + size
+
+    def handled(self, kind, cpu_seconds):
+        """A message of ``kind`` was handled in ``cpu_seconds`` of thread CPU time."""
+        handler_cpu = self.handler_cpu
+        handler_cpu[kind] = handler_cpu.get(kind, 0.0) + cpu_seconds
 
     def limited(self, kind, action):
         """A message of ``kind`` found its token bucket empty; ``action`` was taken."""
@@ -67,6 +76,11 @@ def traffic_statistics(traffic):
          "Peer messages refused by an empty token bucket, by kind and action (drop or ban)",
          [({"kind": kind_name(k), "action": a}, n)
           for (k, a), n in sorted(traffic.rate_limited.items())]),
+        ("timecoin_p2p_handler_cpu_seconds_total", "counter",
+         "CPU seconds of the reactor thread in the handlers of received peer messages, "
+         "by kind (what follows from them included: a vote that commits a block counts "
+         "the commit)",
+         [({"kind": kind_name(k)}, round(v, 6)) for k, v in sorted(traffic.handler_cpu.items())]),
         ("timecoin_peer_connections_opened_total", "counter",
          "Peer connections opened, by direction (churn, with the closed ones)",
          [({"direction": d}, traffic.opened[d]) for d in ("inbound", "outbound")]),
