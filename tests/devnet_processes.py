@@ -10,7 +10,7 @@ from twisted.internet import defer, protocol, task
 
 from timecoin.api.client import RpcClient, read_cookie
 from timecoin.bench.command import free_base_port
-from timecoin.cli.devnet import DEVNET_NODE_CONFIG
+from timecoin.cli.devnet import DEVNET_NODE_CONFIG, NodeProcess, wait_healthy
 from timecoin.ledger.keys import PrivateKey
 from timecoin.testing.processes import exit_code, forget_child, spawn_child
 from timecoin.testing.waiting import wait_until
@@ -140,3 +140,31 @@ class ProcessDevnet:
 
     def running(self):
         return [n for n in self.nodes if n.running]
+
+
+@defer.inlineCallbacks
+def start_extra_node(network, index, masternode_key=None, peers=None):
+    """Start one more ``twistd`` node beside a ``timecoin devnet`` network
+    (:class:`~timecoin.cli.devnet.LocalNetwork`), on the same genesis, with an
+    empty data directory ``node<index>`` and its own free ports, peering with
+    ``peers`` (indexes; default all); it is stopped with the network. Fires
+    with its :class:`~timecoin.cli.devnet.NodeProcess` once it is healthy."""
+    base = free_base_port(1)
+    node = NodeProcess(index, os.path.join(network.directory, f"node{index}"), base, base + 1)
+    os.makedirs(node.datadir, mode=0o700)
+    count = len(network.nodes)
+    with open(os.path.join(node.datadir, "timecoin.toml"), "w") as f:
+        f.write(DEVNET_NODE_CONFIG.format(count=count))
+    args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
+            "--pidfile=", "--logfile", os.path.join(node.datadir, "node.log"), "timecoin",
+            "--network", "devnet", "--datadir", node.datadir,
+            "--p2p", f"tcp:{node.p2p_port}:interface=127.0.0.1",
+            "--api", f"tcp:{node.api_port}:interface=127.0.0.1"]
+    if masternode_key is not None:
+        args += ["--masternode-key", masternode_key]
+    for j in range(count) if peers is None else peers:
+        args += ["--peer", f"127.0.0.1:{network.nodes[j].p2p_port}"]
+    network.reactor.spawnProcess(node, sys.executable, args, env=dict(os.environ))
+    network.nodes.append(node)  # stopped with the others
+    yield wait_healthy(network.reactor, node, 60)
+    return node

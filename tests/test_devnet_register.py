@@ -7,21 +7,15 @@ block hashes and equal ``gettxoutsetinfo``."""
 
 import json
 import os
-import sys
 
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
+from tests.devnet_processes import start_extra_node
 from tests.support import make_datadir
 from timecoin.api.client import RpcClient, read_cookie
 from timecoin.bench.command import free_base_port
-from timecoin.cli.devnet import (
-    DEVNET_NODE_CONFIG,
-    NodeProcess,
-    _twistd_args,
-    _wait_healthy,
-    start_network,
-)
+from timecoin.cli.devnet import start_network
 from timecoin.ledger.keys import PrivateKey
 from timecoin.ledger.networks import DEVNET
 from timecoin.testing.processes import run_cli
@@ -43,23 +37,6 @@ def cli(*args):
 class FifthMasternodeTests(unittest.TestCase):
     timeout = 240
 
-    @defer.inlineCallbacks
-    def start_fifth(self, network, directory):
-        """A fifth ``twistd`` process on the same genesis (four masternodes),
-        peering with the four, with its own masternode key."""
-        base = free_base_port(1)
-        node = NodeProcess(4, os.path.join(directory, "node4"), base, base + 1)
-        os.makedirs(node.datadir, mode=0o700)
-        with open(os.path.join(node.datadir, "timecoin.toml"), "w") as f:
-            f.write(DEVNET_NODE_CONFIG.format(count=4))
-        key_file = os.path.join(node.datadir, "masternode.key")
-        PrivateKey.devnet(MASTERNODE_KEY).save(key_file, DEVNET.network_id)
-        args = _twistd_args(node, 4, network.nodes[0].p2p_port, key_file)
-        reactor.spawnProcess(node, sys.executable, args, env=dict(os.environ))
-        network.nodes.append(node)  # stopped with the others
-        yield _wait_healthy(reactor, node, 60)
-        return node, key_file
-
     def rpc(self, node):
         client = RpcClient(node.api_url, read_cookie(node.datadir), reactor=reactor)
         self.addCleanup(client.close)
@@ -70,7 +47,9 @@ class FifthMasternodeTests(unittest.TestCase):
         directory = make_datadir(self)
         network = yield start_network(reactor, 4, directory, free_base_port(4))
         self.addCleanup(lambda: network.stopping or network.stop())
-        fifth, key_file = yield self.start_fifth(network, directory)
+        key_file = os.path.join(directory, "masternode4.key")
+        PrivateKey.devnet(MASTERNODE_KEY).save(key_file, DEVNET.network_id)
+        fifth = yield start_extra_node(network, 4, key_file)
         rpcs = [self.rpc(n) for n in network.nodes]
         owner = network.describe()["keys"][OWNER]["key_file"]
         reward_address = PrivateKey.devnet(REWARD_KEY).address(DEVNET.network_id)

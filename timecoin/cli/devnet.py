@@ -179,7 +179,9 @@ def _twistd_args(node, count, base_port, key_file):
 
 
 @defer.inlineCallbacks
-def _wait_healthy(reactor, node, timeout):
+def wait_healthy(reactor, node, timeout):
+    """Fire once ``node``'s ``/health`` answers; :class:`CommandError` if it exits
+    first or does not answer within ``timeout`` seconds."""
     deadline = reactor.seconds() + timeout
     while True:
         if node.exit_code is not None:
@@ -223,7 +225,7 @@ def start_network(reactor, count, directory=DEFAULT_DIR, base_port=DEVNET.p2p_po
             args = _twistd_args(node, count, base_port, key_file)
             reactor.spawnProcess(node, sys.executable, args, env=env or dict(os.environ))
             nodes.append(node)
-            yield _wait_healthy(reactor, node, START_TIMEOUT_S)
+            yield wait_healthy(reactor, node, START_TIMEOUT_S)
     except BaseException:
         yield network.stop()
         raise
