@@ -38,7 +38,7 @@ from timecoin.interfaces.node import (
     IUtxoFlusher,
 )
 from timecoin.interfaces.proofs import IFinalityProofs
-from timecoin.interfaces.storage import IJournal, IStorage, IStorageCheck
+from timecoin.interfaces.storage import IJournal, ISnapshotStorage, IStorage, IStorageCheck
 
 __all__ = [
     "IBftMachine", "IBlockConsensus", "IBlockHost", "IBlockLedger", "IBlockService",
@@ -48,6 +48,6 @@ __all__ = [
     "IListeningService",
     "IMasternodeRegistry", "IMempool", "INodeApi", "INodeComponents", "INodeMetrics",
     "INodeQueries", "IPeer", "IPeerMessaging", "IPeerNetwork", "IRpcMethods",
-    "ISignatureVerifier", "ISnapshotAssembly", "IStorage", "IStorageCheck", "IUtxoFlusher",
-    "IUtxoState",
+    "ISignatureVerifier", "ISnapshotAssembly", "ISnapshotStorage", "IStorage",
+    "IStorageCheck", "IUtxoFlusher", "IUtxoState",
 ]
