@@ -67,8 +67,9 @@ class SnapshotStorageTests(StorageFileTestCase, unittest.TestCase):
             GENESIS.network.network_id, 1, block.hash, 3))
         self.assertEqual(manifest.utxo_set_hash, muhash_of(expected).digest())
         self.assertEqual(manifest.output_count, len(expected))
-        stored = self.successResultOf(storage.snapshot_manifest())
+        stored, masternodes = self.successResultOf(storage.snapshot_manifest())
         self.assertEqual(SnapshotManifest.decode(stored), manifest)
+        self.assertEqual(masternodes, b"")
         assembly = SnapshotAssembly(manifest)
         for index in range(len(manifest.chunk_hashes)):
             assembly.add(index, self.successResultOf(storage.snapshot_chunk(1, index)))

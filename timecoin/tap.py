@@ -46,6 +46,7 @@ class Options(usage.Options):
         ["api", None, None, "API listening endpoint string"],
         ["masternode-key", None, None, "key file of this node's masternode"],
         ["log-level", None, None, "debug, info, warn, error or critical"],
+        ["sync", None, None, "how a fresh node joins: snapshot (default) or full"],
     ]
     optFlags = [
         ["check-db", None, "check the database in full, print a report and exit "
@@ -70,6 +71,7 @@ class Options(usage.Options):
             network=self["network"], datadir=self["datadir"], config_file=self["config"],
             p2p=self["p2p"], api=self["api"], peers=list(self["peers"]),
             masternode_key=self["masternode-key"], log_level=self["log-level"],
+            sync=self["sync"],
         )
 
 

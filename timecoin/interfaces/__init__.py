@@ -18,6 +18,8 @@ from timecoin.interfaces.finality import (
     IFinalityEvents,
     IFinalityHost,
     IFinalitySync,
+    ISnapshotInstaller,
+    ISnapshotSource,
 )
 from timecoin.interfaces.ledger import (
     IBlockConsensus,
@@ -27,7 +29,13 @@ from timecoin.interfaces.ledger import (
     ISnapshotAssembly,
     IUtxoState,
 )
-from timecoin.interfaces.network import IListeningService, IPeer, IPeerMessaging, IPeerNetwork
+from timecoin.interfaces.network import (
+    IListeningService,
+    IPeer,
+    IPeerMessaging,
+    IPeerNetwork,
+    IPeerPolicing,
+)
 from timecoin.interfaces.node import (
     IDaemonNode,
     INodeApi,
@@ -47,7 +55,8 @@ __all__ = [
     "IFinalityEvents", "IFinalityHost", "IFinalityProofs", "IFinalitySync", "IJournal",
     "IListeningService",
     "IMasternodeRegistry", "IMempool", "INodeApi", "INodeComponents", "INodeMetrics",
-    "INodeQueries", "IPeer", "IPeerMessaging", "IPeerNetwork", "IRpcMethods",
-    "ISignatureVerifier", "ISnapshotAssembly", "ISnapshotStorage", "IStorage",
+    "INodeQueries", "IPeer", "IPeerMessaging", "IPeerNetwork", "IPeerPolicing", "IRpcMethods",
+    "ISignatureVerifier", "ISnapshotAssembly", "ISnapshotInstaller", "ISnapshotSource",
+    "ISnapshotStorage", "IStorage",
     "IStorageCheck", "IUtxoFlusher", "IUtxoState",
 ]

@@ -94,14 +94,15 @@ class ISnapshotStorage(Interface):
     """The UTXO snapshots a node serves, and the install of a fetched one
     (schema version 6, doc/sync.md); every call fires a Deferred."""
 
-    def save_snapshot(network_id, height, block_hash, chunk_outputs):
+    def save_snapshot(network_id, height, block_hash, chunk_outputs, masternodes=b""):
         """Cut the set after the committed block ``height`` into chunks of
-        ``chunk_outputs`` outputs and store it (the newest two are kept); fire
-        with its ``SnapshotManifest``."""
+        ``chunk_outputs`` outputs and store it with ``masternodes`` (the
+        registry's rows after the block, encoded); the newest two are kept.
+        Fire with its ``SnapshotManifest``."""
 
     def snapshot_manifest(height=None):
-        """Fire with the manifest bytes of the stored snapshot at ``height``
-        (None: the newest), or None."""
+        """Fire with ``(manifest bytes, masternodes bytes)`` of the stored
+        snapshot at ``height`` (None: the newest), or None."""
 
     def snapshot_chunk(height, index):
         """Fire with the bytes of chunk ``index`` of the snapshot at ``height``, or None."""

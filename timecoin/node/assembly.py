@@ -55,6 +55,8 @@ class NodeOptions:
     peers: list = field(default_factory=list)
     masternode_key: str | None = None
     log_level: str | None = None
+    #: How a fresh node joins: "snapshot" or "full" (None: ``[sync] mode``).
+    sync: str | None = None
 
 
 @dataclass
@@ -90,6 +92,8 @@ def prepare(options):
             overrides[("node", key)] = getattr(options, key)
     if options.peers:
         overrides[("node", "peers")] = list(options.peers)
+    if options.sync:
+        overrides[("sync", "mode")] = options.sync
     config = configuration.resolve(network.name, options.config_file, datadir, overrides)
     node_cfg = config["node"]
     p2p = node_cfg.get("p2p") or _default_p2p(network, datadir)

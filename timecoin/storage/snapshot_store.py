@@ -9,15 +9,16 @@ class SnapshotStorageMixin:
     """``ISnapshotStorage`` over a storage's writer thread (``_run``,
     ``_transaction`` and ``_conn`` of :class:`~timecoin.storage.store.Storage`)."""
 
-    def save_snapshot(self, network_id, height, block_hash, chunk_outputs):
+    def save_snapshot(self, network_id, height, block_hash, chunk_outputs, masternodes=b""):
         """Fire with the manifest of the set after block ``height``, stored."""
         def save():
             return self._transaction(snapshot_tables.write_snapshot, self._conn, network_id,
-                                     height, block_hash, chunk_outputs)
+                                     height, block_hash, chunk_outputs, masternodes)
         return self._run(save, operation="snapshot_write")
 
     def snapshot_manifest(self, height=None):
-        """Fire with the stored manifest bytes (None: the newest), or None."""
+        """Fire with ``(manifest bytes, masternodes bytes)`` of the stored
+        snapshot at ``height`` (None: the newest), or None."""
         return self._run(snapshot_tables.read_manifest, self._conn, height,
                          operation="snapshot_read")
 

@@ -92,17 +92,19 @@ def set_after_block(conn, height, batch=10_000):
         yield OutPoint(a_txid, a_vout), a_amount, bytes(a_key_hash)
 
 
-def write_snapshot(conn, network_id, height, block_hash, chunk_outputs, keep=KEEP_SNAPSHOTS,
-                   now=None):
+def write_snapshot(conn, network_id, height, block_hash, chunk_outputs, masternodes=b"",
+                   keep=KEEP_SNAPSHOTS, now=None):
     """Cut the set after block ``height`` into chunks and store them with
-    their manifest (inside a transaction), dropping all but the newest
-    ``keep`` snapshots; return the :class:`SnapshotManifest`."""
+    their manifest and ``masternodes`` (the registry's rows after the block,
+    encoded) inside a transaction, dropping all but the newest ``keep``
+    snapshots; return the :class:`SnapshotManifest`."""
     manifest, chunks = cut_snapshot(network_id, height, block_hash,
                                     set_after_block(conn, height), chunk_outputs)
     conn.execute("DELETE FROM snapshot_chunks WHERE height = ?", (height,))
-    conn.execute("INSERT OR REPLACE INTO snapshots (height, block_hash, manifest, created_at) "
-                 "VALUES (?, ?, ?, ?)",
-                 (height, block_hash, manifest.encode(), time.time() if now is None else now))
+    conn.execute("INSERT OR REPLACE INTO snapshots (height, block_hash, manifest, masternodes, "
+                 "created_at) VALUES (?, ?, ?, ?, ?)",
+                 (height, block_hash, manifest.encode(), masternodes,
+                  time.time() if now is None else now))
     conn.executemany("INSERT INTO snapshot_chunks (height, idx, data) VALUES (?, ?, ?)",
                      [(height, index, data) for index, data in enumerate(chunks)])
     old = [h for (h,) in conn.execute(
@@ -119,13 +121,16 @@ def snapshot_heights(conn):
 
 
 def read_manifest(conn, height=None):
-    """The manifest bytes of the snapshot at ``height`` (None: the newest), or None."""
+    """``(manifest bytes, masternodes bytes)`` of the snapshot at ``height``
+    (None: the newest), or None."""
     if height is None:
-        row = conn.execute("SELECT manifest FROM snapshots ORDER BY height DESC LIMIT 1")
+        row = conn.execute("SELECT manifest, masternodes FROM snapshots "
+                           "ORDER BY height DESC LIMIT 1")
     else:
-        row = conn.execute("SELECT manifest FROM snapshots WHERE height = ?", (height,))
+        row = conn.execute("SELECT manifest, masternodes FROM snapshots WHERE height = ?",
+                           (height,))
     row = row.fetchone()
-    return bytes(row[0]) if row is not None else None
+    return (bytes(row[0]), bytes(row[1])) if row is not None else None
 
 
 def read_chunk(conn, height, index):
