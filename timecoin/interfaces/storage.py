@@ -118,6 +118,11 @@ class ISnapshotStorage(Interface):
     def snapshot_base():
         """Fire with the height of the snapshot the database was installed from, or 0."""
 
+    def load_snapshot_base():
+        """Fire with ``(base height, [(height, header bytes, certificate bytes)])``
+        of the snapshot block and the hand-off blocks below it, or None if
+        the database holds every block from the genesis."""
+
 
 class IJournal(Interface):
     """The finality journal: builds the records of finalized transactions and

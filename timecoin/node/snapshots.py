@@ -13,7 +13,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from timecoin.consensus.certificate import CommitCertificate
 from timecoin.interfaces import ISnapshotInstaller, ISnapshotSource
+from timecoin.ledger.block import Block, BlockHeader
 from timecoin.ledger.registry import MasternodeRegistry, masternode_set_hash
 from timecoin.ledger.snapshot import CHUNK_OUTPUTS, OUTPUT_SIZE, SnapshotManifest
 from timecoin.ledger.snapshot_registry import encode_registry
@@ -85,6 +87,28 @@ class NodeSnapshots:
         d.addErrback(lambda f: self.log.failure("cutting the snapshot at {height}", f,
                                                 height=block.height))
         return d
+
+    @defer.inlineCallbacks
+    def load_base(self):
+        """At start, before the stored blocks are replayed: if the database
+        was installed from a snapshot, start the chain and the proofs at its
+        block. Fires with the base height (0: none)."""
+        found = yield self._storage.load_snapshot_base()
+        if found is None:
+            return 0
+        base, rows = found
+        sets = dict((yield self._storage.load_block_sets()))
+        stored = (yield self._storage.load_blocks(base - 1))[0]
+        if stored[0] != base:
+            raise ValueError(f"the snapshot block {base} is not stored")
+        block, certificate = Block.decode(stored[1]), CommitCertificate.decode(stored[2])
+        handoffs = [(BlockHeader.decode(header), CommitCertificate.decode(cert), sets[height])
+                    for height, header, cert in rows if height in sets]
+        self._chain.start_at(block, certificate)
+        self._proofs.start_at(block, handoffs)
+        self.log.info("the chain starts at the snapshot of block {height}: blocks below it "
+                      "are not held", height=base)
+        return base
 
     # -- ISnapshotSource ---------------------------------------------------------
 

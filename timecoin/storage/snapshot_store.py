@@ -40,3 +40,7 @@ class SnapshotStorageMixin:
     def snapshot_base(self):
         """Fire with the height of the snapshot this database started from, or 0."""
         return self._run(snapshot_tables.snapshot_base, self._conn, operation="snapshot_read")
+
+    def load_snapshot_base(self):
+        """Fire with :func:`~timecoin.storage.snapshot_tables.read_base`'s answer."""
+        return self._run(snapshot_tables.read_base, self._conn, operation="snapshot_read")

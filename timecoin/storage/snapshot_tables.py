@@ -165,6 +165,18 @@ class InstalledSnapshot:
     handoff_rows: list = ()
 
 
+def read_base(conn):
+    """``(base height, [(height, header, certificate)])`` of a database
+    installed from a snapshot: the snapshot block and the hand-off blocks
+    below it (stored without a body); None for one that holds every block."""
+    base = snapshot_base(conn)
+    if not base:
+        return None
+    return base, [(height, bytes(header), bytes(certificate)) for height, header, certificate
+                  in conn.execute("SELECT height, header, certificate FROM blocks WHERE "
+                                  "height > 0 AND height <= ? ORDER BY height", (base,))]
+
+
 def install_snapshot(conn, installed):
     """Replace the node's state with a fetched, checked snapshot (inside a
     transaction) with ``installed``, an :class:`InstalledSnapshot`. The

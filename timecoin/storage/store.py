@@ -261,6 +261,8 @@ class Storage(SnapshotStorageMixin):
             meta.checked = True
         meta.masternodes = masternode_tables.read_rows(self._conn)
         meta.snapshot_base = snapshot_tables.snapshot_base(self._conn)
+        meta.top_height = self._conn.execute(
+            "SELECT COALESCE(MAX(height), 0) FROM blocks").fetchone()[0]
         meta.conflict_sets = self._read_conflict_sets()
         return meta
 
