@@ -6,6 +6,7 @@ gettxoutsetinfo. Seeded, deterministic."""
 
 from twisted.trial import unittest
 
+from timecoin.api.rpc import RpcError, RpcMethods
 from timecoin.sim import scenario
 from timecoin.sim.cluster import Cluster
 
@@ -54,6 +55,12 @@ class JoinTests(unittest.TestCase):
         self.assertEqual(base % INTERVAL, 0)
         self.assertGreaterEqual(base, BLOCKS - INTERVAL)
         self.assertIsNone(joined.chain.block_at(base - 1))  # below the snapshot: not held
+        rpc = RpcMethods(joined)
+        for method in (rpc.getblock, rpc.getblockheader):
+            with self.assertRaises(RpcError) as caught:
+                method(base - 1)
+            self.assertIn(f"joined from the snapshot at block {base}", str(caught.exception))
+        self.assertEqual(rpc.getblock(base)["hash"], joined.chain.block_at(base).hash.hex())
         self.assert_agrees(cluster, joined, base)
         # Every masternode cut its snapshots and served chunks to the joiner.
         self.assertTrue(all(n.snapshots.cut >= BLOCKS // INTERVAL

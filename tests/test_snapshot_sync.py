@@ -123,7 +123,7 @@ class SnapshotSyncTests(unittest.TestCase):
         for _ in range(int(seconds / 0.01)):
             self.clock.advance(0.01)
             peak = max(peak, len(fetcher._in_flight))
-            if fetcher.state in ("done", "failed"):
+            if fetcher.state in ("done", "failed", "none"):
                 break
         return fetcher, installer, endpoint, peak
 
@@ -222,10 +222,20 @@ class SnapshotSyncTests(unittest.TestCase):
 
     def test_with_only_bad_peers_nothing_is_installed(self):
         self.serve(4, self.world.offer, {})
-        fetcher, installer, endpoint, _ = self.fetch(seconds=20)
+        fetcher, installer, endpoint, _ = self.fetch(seconds=200)
         self.assertEqual(installer.installed, [])
-        self.assertNotEqual(fetcher.state, "done")
+        self.assertEqual(fetcher.state, "none")  # given up: the blocks are replayed
+        self.assertIsNone(self.successResultOf(fetcher.finished))
         self.assertEqual(list(endpoint.banned), [4])
+
+    def test_when_no_peer_serves_a_snapshot_the_fetcher_gives_up_at_once(self):
+        self.serve(1, None, {})
+        self.serve(2, None, {})
+        fetcher, installer, endpoint, _ = self.fetch(seconds=5)
+        self.assertEqual(fetcher.state, "none")
+        self.assertLess(self.clock.seconds(), 2)
+        self.assertIsNone(self.successResultOf(fetcher.finished))
+        self.assertEqual(installer.installed, [])
 
     def test_a_chunk_not_asked_of_a_peer_is_ignored(self):
         self.honest(1)

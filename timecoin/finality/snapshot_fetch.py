@@ -26,7 +26,11 @@ A fresh node started with snapshot sync runs :class:`SnapshotFetcher`:
    to the ``ISnapshotInstaller`` (one storage transaction).
 
 :attr:`SnapshotFetcher.finished` fires with the :class:`FetchedSnapshot`
-once installed. Time comes from the injected clock.
+once installed, or with None when there is nothing to fetch: every peer
+asked answered that it serves no snapshot, or no snapshot was installed
+within ``give_up_after`` seconds while none was being fetched (the node then
+replays the blocks from the genesis, which needs no snapshot). Time comes
+from the injected clock.
 """
 
 from dataclasses import dataclass
@@ -53,6 +57,7 @@ OFFER_WAIT_S = 2.0
 REQUEST_TIMEOUT_S = 15.0
 MAX_STRIKES = 3
 TICK_S = 0.5
+GIVE_UP_AFTER_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,8 @@ class SnapshotFetcher(Service):
 
     def __init__(self, clock, genesis, installer, max_in_flight=MAX_IN_FLIGHT,
                  per_peer=PER_PEER, offer_wait=OFFER_WAIT_S,
-                 request_timeout=REQUEST_TIMEOUT_S, max_strikes=MAX_STRIKES, tick=TICK_S):
+                 request_timeout=REQUEST_TIMEOUT_S, max_strikes=MAX_STRIKES, tick=TICK_S,
+                 give_up_after=GIVE_UP_AFTER_S):
         self._clock = clock
         self._genesis = genesis
         self._installer = installer
@@ -127,9 +133,13 @@ class SnapshotFetcher(Service):
         self.request_timeout = request_timeout
         self.max_strikes = max_strikes
         self._tick_s = tick
+        self.give_up_after = give_up_after
+        self._started_at = None
+        self._answered_empty = set()
         self._network = None
         self._loop = None
-        #: "offers", "chunks", "installing", "done" or "failed".
+        #: "offers", "chunks", "installing", "done", "none" (nothing to
+        #: fetch) or "failed".
         self.state = "offers"
         self.finished = defer.Deferred()
         self._asked = set()
@@ -152,6 +162,7 @@ class SnapshotFetcher(Service):
 
     def startService(self):
         super().startService()
+        self._started_at = self._clock.seconds()
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self._clock
         self._loop.start(self._tick_s, now=True)
@@ -171,9 +182,13 @@ class SnapshotFetcher(Service):
                 if peer.peer_id not in self._asked and self._network.send(peer.peer_id,
                                                                           GetSnapshot()):
                     self._asked.add(peer.peer_id)
-            if self._first_offer_at is not None and \
-                    self._clock.seconds() - self._first_offer_at >= self.offer_wait:
+            now = self._clock.seconds()
+            if self._first_offer_at is not None and now - self._first_offer_at >= self.offer_wait:
                 self._choose()
+            elif not self._candidates and self._asked and self._asked <= self._answered_empty:
+                self._give_up("no peer serves a snapshot")
+            elif now - self._started_at >= self.give_up_after:
+                self._give_up(f"no snapshot installed in {self.give_up_after:g} s")
         elif self.state == "chunks":
             self._expire()
             self._pump()
@@ -187,8 +202,19 @@ class SnapshotFetcher(Service):
         for candidate in self._candidates.values():
             candidate.peers.discard(peer_id)
 
+    def _give_up(self, why):
+        self.state = "none"
+        self.log.info("snapshot sync: {why}; the blocks are replayed from the genesis",
+                      why=why)
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self.finished.callback(None)
+
     def _on_offer(self, peer_id, offer):
-        if peer_id not in self._asked or offer.empty:
+        if peer_id not in self._asked:
+            return
+        if offer.empty:
+            self._answered_empty.add(peer_id)
             return
         try:
             checked = check_offer(offer, self._genesis)

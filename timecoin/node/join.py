@@ -34,7 +34,8 @@ def wants_snapshot_join(prepared, meta):
 @defer.inlineCallbacks
 def join_by_snapshot(reactor, prepared, storage, p2p_config, fetcher_options=None):
     """Fetch and install the newest certified snapshot into ``storage`` (an
-    opened ``ISnapshotStorage``); fires with the ``FetchedSnapshot``."""
+    opened ``ISnapshotStorage``); fires with the ``FetchedSnapshot``, or None
+    if no peer serves one (the node then replays every block)."""
     host = ObserverHost(prepared.network, prepared.genesis.hash, timecoin.__version__)
     host.identity = prepared.identity
     network = PeerNetworkService(reactor, host, None, list(prepared.peers), p2p_config)
@@ -51,6 +52,7 @@ def join_by_snapshot(reactor, prepared, storage, p2p_config, fetcher_options=Non
     finally:
         fetcher.stopService()
         yield network.stopService()
-    log.info("joined by snapshot at block {height}; block sync continues from there",
-             height=fetched.height)
+    if fetched is not None:
+        log.info("joined by snapshot at block {height}; block sync continues from there",
+                 height=fetched.height)
     return fetched

@@ -159,6 +159,9 @@ class NodeQueries:
     def height(self):
         return self._node.chain.height()
 
+    def chain_base(self):
+        return self._node.chain.base
+
     def block(self, height_or_hash):
         return self._node.chain.get_block(height_or_hash)
 
