@@ -17,6 +17,7 @@ from timecoin.ledger.snapshot import SnapshotAssembly, SnapshotManifest
 from timecoin.ledger.tx import OutPoint
 from timecoin.ledger.utxo import UtxoEntry, utxo_element
 from timecoin.storage import snapshot_tables
+from timecoin.storage.check_db import check_database
 from timecoin.storage.records import encode_undo
 from timecoin.storage.store import JournalRecord, schema_files
 
@@ -75,6 +76,10 @@ class SnapshotStorageTests(StorageFileTestCase, unittest.TestCase):
             assembly.add(index, self.successResultOf(storage.snapshot_chunk(1, index)))
         self.assertEqual(assembly.finish(), manifest.utxo_set_hash)
         self.assertIsNone(self.successResultOf(storage.snapshot_chunk(1, 99)))
+        # A cut whose set is not the header's is refused and stores nothing.
+        self.failureResultOf(storage.save_snapshot(GENESIS.network.network_id, 2, block.hash,
+                                                   3, expected_set_hash=bytes(32)), ValueError)
+        self.assertEqual(self.successResultOf(storage.snapshot_heights()), [1])
         self.assertIsNone(self.successResultOf(storage.snapshot_manifest(5)))
 
     def test_only_the_newest_two_snapshots_are_kept(self):
@@ -114,6 +119,9 @@ class SnapshotStorageTests(StorageFileTestCase, unittest.TestCase):
         # A second install is refused and changes nothing.
         self.failureResultOf(fresh.install_snapshot(installed), ValueError)
         fresh._close_now()
+        # --check-db finds no damage: the journal is not the tables' fold there.
+        results = check_database(self.path, GENESIS.hash)
+        self.assertEqual([r.problem for r in results if r.problem is not None], [])
         reopened, meta = self.open()
         self.assertEqual(meta.snapshot_base, 1)
         self.assertEqual(meta.muhash.digest(), manifest.utxo_set_hash)

@@ -94,11 +94,13 @@ class ISnapshotStorage(Interface):
     """The UTXO snapshots a node serves, and the install of a fetched one
     (schema version 6, doc/sync.md); every call fires a Deferred."""
 
-    def save_snapshot(network_id, height, block_hash, chunk_outputs, masternodes=b""):
+    def save_snapshot(network_id, height, block_hash, chunk_outputs, masternodes=b"",
+                      expected_set_hash=None):
         """Cut the set after the committed block ``height`` into chunks of
         ``chunk_outputs`` outputs and store it with ``masternodes`` (the
         registry's rows after the block, encoded); the newest two are kept.
-        Fire with its ``SnapshotManifest``."""
+        Fire with its ``SnapshotManifest``; fail (nothing stored) if its set
+        hash is not ``expected_set_hash`` (the header's) when given."""
 
     def snapshot_manifest(height=None):
         """Fire with ``(manifest bytes, masternodes bytes)`` of the stored

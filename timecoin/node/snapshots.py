@@ -75,7 +75,8 @@ class NodeSnapshots:
             return defer.succeed(None)
         d = self._storage.save_snapshot(self._genesis.network.network_id, block.height,
                                         block.hash, self.chunk_outputs,
-                                        encode_registry(registry_rows))
+                                        encode_registry(registry_rows),
+                                        expected_set_hash=block.header.utxo_set_hash)
 
         def saved(manifest):
             self.cut += 1

@@ -9,11 +9,14 @@ class SnapshotStorageMixin:
     """``ISnapshotStorage`` over a storage's writer thread (``_run``,
     ``_transaction`` and ``_conn`` of :class:`~timecoin.storage.store.Storage`)."""
 
-    def save_snapshot(self, network_id, height, block_hash, chunk_outputs, masternodes=b""):
+    def save_snapshot(self, network_id, height, block_hash, chunk_outputs, masternodes=b"",
+                      expected_set_hash=None):
         """Fire with the manifest of the set after block ``height``, stored."""
         def save():
-            return self._transaction(snapshot_tables.write_snapshot, self._conn, network_id,
-                                     height, block_hash, chunk_outputs, masternodes)
+            return self._transaction(
+                lambda: snapshot_tables.write_snapshot(
+                    self._conn, network_id, height, block_hash, chunk_outputs, masternodes,
+                    expected_set_hash=expected_set_hash))
         return self._run(save, operation="snapshot_write")
 
     def snapshot_manifest(self, height=None):
