@@ -65,7 +65,8 @@ class SignedChain:
     def height(self):
         return len(self.records)
 
-    def add_block(self, tx_count=3, new_set=None, signers=None, deactivated=()):
+    def add_block(self, tx_count=3, new_set=None, signers=None, deactivated=(),
+                  utxo_set_hash=bytes(32)):
         """Append a block of ``tx_count`` txids, signed by ``signers`` (default:
         a quorum of the set in force); ``new_set`` is the set after it."""
         height = self.height + 1
@@ -73,7 +74,7 @@ class SignedChain:
         after = dict(new_set) if new_set is not None else dict(self.in_force)
         txids = txids_for(height, tx_count)
         header = BlockHeader(self.network.network_id, height, prev, 1_767_225_600 + 2 * height,
-                             0, sorted(self.in_force)[0], merkle_root(txids), bytes(32),
+                             0, sorted(self.in_force)[0], merkle_root(txids), utxo_set_hash,
                              masternode_set_hash(after), 0, tuple(deactivated))
         block = Block(header, txids)
         chosen = quorum_of(self.in_force) if signers is None else signers

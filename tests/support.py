@@ -137,6 +137,8 @@ def start_devnet(testcase, reactor, count, config_text=""):
 
 #: What each schema version added, undone newest first by :func:`downgrade_schema`.
 _SCHEMA_UNDO = {
+    6: ["DROP TABLE snapshots", "DROP TABLE snapshot_chunks",
+        "DELETE FROM meta WHERE key = 'snapshot_base'"],
     5: ["DROP TABLE block_sets"],
     4: ["ALTER TABLE blocks DROP COLUMN body", "ALTER TABLE blocks DROP COLUMN certificate",
         "ALTER TABLE blocks DROP COLUMN committed_at"],

@@ -49,7 +49,8 @@ class Codecs(unittest.TestCase):
                  "get_finalized", "finalized",
                  "block_proposal", "block_prevote", "block_precommit", "getblocks", "blocks",
                  "evidence",
-                 "snapshot"]
+                 "snapshot", "get_snapshot", "snapshot_offer", "get_snapshot_chunk",
+                 "snapshot_chunk"]
         self.assertEqual(sorted(m.KIND_NAMES[k] for k in m.KIND_NAMES if k < 0x1000),
                          sorted(names))
 

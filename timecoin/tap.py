@@ -11,6 +11,7 @@ import os
 import sys
 
 from twisted.application.service import MultiService
+from twisted.internet import defer
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
@@ -22,8 +23,16 @@ from twisted.python import usage
 import timecoin
 import twisted
 from timecoin.interfaces import IListeningService
-from timecoin.node.assembly import NodeOptions, StartupError, build_node, open_storage, prepare
+from timecoin.node.assembly import (
+    NodeOptions,
+    StartupError,
+    build_node,
+    open_storage,
+    p2p_config,
+    prepare,
+)
 from timecoin.node.config import ConfigError
+from timecoin.node.join import join_by_snapshot, wants_snapshot_join
 from timecoin.node.verify import WorkerStartError
 from timecoin.storage.check_db import check_database
 from timecoin.storage.store import StorageError
@@ -46,6 +55,7 @@ class Options(usage.Options):
         ["api", None, None, "API listening endpoint string"],
         ["masternode-key", None, None, "key file of this node's masternode"],
         ["log-level", None, None, "debug, info, warn, error or critical"],
+        ["sync", None, None, "how a fresh node joins: snapshot (default) or full"],
     ]
     optFlags = [
         ["check-db", None, "check the database in full, print a report and exit "
@@ -70,6 +80,7 @@ class Options(usage.Options):
             network=self["network"], datadir=self["datadir"], config_file=self["config"],
             p2p=self["p2p"], api=self["api"], peers=list(self["peers"]),
             masternode_key=self["masternode-key"], log_level=self["log-level"],
+            sync=self["sync"],
         )
 
 
@@ -156,6 +167,46 @@ class DaemonService(MultiService):
         return d
 
 
+class SnapshotJoinService(MultiService):
+    """A fresh node started with snapshot sync: fetch and install the newest
+    certified snapshot (:func:`~timecoin.node.join.join_by_snapshot`), then
+    open the storage again and run the node built from it under a
+    :class:`DaemonService`. A join that fails ends the process with one line."""
+
+    def __init__(self, reactor, prepared, storage):
+        super().__init__()
+        self._reactor = reactor
+        self._prepared = prepared
+        self._storage = storage
+        self.daemon = None
+
+    def startService(self):
+        super().startService()
+        self._reactor.callWhenRunning(apply_log_level,
+                                      self._prepared.config["node"].get("log_level") or "info")
+        d = join_by_snapshot(self._reactor, self._prepared, self._storage,
+                             p2p_config(self._prepared.config))
+        d.addCallback(lambda _: self._storage.close())
+        d.addCallback(lambda _: self._start_node())
+        d.addErrback(self._failed)
+
+    @defer.inlineCallbacks
+    def _start_node(self):
+        storage = open_storage(self._reactor, self._prepared)
+        meta = yield storage.open(self._prepared.genesis)
+        node = build_node(self._reactor, self._prepared, storage, meta, stop=self._reactor.stop)
+        self.daemon = DaemonService(node, self._prepared.config["node"].get("log_level"))
+        self.daemon.setServiceParent(self)
+
+    def _failed(self, failure):
+        stderr = sys.__stderr__ or sys.stderr
+        stderr.write(f"timecoin: error: joining by snapshot failed: "
+                     f"{failure.getErrorMessage()}\n")
+        stderr.flush()
+        self._reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        self._reactor.stop()
+
+
 class LevelFilter(FilteringLogObserver):
     """An observer of twistd's, seeing only events at or above a level."""
 
@@ -208,6 +259,8 @@ def makeService(options):
         meta = storage.open_now(prepared.genesis)
     except (ConfigError, StartupError, StorageError) as e:
         fail(str(e))
+    if wants_snapshot_join(prepared, meta):
+        return SnapshotJoinService(reactor, prepared, storage)
     node = build_node(reactor, prepared, storage, meta, stop=reactor.stop)
     tune_garbage_collector()
     return DaemonService(node, prepared.config["node"].get("log_level"))

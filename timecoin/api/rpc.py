@@ -110,10 +110,12 @@ class RpcMethods:
         return self.queries.height()
 
     def getblock(self, height_or_hash):
-        return _block_found(self.queries.block(height_or_hash), height_or_hash)
+        return _block_found(self.queries.block(height_or_hash), height_or_hash,
+                            self.queries.chain_base())
 
     def getblockheader(self, height_or_hash):
-        return _block_found(self.queries.block_header(height_or_hash), height_or_hash)
+        return _block_found(self.queries.block_header(height_or_hash), height_or_hash,
+                            self.queries.chain_base())
 
     def getfinalityproof(self, txid):
         d = self.queries.finality_proof(txid)
@@ -198,9 +200,13 @@ def _translate(failure):
     return failure
 
 
-def _block_found(result, height_or_hash):
-    """``result``, or the not-found error naming the block asked for."""
+def _block_found(result, height_or_hash, base=0):
+    """``result``, or the not-found error naming the block asked for (and,
+    below the snapshot a node joined from, saying so)."""
     if result is None:
         shown = height_or_hash.hex() if isinstance(height_or_hash, bytes) else height_or_hash
+        if isinstance(height_or_hash, int) and 0 < height_or_hash < base:
+            raise RpcError(NOT_FOUND, f"block not found: {shown}: this node joined from the "
+                           f"snapshot at block {base} and holds no block below it")
         raise RpcError(NOT_FOUND, f"block not found: {shown}")
     return result

@@ -18,6 +18,8 @@ from timecoin.interfaces.finality import (
     IFinalityEvents,
     IFinalityHost,
     IFinalitySync,
+    ISnapshotInstaller,
+    ISnapshotSource,
 )
 from timecoin.interfaces.ledger import (
     IBlockConsensus,
@@ -27,7 +29,13 @@ from timecoin.interfaces.ledger import (
     ISnapshotAssembly,
     IUtxoState,
 )
-from timecoin.interfaces.network import IListeningService, IPeer, IPeerMessaging, IPeerNetwork
+from timecoin.interfaces.network import (
+    IListeningService,
+    IPeer,
+    IPeerMessaging,
+    IPeerNetwork,
+    IPeerPolicing,
+)
 from timecoin.interfaces.node import (
     IDaemonNode,
     INodeApi,
@@ -38,7 +46,7 @@ from timecoin.interfaces.node import (
     IUtxoFlusher,
 )
 from timecoin.interfaces.proofs import IFinalityProofs
-from timecoin.interfaces.storage import IJournal, IStorage, IStorageCheck
+from timecoin.interfaces.storage import IJournal, ISnapshotStorage, IStorage, IStorageCheck
 
 __all__ = [
     "IBftMachine", "IBlockConsensus", "IBlockHost", "IBlockLedger", "IBlockService",
@@ -47,7 +55,8 @@ __all__ = [
     "IFinalityEvents", "IFinalityHost", "IFinalityProofs", "IFinalitySync", "IJournal",
     "IListeningService",
     "IMasternodeRegistry", "IMempool", "INodeApi", "INodeComponents", "INodeMetrics",
-    "INodeQueries", "IPeer", "IPeerMessaging", "IPeerNetwork", "IRpcMethods",
-    "ISignatureVerifier", "ISnapshotAssembly", "IStorage", "IStorageCheck", "IUtxoFlusher",
-    "IUtxoState",
+    "INodeQueries", "IPeer", "IPeerMessaging", "IPeerNetwork", "IPeerPolicing", "IRpcMethods",
+    "ISignatureVerifier", "ISnapshotAssembly", "ISnapshotInstaller", "ISnapshotSource",
+    "ISnapshotStorage", "IStorage",
+    "IStorageCheck", "IUtxoFlusher", "IUtxoState",
 ]

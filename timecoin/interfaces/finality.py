@@ -243,3 +243,23 @@ class IDeadlines(Interface):
 
     def stop():
         """Cancel the timer; nothing scheduled expires any more."""
+
+
+class ISnapshotSource(Interface):
+    """What a node serves of its UTXO snapshots (doc/sync.md)."""
+
+    def newest_offer():
+        """Fire with ``(manifest bytes, registry bytes, proof bytes, block
+        bytes)`` of the newest snapshot this node serves, or None."""
+
+    def chunk(height, index):
+        """Fire with the bytes of chunk ``index`` of the snapshot at
+        ``height``, or None if it is not held."""
+
+
+class ISnapshotInstaller(Interface):
+    """Where a fetched and checked snapshot goes (doc/sync.md)."""
+
+    def install(fetched):
+        """Make ``fetched`` (a ``timecoin.finality.snapshot_sync.FetchedSnapshot``)
+        the node's state, atomically; a Deferred."""

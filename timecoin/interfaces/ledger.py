@@ -161,6 +161,12 @@ class IBlockConsensus(Interface):
         """Replay at start: add the next stored block without applying it to the
         registry (the stored registry rows are the state after it)."""
 
+    base = Attribute("The height of the snapshot the chain started from (0: the "
+                     "genesis); no block below it is held.")
+
+    def start_at(block, certificate):
+        """Start an empty chain at the block of an installed snapshot."""
+
     def height_of_tx(txid):
         """The height of the block that confirmed ``txid`` if the chain has it
         in memory (blocks committed or replayed in this run), else None."""

@@ -30,6 +30,15 @@ class IPeerMessaging(Interface):
         read-only mapping kept current on connect/disconnect (no copy made)."""
 
 
+class IPeerPolicing(Interface):
+    """Punishing a peer that sent what it must not (a lie, not a slow answer)."""
+
+    def ban_peer(peer_id, reason):
+        """Close the connection of ``peer_id`` and ban its address (the p2p
+        ban path: ``network.ban_base`` doubled per offence); False if there is
+        no such connection."""
+
+
 class IPeerNetwork(IPeerMessaging):
     """The peer-to-peer network: connections, relay and bans."""
 

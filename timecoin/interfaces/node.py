@@ -99,6 +99,10 @@ class INodeQueries(Interface):
     def height():
         """The best block height."""
 
+    def chain_base():
+        """The height of the snapshot the node joined from (0: it holds every
+        block from the genesis); no block below it is held."""
+
     def block(height_or_hash):
         """The ``getblock`` dict, or None."""
 

@@ -11,6 +11,10 @@ class IFinalityProofs(Interface):
         ``active_set`` (``{pubkey: weight}``) is the set after it if the block
         changed it, else None."""
 
+    def start_at(block, handoffs):
+        """Follow a chain started from a snapshot at ``block``, given the
+        hand-offs ``(header, certificate, {pubkey: weight})`` up to it."""
+
     def handoff_heights():
         """The heights of the blocks that changed the set, with a known set."""
 

@@ -90,6 +90,42 @@ class IStorage(Interface):
         """Finish queued work and stop the writer thread."""
 
 
+class ISnapshotStorage(Interface):
+    """The UTXO snapshots a node serves, and the install of a fetched one
+    (schema version 6, doc/sync.md); every call fires a Deferred."""
+
+    def save_snapshot(network_id, height, block_hash, chunk_outputs, masternodes=b"",
+                      expected_set_hash=None):
+        """Cut the set after the committed block ``height`` into chunks of
+        ``chunk_outputs`` outputs and store it with ``masternodes`` (the
+        registry's rows after the block, encoded); the newest two are kept.
+        Fire with its ``SnapshotManifest``; fail (nothing stored) if its set
+        hash is not ``expected_set_hash`` (the header's) when given."""
+
+    def snapshot_manifest(height=None):
+        """Fire with ``(manifest bytes, masternodes bytes)`` of the stored
+        snapshot at ``height`` (None: the newest), or None."""
+
+    def snapshot_chunk(height, index):
+        """Fire with the bytes of chunk ``index`` of the snapshot at ``height``, or None."""
+
+    def snapshot_heights():
+        """Fire with the heights of the stored snapshots, newest first."""
+
+    def install_snapshot(installed):
+        """Replace a fresh database's UTXO set, summary, registry rows and
+        hand-offs with a fetched and checked snapshot and store its block,
+        in one transaction (``timecoin.storage.snapshot_tables.install_snapshot``)."""
+
+    def snapshot_base():
+        """Fire with the height of the snapshot the database was installed from, or 0."""
+
+    def load_snapshot_base():
+        """Fire with ``(base height, [(height, header bytes, certificate bytes)])``
+        of the snapshot block and the hand-off blocks below it, or None if
+        the database holds every block from the genesis."""
+
+
 class IJournal(Interface):
     """The finality journal: builds the records of finalized transactions and
     commits them to storage in groups; remembers the recently finalized ones."""

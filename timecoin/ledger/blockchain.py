@@ -37,23 +37,41 @@ class BlockChain:
         self._certificates = []
         self._by_hash = {}
         self._tx_heights = {}  # txid -> height, for the blocks of this run
+        #: Blocks below the first held one (a chain started from a snapshot
+        #: at ``base`` holds blocks from ``base`` on; 0: from the genesis).
+        self._offset = 0
+
+    @property
+    def base(self):
+        """The height of the snapshot this chain started from (0: the genesis)."""
+        return self._offset + 1 if self._offset else 0
+
+    def start_at(self, block, certificate):
+        """Start an empty chain at ``block`` (the block of an installed
+        snapshot, certified by ``certificate``): the registry is already the
+        one after it, and the blocks below it are not held."""
+        if self._blocks:
+            raise BlockError("a chain holding blocks cannot start at a snapshot")
+        block.check()
+        self._offset = block.height - 1
+        self._add(block, certificate)
 
     def height(self):
-        return len(self._blocks)
+        return self._offset + len(self._blocks)
 
     def best_block_hash(self):
         return self._blocks[-1].hash if self._blocks else self._genesis.hash
 
     def block_at(self, height):
         """The committed :class:`~timecoin.ledger.block.Block` at ``height``
-        (>= 1), or None."""
-        if 1 <= height <= len(self._blocks):
-            return self._blocks[height - 1]
+        (>= 1), or None (also below a snapshot the chain started from)."""
+        if self._offset < height <= self.height():
+            return self._blocks[height - 1 - self._offset]
         return None
 
     def certificate_at(self, height):
         block = self.block_at(height)
-        return self._certificates[height - 1] if block is not None else None
+        return self._certificates[height - 1 - self._offset] if block is not None else None
 
     def _height_of(self, height_or_hash):
         if isinstance(height_or_hash, int):
@@ -83,7 +101,7 @@ class BlockChain:
         if block is None:
             return None
         fields = block.header.fields()
-        certificate = self._certificates[height - 1]
+        certificate = self.certificate_at(height)
         fields["commit"] = [{"pubkey": pubkey.hex(), "signature": signature.hex()}
                             for pubkey, signature in certificate.signatures]
         return fields

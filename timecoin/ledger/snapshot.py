@@ -62,6 +62,8 @@ REASONS = (
     "header-mismatch", "wrong-network", "wrong-snapshot", "chunk-index", "duplicate-chunk",
     "chunk-size", "chunk-hash-mismatch", "chunk-order", "missing-chunks",
     "set-hash-mismatch",
+    # the registry sent with a snapshot (timecoin.ledger.snapshot_registry)
+    "bad-registry", "registry-mismatch", "collateral-missing",
 )
 
 
@@ -248,6 +250,7 @@ class SnapshotAssembly:
         self.manifest = manifest
         self._muhashes = {}
         self._bounds = {}  # index -> (first outpoint, last outpoint)
+        self.muhash = None
 
     def missing(self):
         """The indexes of the chunks not added yet."""
@@ -294,4 +297,6 @@ class SnapshotAssembly:
         digest = total.digest()
         if digest != self.manifest.utxo_set_hash:
             raise SnapshotError("set-hash-mismatch", "the chunks' MuHash is not the set hash")
+        #: The whole set's MuHash (what the node's UTXO tables store), once finished.
+        self.muhash = total
         return digest

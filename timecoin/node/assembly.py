@@ -22,6 +22,7 @@ from timecoin.consensus.snowball import SnowballParams
 from timecoin.finality.blocks import BlockService
 from timecoin.finality.catchup import FinalitySync
 from timecoin.finality.local import LocalFinality
+from timecoin.finality.snapshot_server import SnapshotServer
 from timecoin.finality.snowball import SnowballFinality
 from timecoin.interfaces import IListeningService
 from timecoin.ledger.genesis import make_genesis
@@ -31,6 +32,7 @@ from timecoin.ledger.registry import MasternodeRegistry
 from timecoin.node import config as configuration
 from timecoin.node.blocks import NodeBlocks
 from timecoin.node.service import Node, registry_from_meta
+from timecoin.node.snapshots import NodeSnapshots
 from timecoin.node.verify import InlineVerifier, ProcessVerifier
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.service import PeerNetworkService
@@ -55,6 +57,8 @@ class NodeOptions:
     peers: list = field(default_factory=list)
     masternode_key: str | None = None
     log_level: str | None = None
+    #: How a fresh node joins: "snapshot" or "full" (None: ``[sync] mode``).
+    sync: str | None = None
 
 
 @dataclass
@@ -90,6 +94,8 @@ def prepare(options):
             overrides[("node", key)] = getattr(options, key)
     if options.peers:
         overrides[("node", "peers")] = list(options.peers)
+    if options.sync:
+        overrides[("sync", "mode")] = options.sync
     config = configuration.resolve(network.name, options.config_file, datadir, overrides)
     node_cfg = config["node"]
     p2p = node_cfg.get("p2p") or _default_p2p(network, datadir)
@@ -237,7 +243,7 @@ def build_finality(reactor, prepared, rng=None, registry=None):
 def build_block_service(reactor, prepared, node, storage, finality):
     """The BFT block service over the node's chain, signing with its key."""
     host = NodeBlocks(reactor, node.chain, node.block_ledger, node.state, node.journal,
-                      storage, finality, node.proofs, node.mempool)
+                      storage, finality, node.proofs, node.mempool, snapshots=node.snapshots)
     network = prepared.network
     return BlockService(reactor, host, network.network_id, network.block_interval_s,
                         prepared.identity, min_validators=network.min_masternodes)
@@ -291,6 +297,11 @@ def build_node(reactor, prepared, storage, meta, stop=None, rng=None, blocks=Tru
     sync.attach(peers)
     sync.setServiceParent(node)
     node.finality_sync = sync
+    # Snapshots: cut every [sync] snapshot_interval blocks, served to peers.
+    max_message = prepared.config["network"]["max_message_size"]
+    node.snapshots = NodeSnapshots(reactor, prepared.genesis, storage, node.chain, node.proofs,
+                                   prepared.config["sync"]["snapshot_interval"], max_message)
+    SnapshotServer(node.snapshots, max_message).attach(peers)
     if blocks:
         node.block_service = build_block_service(reactor, prepared, node, storage, finality)
         node.block_service.attach(peers)

@@ -64,7 +64,7 @@ class NodeBlocks:
     log = Logger()
 
     def __init__(self, clock, chain, ledger, state, journal, storage, finality, proofs,
-                 mempool):
+                 mempool, snapshots=None):
         self._clock = clock
         self._chain = chain
         self._ledger = ledger
@@ -74,11 +74,15 @@ class NodeBlocks:
         self._finality = finality
         self._proofs = proofs
         self._mempool = mempool
+        #: The node's snapshots (``timecoin.node.snapshots.NodeSnapshots``) or None.
+        self._snapshots = snapshots
         self.loaded = False
 
     @defer.inlineCallbacks
     def load(self):
         """Replay the stored blocks and the unconfirmed journal entries."""
+        if self._snapshots is not None:
+            yield self._snapshots.load_base()
         rows = yield self._storage.load_blocks(self._chain.height())
         sets = dict((yield self._storage.load_block_sets()))
         for height, body, certificate in rows:
@@ -181,5 +185,9 @@ class NodeBlocks:
         self._proofs.note_block(block, certificate, changed)
         row = (block.height, block.hash, block.header.encode(), block.encode(),
                certificate.encode(), now)
-        return self._journal.append_block(record, row, block.all_txids,
-                                          self._chain.registry.rows(), changed)
+        rows = self._chain.registry.rows()
+        d = self._journal.append_block(record, row, block.all_txids, rows, changed)
+        if self._snapshots is not None:
+            d.addCallback(lambda result: (self._snapshots.block_committed(block, rows),
+                                          result)[1])
+        return d

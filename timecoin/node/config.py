@@ -53,6 +53,15 @@ def _text_list(v):
     return "a list of strings"
 
 
+def _sync_mode(v):
+    return None if v in SYNC_MODES else "full or snapshot"
+
+
+#: How a fresh node joins: every block from the genesis, or the newest
+#: certified snapshot then the blocks after it (doc/sync.md).
+SYNC_MODES = ("full", "snapshot")
+
+
 def parse_peer(text):
     """``(host, port)`` of a ``HOST:PORT`` (``[IPV6]:PORT``) peer address, or
     raise :class:`ConfigError` saying what is wrong with it."""
@@ -104,6 +113,9 @@ SCHEMA = {
     "state": {"lock_timeout_s": _seconds(86_400)},
     "validation": {"signature_workers": _int(0, 64)},
     "api": {"rpcuser": _text, "rpcpassword": _text, "max_connections": _int(1, 100_000)},
+    # doc/sync.md: snapshots served every snapshot_interval blocks (0: never),
+    # and how a fresh node joins.
+    "sync": {"snapshot_interval": _int(0, 100_000_000), "mode": _sync_mode},
     "node": {
         "p2p": _text, "api": _text, "peers": _peer_list, "masternode_key": _text,
         "log_level": _text, "devnet_masternodes": _int(1, 1000),
@@ -129,6 +141,7 @@ _TESTNET = {
     "state": {"lock_timeout_s": 30.0},
     "validation": {"signature_workers": 2},
     "api": {"max_connections": 100},
+    "sync": {"snapshot_interval": 1000, "mode": "snapshot"},
     "node": {"peers": [], "log_level": "info", "devnet_masternodes": 1},
 }
 
@@ -139,6 +152,9 @@ _MAINNET_CHANGES = {
     "network": {"max_peers": 100, "rate_limit_tx": 5000, "rate_limit_blocks": 500},
 }
 
+#: Devnet's blocks come every 2 s: a snapshot every 100 blocks (200 s).
+DEVNET_SNAPSHOT_INTERVAL = 100
+
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 
@@ -147,6 +163,8 @@ def preset(network_name):
     changes the keys it lists, devnet uses testnet's."""
     get_network(network_name)
     values = copy.deepcopy(_TESTNET)
+    if network_name == "devnet":
+        values["sync"]["snapshot_interval"] = DEVNET_SNAPSHOT_INTERVAL
     if network_name == "mainnet":
         for section, changes in _MAINNET_CHANGES.items():
             values[section].update(changes)

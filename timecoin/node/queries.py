@@ -159,6 +159,10 @@ class NodeQueries:
     def height(self):
         return self._node.chain.height()
 
+    def chain_base(self):
+        # Known from storage at once, before the stored chain is replayed.
+        return self._node.chain.base or self._node.snapshot_base
+
     def block(self, height_or_hash):
         return self._node.chain.get_block(height_or_hash)
 

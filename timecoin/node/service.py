@@ -92,6 +92,11 @@ class Node(MultiService):
         self.proofs = ChainProofs(genesis)
         #: The IBlockService committing blocks, once assembled.
         self.block_service = None
+        #: The node's snapshots (ISnapshotSource), once assembled.
+        self.snapshots = None
+        #: The height of the snapshot the database was installed from (0: none),
+        #: known before the stored chain is replayed.
+        self.snapshot_base = meta.snapshot_base
         self.finality = finality if finality is not None else LocalFinality(reactor)
         self.verifier = verifier if verifier is not None else InlineVerifier()
         self.finality.add_listener(self._decided)

@@ -47,7 +47,11 @@ BLOCK_PRECOMMIT = 0x0202
 GETBLOCKS = 0x0203
 BLOCKS = 0x0204
 EVIDENCE = 0x0205  # equivocation evidence (two conflicting BFT signatures)
-SNAPSHOT = 0x0300
+SNAPSHOT = 0x0300  # reserved, unused
+GET_SNAPSHOT = 0x0301  # ask for the newest snapshot's manifest (doc/sync.md)
+SNAPSHOT_OFFER = 0x0302
+GET_SNAPSHOT_CHUNK = 0x0303
+SNAPSHOT_CHUNK = 0x0304
 
 #: Every reserved kind id and its name (implemented or not).
 KIND_NAMES = {
@@ -59,7 +63,8 @@ KIND_NAMES = {
     BLOCK_PROPOSAL: "block_proposal", BLOCK_PREVOTE: "block_prevote",
     BLOCK_PRECOMMIT: "block_precommit", GETBLOCKS: "getblocks", BLOCKS: "blocks",
     EVIDENCE: "evidence",
-    SNAPSHOT: "snapshot",
+    SNAPSHOT: "snapshot", GET_SNAPSHOT: "get_snapshot", SNAPSHOT_OFFER: "snapshot_offer",
+    GET_SNAPSHOT_CHUNK: "get_snapshot_chunk", SNAPSHOT_CHUNK: "snapshot_chunk",
 }
 
 MAGIC_SIZE = 4

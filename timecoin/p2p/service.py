@@ -11,7 +11,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from timecoin.interfaces import IPeer, IPeerNetwork
+from timecoin.interfaces import IPeer, IPeerNetwork, IPeerPolicing
 from timecoin.p2p import messages as m
 from timecoin.p2p.bans import BanList
 from timecoin.p2p.config import P2PConfig
@@ -49,7 +49,7 @@ class PeerFactory(Factory):
         return self.network.build_peer(self.direction, addr, self.seed)
 
 
-@implementer(IPeerNetwork)
+@implementer(IPeerNetwork, IPeerPolicing)
 class PeerNetworkService(service.Service):
     """The peer-to-peer network of one node (provides ``IPeerNetwork``).
 
@@ -296,6 +296,14 @@ class PeerNetworkService(service.Service):
         summary = PeerSummary(peer.peer_id, peer.pubkey, peer.label, peer.direction)
         for callback in list(self._ready_listeners):
             callback(summary)
+
+    def ban_peer(self, peer_id, reason):
+        """``IPeerPolicing``: close ``peer_id`` as misbehaving and ban its address."""
+        peer = self._connections.get(peer_id)
+        if peer is None:
+            return False
+        peer.misbehave(reason)
+        return True
 
     def peer_misbehaved(self, peer, reason):
         if peer.ip is not None:

@@ -40,6 +40,20 @@ class ChainProofs:
         self._handoffs = {}  # height -> SetHandoff
         self._missing = []  # heights that changed the set, with no set given
 
+    def start_at(self, block, handoffs):
+        """Follow a chain started from a snapshot at ``block``: ``handoffs``
+        are ``(header, certificate, {pubkey: weight})`` of every block up to
+        and including it that changed the set (stored with the snapshot)."""
+        if self._noted:
+            raise ValueError("blocks were noted already")
+        for header, certificate, active_set in handoffs:
+            if masternode_set_hash(active_set) != header.masternode_set_hash:
+                raise ValueError(f"the set given for block {header.height} is not its header's")
+            self._handoffs[header.height] = SetHandoff(header, certificate,
+                                                       tuple(sorted(active_set.items())))
+        self._last_hash = block.header.masternode_set_hash
+        self._noted = block.height
+
     def note_block(self, block, certificate, active_set):
         """``block`` (the next height) was committed with ``certificate``;
         ``active_set`` is ``{pubkey: weight}`` after it if it changed the set

@@ -23,7 +23,8 @@ import tempfile
 from twisted.logger import Logger
 
 from timecoin.ledger.keys import PrivateKey
-from timecoin.node.assembly import NodeOptions, build_node, prepare
+from timecoin.node.assembly import NodeOptions, build_node, p2p_config, prepare
+from timecoin.node.join import join_by_snapshot, wants_snapshot_join
 from timecoin.sim.byzantine import VoteRewriter
 from timecoin.sim.clock import SimClock
 from timecoin.sim.hosts import HostReactor
@@ -91,8 +92,10 @@ class Cluster:
     log = Logger()
 
     def __init__(self, size, seed=0, topology="all", conditions=None, config_text="",
-                 basedir=None):
+                 basedir=None, masternodes=None):
         self.size = size
+        #: The genesis registers nodes 0 .. masternodes - 1; the others are plain nodes.
+        self.masternodes = size if masternodes is None else masternodes
         self.seed = seed
         self.rng = random.Random(seed)
         # Twisted's reconnection backoff jitters with the global ``random``:
@@ -111,7 +114,7 @@ class Cluster:
             key_file = os.path.join(datadir, "masternode.key")
             PrivateKey.devnet(i).save(key_file)
             with open(os.path.join(datadir, "timecoin.toml"), "w") as f:
-                f.write(self._config(size, config_text))
+                f.write(self._config(self.masternodes, config_text, size))
             ip = host_ip(i)
             self.hosts.append(SimNode(i, ip, datadir, key_file, HostReactor(self.network, ip)))
         for i, j in self.edges:
@@ -135,10 +138,10 @@ class Cluster:
         return edges
 
     @staticmethod
-    def _config(size, extra):
+    def _config(masternodes, extra, size):
         # As ``timecoin devnet`` configures its nodes, with room for every peer.
-        return (f"[node]\ndevnet_masternodes = {size}\n\n[validation]\nsignature_workers = 0\n"
-                f"\n[network]\nmax_peers = {size + 16}\n" + extra)
+        return (f"[node]\ndevnet_masternodes = {masternodes}\n\n[validation]\n"
+                f"signature_workers = 0\n\n[network]\nmax_peers = {size + 16}\n" + extra)
 
     def neighbours(self, index):
         """The indices of the nodes ``index`` is linked to by the topology."""
@@ -155,11 +158,43 @@ class Cluster:
     def running(self):
         return [h for h in self.hosts if h.node is not None]
 
-    def start(self, connect_timeout=30.0):
-        """Start every node and run until each has its neighbours as peers."""
+    def start(self, connect_timeout=30.0, indices=None):
+        """Start every node (or those of ``indices``) and run until each has
+        its running neighbours as peers."""
         for host in self.hosts:
-            self.start_node(host.index)
+            if indices is None or host.index in indices:
+                self.start_node(host.index)
         self.wait_connected(connect_timeout)
+
+    def _prepare(self, host, seeds):
+        return prepare(NodeOptions(
+            network="devnet", datadir=host.datadir, p2p=f"tcp:{P2P_PORT}:interface={host.ip}",
+            api=f"tcp:0:interface={host.ip}", masternode_key=host.key_file, peers=list(seeds)))
+
+    def join_node(self, index, sync="snapshot", timeout=600.0, fetcher_options=None):
+        """Start node ``index`` (not running, with an empty datadir) as a
+        joining node does: by ``sync`` ``"snapshot"``, the newest certified
+        snapshot is fetched from its neighbours and installed first
+        (:func:`~timecoin.node.join.join_by_snapshot`), then the node starts
+        and block sync takes over; by ``"full"`` it starts at once and
+        replays every block. Returns the node."""
+        host = self.hosts[index]
+        seeds = [self.hosts[j].address for j in self.neighbours(index)
+                 if self.hosts[j].node is not None]
+        if sync == "snapshot":
+            prepared = self._prepare(host, seeds)
+            storage = SyncStorage(host.reactor, os.path.join(host.datadir, "chain.sqlite3"))
+            meta = storage.open_now(prepared.genesis)
+            storage.run_db(lambda conn: conn.execute("PRAGMA synchronous=OFF"))
+            if not wants_snapshot_join(prepared, meta):
+                raise ValueError(f"node {index} cannot join by snapshot")
+            try:
+                self.wait(join_by_snapshot(host.reactor, prepared, storage,
+                                           p2p_config(prepared.config), fetcher_options),
+                          timeout)
+            finally:
+                storage.close_now()
+        return self.start_node(index, seeds)
 
     def start_node(self, index, seeds=None):
         """Build and start node ``index`` over its data directory (``seeds``:
@@ -167,10 +202,7 @@ class Cluster:
         host = self.hosts[index]
         if host.node is not None:
             raise ValueError(f"node {index} is running")
-        prepared = prepare(NodeOptions(
-            network="devnet", datadir=host.datadir, p2p=f"tcp:{P2P_PORT}:interface={host.ip}",
-            api=f"tcp:0:interface={host.ip}", masternode_key=host.key_file,
-            peers=list(host.seeds if seeds is None else seeds)))
+        prepared = self._prepare(host, host.seeds if seeds is None else seeds)
         storage = SyncStorage(host.reactor, os.path.join(host.datadir, "chain.sqlite3"))
         meta = storage.open_now(prepared.genesis)
         storage.run_db(lambda conn: conn.execute("PRAGMA synchronous=OFF"))

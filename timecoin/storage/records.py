@@ -34,6 +34,11 @@ class ChainMeta:
     #: The conflict sets this node voted on and their pending transactions
     #: (a ``RestoredConflictSets``), or None.
     conflict_sets: object = None
+    #: The height of the snapshot the database was installed from (0: none;
+    #: it then holds every block from the genesis).
+    snapshot_base: int = 0
+    #: The height of the highest stored block (0: only the genesis).
+    top_height: int = 0
 
 
 @dataclass(frozen=True)

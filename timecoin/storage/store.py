@@ -36,11 +36,17 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from timecoin.interfaces import IStorage
+from timecoin.interfaces import ISnapshotStorage, IStorage
 from timecoin.ledger.muhash import MuHash
 from timecoin.ledger.tx import OutPoint, decode_tx
 from timecoin.ledger.utxo import utxo_element
-from timecoin.storage import block_tables, conflict_tables, integrity, masternode_tables
+from timecoin.storage import (
+    block_tables,
+    conflict_tables,
+    integrity,
+    masternode_tables,
+    snapshot_tables,
+)
 from timecoin.storage.integrity import DamageFound
 from timecoin.storage.migrations import (
     backup_before_migrating,
@@ -56,6 +62,7 @@ from timecoin.storage.records import (
     encode_undo,
     plan_fold,
 )
+from timecoin.storage.snapshot_store import SnapshotStorageMixin
 from timecoin.storage.timings import CheckpointSchedule, StorageTimings
 
 __all__ = ["ChainMeta", "JournalRecord", "Storage", "StorageError", "encode_undo",
@@ -73,8 +80,8 @@ class StorageError(Exception):
     """The database cannot be used; the message says why and what to do."""
 
 
-@implementer(IStorage)
-class Storage:
+@implementer(IStorage, ISnapshotStorage)
+class Storage(SnapshotStorageMixin):
     """The node's database (see the module docstring)."""
 
     log = Logger()
@@ -253,6 +260,9 @@ class Storage:
             self.check_now()
             meta.checked = True
         meta.masternodes = masternode_tables.read_rows(self._conn)
+        meta.snapshot_base = snapshot_tables.snapshot_base(self._conn)
+        meta.top_height = self._conn.execute(
+            "SELECT COALESCE(MAX(height), 0) FROM blocks").fetchone()[0]
         meta.conflict_sets = self._read_conflict_sets()
         return meta
 

@@ -23,7 +23,8 @@ STORAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 OPERATIONS = (
     "open", "close", "journal_commit", "utxo_flush", "block_commit", "masternodes_save",
     "utxo_read", "tx_read", "journal_read", "address_read", "meta_read", "summary",
-    "masternodes_read", "blocks_read", "backup", "run_db", "other",
+    "masternodes_read", "blocks_read", "backup", "run_db", "snapshot_write", "snapshot_read",
+    "snapshot_install", "other",
 )
 
 #: One histogram's copy: ``buckets`` are cumulative counts, one per bound of
