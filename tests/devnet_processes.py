@@ -143,11 +143,12 @@ class ProcessDevnet:
 
 
 @defer.inlineCallbacks
-def start_extra_node(network, index, masternode_key=None, peers=None):
+def start_extra_node(network, index, masternode_key=None, peers=None, extra_args=()):
     """Start one more ``twistd`` node beside a ``timecoin devnet`` network
     (:class:`~timecoin.cli.devnet.LocalNetwork`), on the same genesis, with an
     empty data directory ``node<index>`` and its own free ports, peering with
-    ``peers`` (indexes; default all); it is stopped with the network. Fires
+    ``peers`` (indexes; default all), with the daemon options ``extra_args``;
+    it is stopped with the network. Fires
     with its :class:`~timecoin.cli.devnet.NodeProcess` once it is healthy."""
     base = free_base_port(1)
     node = NodeProcess(index, os.path.join(network.directory, f"node{index}"), base, base + 1)
@@ -164,6 +165,7 @@ def start_extra_node(network, index, masternode_key=None, peers=None):
         args += ["--masternode-key", masternode_key]
     for j in range(count) if peers is None else peers:
         args += ["--peer", f"127.0.0.1:{network.nodes[j].p2p_port}"]
+    args += list(extra_args)
     network.reactor.spawnProcess(node, sys.executable, args, env=dict(os.environ))
     network.nodes.append(node)  # stopped with the others
     yield wait_healthy(network.reactor, node, 60)

@@ -1,7 +1,8 @@
-"""Joining a running ``timecoin devnet --nodes 4``: a fifth node started with
-``--peer`` and an empty data directory (real twistd processes on 127.0.0.1)
-catches up with the chain and ends with the same block hashes and UTXO set
-hash as the masternodes."""
+"""Joining a running ``timecoin devnet --nodes 4`` by full replay: a fifth node
+started with ``--peer``, ``--sync full`` and an empty data directory (real
+twistd processes on 127.0.0.1) syncs every block from the genesis and ends
+with the same block hashes and UTXO set hash as the masternodes (joining by
+snapshot: tests/test_devnet_snapshots.py)."""
 
 import json
 
@@ -34,7 +35,7 @@ class JoinTests(unittest.TestCase):
         rpc0 = self.rpc(network.nodes[0])
         yield poll(reactor, lambda: rpc0.call("getblockcount"), lambda h: h >= HEAD_START,
                    timeout=60, interval=0.5)
-        joiner = yield start_extra_node(network, 4, peers=[0])
+        joiner = yield start_extra_node(network, 4, peers=[0], extra_args=["--sync", "full"])
         rpcs = [self.rpc(n) for n in network.nodes]
 
         @defer.inlineCallbacks
@@ -57,3 +58,5 @@ class JoinTests(unittest.TestCase):
                                timeout=30, interval=0.1)
         self.assertEqual(len(summaries), 1, summaries)
         self.assertIsNone(joiner.exit_code)
+        first = yield rpcs[4].call("getblock", 1)
+        self.assertEqual(first["hash"], (yield rpcs[0].call("getblock", 1))["hash"])
