@@ -137,6 +137,7 @@ def start_devnet(testcase, reactor, count, config_text=""):
 
 #: What each schema version added, undone newest first by :func:`downgrade_schema`.
 _SCHEMA_UNDO = {
+    6: ["ALTER TABLE masternodes DROP COLUMN missed_service"],
     5: ["DROP TABLE block_sets"],
     4: ["ALTER TABLE blocks DROP COLUMN body", "ALTER TABLE blocks DROP COLUMN certificate",
         "ALTER TABLE blocks DROP COLUMN committed_at"],

@@ -78,7 +78,7 @@ class BlockStorageTests(StorageFileTestCase, unittest.TestCase):
         downgrade_schema(self.path, 1)  # headers only, no masternodes table
         storage, meta = self.open()
         self.assertIn("database schema migrated to version 4", storage.notes)
-        self.assertEqual(schema_files()[-1][0], 5)
+        self.assertEqual(schema_files()[-1][0], 6)
         columns = {r[1] for r in storage._conn.execute("PRAGMA table_info(blocks)")}
         self.assertLessEqual({"body", "certificate", "committed_at"}, columns)
         block, record, row, registry = block_one(meta)
@@ -119,10 +119,14 @@ class BlockStorageTests(StorageFileTestCase, unittest.TestCase):
             storage._close_now()
             downgrade_schema(self.path, version)
             storage, meta = self.open()
-            self.assertIn("database schema migrated to version 5", storage.notes, version)
+            latest = schema_files()[-1][0]
+            self.assertIn(f"database schema migrated to version {latest}", storage.notes,
+                          version)
             stored = storage._conn.execute(
                 "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-            self.assertEqual(int(stored), 5, version)
+            self.assertEqual(int(stored), latest, version)
+            columns = {r[1] for r in storage._conn.execute("PRAGMA table_info(masternodes)")}
+            self.assertIn("missed_service", columns, version)
             self.assertEqual(self.successResultOf(storage.load_block_sets()), [], version)
             block, record, row, registry = block_one(meta)
             after = {b"\x05" * 32: 10}
