@@ -83,12 +83,14 @@ class NodeBlocks:
     """``IBlockHost`` over the node's ``chain`` (IBlockConsensus), ``ledger``
     (IBlockLedger), ``state`` (IUtxoState), ``journal`` (IJournal), ``storage``
     (IStorage), ``finality`` (IFinality), ``proofs`` (IFinalityProofs) and
-    ``mempool`` (IMempool: the pending transactions a block may decide)."""
+    ``mempool`` (IMempool: the pending transactions a block may decide) and
+    ``peers`` (IPeerNetwork, or None: told when a block changes the active
+    set, so that masternodes that joined or rejoined get the BFT messages)."""
 
     log = Logger()
 
     def __init__(self, clock, chain, ledger, state, journal, storage, finality, proofs,
-                 mempool):
+                 mempool, peers=None):
         self._clock = clock
         self._chain = chain
         self._ledger = ledger
@@ -98,6 +100,7 @@ class NodeBlocks:
         self._finality = finality
         self._proofs = proofs
         self._mempool = mempool
+        self._peers = peers
         self.loaded = False
 
     @defer.inlineCallbacks
@@ -218,6 +221,8 @@ class NodeBlocks:
         changed = after if after != before else None
         if changed is not None:
             self._finality.set_masternodes(after)
+            if self._peers is not None:
+                self._peers.masternodes_changed()
         self._proofs.note_block(block, certificate, changed)
         row = (block.height, block.hash, block.header.encode(), block.encode(),
                certificate.encode(), now)
