@@ -78,10 +78,12 @@ METHODS = (
                "a list of {id, address, direction, version, ping_ms, banscore}"),
     MethodSpec("getmasternodes", "The registered masternodes.",
                "a list of {pubkey, address, tier, weight, collateral, reward_address, "
-               "registered_height, active, online, leaving} (registered_height null: "
+               "registered_height, active, online, leaving, missed_service} "
+               "(registered_height null: "
                "pending until a block confirms it; active: in the active set; online: "
                "this node hears from it; leaving: its collateral was spent, it leaves "
-               "at the next block)"),
+               "at the next block; missed_service: deactivated for missed service, "
+               "it rejoins by announcing again)"),
     MethodSpec("listbanned", "The banned peer addresses.",
                "a list of {address, banned_until, time_remaining, offences, reason}"),
     MethodSpec("setban", "Ban a peer address, or lift its ban.", "null",
