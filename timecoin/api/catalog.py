@@ -57,7 +57,8 @@ METHODS = (
                       "the block's height or hash"),)),
     MethodSpec("getblockheader", "A block's header and its commit certificate.",
                "header fields (height, hash, prev_hash, time, round, proposer, tx_root, "
-               "utxo_set_hash, masternode_set_hash, reward, deactivated) and commit (a list "
+               "utxo_set_hash, masternode_set_hash, reward, deactivated, missed, "
+               "last_commit_hash) and commit (a list "
                "of {pubkey, signature}: the precommits of more than 2/3 of the active stake)",
                (Param("height_or_hash",
                       Either(Integer(0, 2**63 - 1), Hex(32, "hexadecimal (a block hash)")),
