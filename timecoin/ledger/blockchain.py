@@ -169,7 +169,8 @@ class BlockChain:
             masternode_set_hash(self._sets[0])
 
     def _note_set(self, height, active_set):
-        if active_set == self._sets[-1] and active_set is not None:
+        """The set after ``height`` is ``active_set`` (None: unknown)."""
+        if active_set == self._sets[-1]:
             return
         if self._set_heights[-1] == height:
             self._sets[-1] = active_set
