@@ -137,6 +137,7 @@ def start_devnet(testcase, reactor, count, config_text=""):
 
 #: What each schema version added, undone newest first by :func:`downgrade_schema`.
 _SCHEMA_UNDO = {
+    7: ["ALTER TABLE masternodes DROP COLUMN missed_service"],
     6: ["DROP TABLE snapshots", "DROP TABLE snapshot_chunks",
         "DELETE FROM meta WHERE key = 'snapshot_base'"],
     5: ["DROP TABLE block_sets"],

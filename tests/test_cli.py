@@ -451,6 +451,29 @@ class MasternodeCommandTests(CliTestCase):
         self.assertEqual(reg.masternode_pubkey, PrivateKey.devnet(8).pubkey)
         self.assertEqual(json.loads(out)["collateral"], f"{tx.txid.hex()}:0")
 
+    def test_register_announces_a_masternode_deactivated_for_missed_service(self):
+        from timecoin.ledger.registration import BRONZE
+        from timecoin.ledger.tx import registration_of
+        mn = PrivateKey.devnet(8).pubkey.hex()
+        collateral = "aa" * 32 + ":0"
+        known = {"pubkey": mn, "collateral": collateral, "missed_service": False}
+        self.node.handlers["getmasternodes"] = lambda: [known]
+        self.node.handlers["listunspent"] = lambda address: [
+            {**utxo("aa", 0, BRONZE.collateral), "collateral": True}, utxo("bb", 1, 3 * COIN)]
+        args = ["masternode", "register", "--key", self.key_file, "--masternode-key",
+                self.mn_file, "--tier", "bronze"]
+        status, _, err = self.run_cli(*args)
+        self.assertEqual(status, 1)
+        self.assertIn("registered already", err)
+        known["missed_service"] = True
+        status, _, err = self.run_cli(*args)
+        self.assertEqual(status, 0, err)
+        tx = self.sent_tx()
+        check_stateless(tx, DEVNET.network_id)
+        self.assertEqual(tx.inputs[0].prevout, OutPoint(b"\xaa" * 32, 0))
+        self.assertEqual(tx.outputs[0].amount, BRONZE.collateral)
+        self.assertEqual(registration_of(tx).masternode_pubkey.hex(), mn)
+
     def test_register_refusals(self):
         self.node.handlers["listunspent"] = lambda address: [utxo("aa", 0, 5 * COIN)]
         base = ["masternode", "register", "--key", self.key_file, "--masternode-key",

@@ -135,7 +135,8 @@ class RegistryStateTests(unittest.TestCase):
         described = {mn["pubkey"]: mn for mn in self.registry.describe(NET)}
         mn = described[MASTERNODE.pubkey.hex()]
         self.assertEqual(set(mn), {"pubkey", "address", "tier", "weight", "collateral",
-                                   "reward_address", "registered_height", "active", "leaving"})
+                                   "reward_address", "registered_height", "active", "leaving",
+                                   "missed_service"})
         self.assertEqual((mn["tier"], mn["weight"], mn["active"], mn["registered_height"]),
                          ("bronze", 10, False, None))
 

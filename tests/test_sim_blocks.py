@@ -221,3 +221,4 @@ class StalledSetTests(unittest.TestCase):
         assert_one_chain(self, cluster)
         cluster.run_until(lambda: len(set(heights(cluster))) == 1, 10)
         self.assertEqual(len(set(cluster.set_hashes())), 1)
+

@@ -57,7 +57,8 @@ METHODS = (
                       "the block's height or hash"),)),
     MethodSpec("getblockheader", "A block's header and its commit certificate.",
                "header fields (height, hash, prev_hash, time, round, proposer, tx_root, "
-               "utxo_set_hash, masternode_set_hash, reward, deactivated) and commit (a list "
+               "utxo_set_hash, masternode_set_hash, reward, deactivated, missed, "
+               "last_commit_hash) and commit (a list "
                "of {pubkey, signature}: the precommits of more than 2/3 of the active stake)",
                (Param("height_or_hash",
                       Either(Integer(0, 2**63 - 1), Hex(32, "hexadecimal (a block hash)")),
@@ -78,10 +79,12 @@ METHODS = (
                "a list of {id, address, direction, version, ping_ms, banscore}"),
     MethodSpec("getmasternodes", "The registered masternodes.",
                "a list of {pubkey, address, tier, weight, collateral, reward_address, "
-               "registered_height, active, online, leaving} (registered_height null: "
+               "registered_height, active, online, leaving, missed_service} "
+               "(registered_height null: "
                "pending until a block confirms it; active: in the active set; online: "
                "this node hears from it; leaving: its collateral was spent, it leaves "
-               "at the next block)"),
+               "at the next block; missed_service: deactivated for missed service, "
+               "it rejoins by announcing again)"),
     MethodSpec("listbanned", "The banned peer addresses.",
                "a list of {address, banned_until, time_remaining, offences, reason}"),
     MethodSpec("setban", "Ban a peer address, or lift its ban.", "null",

@@ -70,9 +70,10 @@ def _check_timeout(args):
         raise UsageError("--timeout must be positive")
 
 
-def _registration_inputs(utxos, tier, collateral):
+def _registration_inputs(utxos, tier, collateral, reannounce=False):
     """``(prevouts, change)`` of a registration whose output 0 is ``tier``'s
-    collateral: new, or the existing output ``collateral`` re-created."""
+    collateral: new, or the existing output ``collateral`` re-created
+    (``reannounce``: it is the collateral of the masternode announcing again)."""
     if collateral is None:
         chosen, _fee, change = select_coins(utxos, tier.collateral, payload=PAYLOAD_SIZE)
         return [op for op, _ in chosen], change
@@ -80,7 +81,7 @@ def _registration_inputs(utxos, tier, collateral):
     entry = mine.get(collateral)
     if entry is None or entry.get("status") != "unspent":
         raise CommandError(f"{collateral} is not a finalized unspent output of the key")
-    if entry.get("collateral"):
+    if entry.get("collateral") and not reannounce:
         raise CommandError(f"{collateral} is a registered masternode's collateral already")
     if int(entry["amount"]) != tier.collateral:
         raise CommandError(f"{collateral} holds {format_time(int(entry['amount']))} TIME; "
@@ -102,10 +103,15 @@ def run_register(ctx):
     reward = check_address(a.reward_address, ctx.network) if a.reward_address else key.key_hash
     collateral = parse_outpoint(a.collateral) if a.collateral else None
     known = yield ctx.rpc.call("getmasternodes")
-    if any(mn.get("pubkey") == masternode.pubkey.hex() for mn in known):
+    mine = [mn for mn in known if mn.get("pubkey") == masternode.pubkey.hex()]
+    if mine and not mine[0].get("missed_service"):
         raise CommandError(f"masternode {masternode.pubkey.hex()} is registered already")
+    if mine:
+        # Deactivated for missed service: announcing again re-creates its
+        # collateral (doc/masternodes.md, "Missed service").
+        collateral = parse_outpoint(mine[0]["collateral"])
     utxos = list((yield ctx.rpc.call("listunspent", key.address(nid))))
-    prevouts, change = _registration_inputs(utxos, tier, collateral)
+    prevouts, change = _registration_inputs(utxos, tier, collateral, reannounce=bool(mine))
     outputs = [(tier.collateral, key.key_hash)] + ([(change, key.key_hash)] if change else [])
     tx = sign_registration(key, prevouts, outputs, nid,
                            Registration(tier.code, 0, masternode.pubkey, reward), masternode)

@@ -151,6 +151,31 @@ class ProposerPriorities:
         return ProposerPriorities(validators, kept)
 
 
+def replay_priorities(sets):
+    """The priorities at the height after the last of ``sets``, replayed as a
+    BFT machine moves them from the genesis: ``sets`` yields the stakes
+    (``{id: stake}``) each height had, the first the genesis set (height 1's)
+    and the i-th the set after height i; each committed height advances one
+    step with its set, and a changed set enters by :meth:`with_validators`
+    before the next height, as ``BftMachine.start_height`` does. None if any
+    set is unknown (None or empty)."""
+    priorities, previous = None, None
+    for stakes in sets:
+        if not stakes:
+            return None
+        if priorities is None:
+            previous = stakes
+            priorities = ProposerPriorities(ValidatorSet.from_stakes(stakes))
+            continue
+        priorities.advance()
+        if stakes != previous:
+            previous = stakes
+            following = ValidatorSet.from_stakes(stakes)
+            if following != priorities.validators:
+                priorities = priorities.with_validators(following)
+    return priorities
+
+
 def _div_toward_zero(value, divisor):
     quotient = abs(value) // divisor
     return quotient if value >= 0 else -quotient

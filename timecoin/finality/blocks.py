@@ -51,7 +51,7 @@ from timecoin.consensus.bft_messages import (
     ValidateBlock,
 )
 from timecoin.consensus.evidence import EvidencePool
-from timecoin.consensus.proposer import ProposerPriorities, ValidatorSet
+from timecoin.consensus.proposer import ProposerPriorities, ValidatorSet, replay_priorities
 from timecoin.finality.block_evidence import BlockEvidence
 from timecoin.finality.block_messages import (
     BlockProposalMessage,
@@ -156,11 +156,7 @@ class BlockService(BlockEvidence, BlockSync, Service):
         if not self.running:
             return
         validators = ValidatorSet.from_stakes(self._host.validators())
-        # Proposer priorities replayed from the genesis, one step per height,
-        # with the current active set (see doc/bft.md, "The block service").
-        priorities = ProposerPriorities(validators)
-        for _ in range(self._host.height()):
-            priorities.advance()
+        priorities = self._replay_priorities(validators)
         self.machine = BftMachine(self._tag, validators, None, self._key.sign,
                                   ed25519_verify, self._timeouts, priorities)
         now = self._clock.seconds()
@@ -171,6 +167,25 @@ class BlockService(BlockEvidence, BlockSync, Service):
         self._run(self.machine.start_height(self._host.height() + 1, now,
                                             start_at=now + self.interval))
         self._schedule_sync()
+
+    def _replay_priorities(self, current):
+        """Proposer priorities replayed from the genesis with the set each
+        height had (:func:`~timecoin.consensus.proposer.replay_priorities`;
+        doc/bft.md, "The block service"). If some height's set is not known
+        here (blocks stored before schema version 5), with ``current``
+        throughout, and it says so."""
+        height = self._host.height()
+        priorities = replay_priorities(self._host.validators_at(h) for h in range(height + 1))
+        if priorities is None:
+            self.log.warn("the active set of some heights up to {height} is not known here: "
+                          "proposer priorities are replayed with the current set",
+                          height=height)
+            priorities = ProposerPriorities(current)
+            for _ in range(height):
+                priorities.advance()
+        elif priorities.validators != current:
+            priorities = priorities.with_validators(current)
+        return priorities
 
     def _enrol(self, validators):
         """Vote only with a large enough active set (``min_validators``): below

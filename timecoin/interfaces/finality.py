@@ -185,6 +185,11 @@ class IBlockHost(Interface):
     def validators():
         """``{pubkey: weight}`` of the active set (the set that signs the next block)."""
 
+    def validators_at(height):
+        """``{pubkey: weight}`` of the active set after the block at ``height``
+        (0: the genesis set; the set that signed ``height + 1``), or None if
+        not known here."""
+
     def build_block(round_, proposer, now, deactivations=()):
         """The block this node proposes at ``round_`` of the next height; it
         deactivates those of ``deactivations`` (public keys) that are active."""

@@ -153,19 +153,35 @@ class IBlockConsensus(Interface):
     def get_block_header(height_or_hash):
         """The header fields and ``commit`` (the certificate's signatures), or None."""
 
-    def append(block, certificate, confirmed_txs):
+    def append(block, certificate, confirmed_txs, last_signers=None):
         """Add the next block, applying ``confirmed_txs`` to the registry;
-        raise ``BlockError`` (nothing changed) if it does not follow."""
+        raise ``BlockError`` (nothing changed) if it does not follow.
+        ``last_signers``: the pubkeys that signed the block's carried commit
+        (None: it carries none), counted for missed service."""
 
-    def restore(block, certificate):
+    def restore(block, certificate, last_signers=None, set_after=None):
         """Replay at start: add the next stored block without applying it to the
-        registry (the stored registry rows are the state after it)."""
+        registry (the stored registry rows are the state after it);
+        ``set_after`` is the stored active set after it if it changed the set."""
+
+    def restored():
+        """The last stored block is replayed: the set after it is the registry's."""
+
+    def active_set_at(height):
+        """``{pubkey: weight}``: the active set after the block at ``height``
+        (0: the genesis set), the set that signs ``height + 1``; None if this
+        node does not know it (blocks stored before schema version 5)."""
+
+    def missed_candidates():
+        """``[(pubkey, blocks missed)]``: active masternodes absent from the
+        carried commits of ``MISSED_SERVICE_BLOCKS`` or more consecutive blocks."""
 
     base = Attribute("The height of the snapshot the chain started from (0: the "
                      "genesis); no block below it is held.")
 
-    def start_at(block, certificate):
-        """Start an empty chain at the block of an installed snapshot."""
+    def start_at(block, certificate, signing_set=None):
+        """Start an empty chain at the block of an installed snapshot;
+        ``signing_set`` is the active set that signed it (None: the genesis's)."""
 
     def height_of_tx(txid):
         """The height of the block that confirmed ``txid`` if the chain has it
@@ -195,21 +211,29 @@ class IBlockLedger(Interface):
     def __len__():
         """How many finalized transactions wait for a block."""
 
+    network = Attribute("The Network whose blocks these are.")
+
     def checkpoint_hash():
         """The UTXO set hash at the last block (bytes)."""
 
-    def build(round_, proposer, time, deactivations=(), decided=()):
+    def build(round_, proposer, time, deactivations=(), decided=(), last_commit=b""):
         """The next block (a ``Block``): the unconfirmed transactions in
         finality order, then at most one member of a stalled conflict set
         (``decided``: ``Unconfirmed`` items), its reward, the set hashes after
-        it; it deactivates the active masternodes among ``deactivations``."""
+        it; it deactivates the active masternodes among ``deactivations`` and
+        those the chain shows absent for missed service, and carries
+        ``last_commit`` (the best block's encoded certificate)."""
 
-    def check(block, proposer_of, now, justified=None, decided=None):
+    def check(block, proposer_of, now, justified=None, decided=None,
+              verify_last_commit=None):
         """Raise ``BlockError`` unless ``block`` is the valid next block here
         (``MissingTransactions`` if only some transactions are not here yet);
         ``proposer_of(round)`` names the proposer of a round at its height;
-        every deactivation must be active and ``justified(pubkey)``;
-        ``decided`` maps txids of stalled-set members valid here to ``Unconfirmed``."""
+        every deactivation must be active and ``justified(pubkey)``; the
+        missed-service list must be the chain's; ``decided`` maps txids of
+        stalled-set members valid here to ``Unconfirmed``;
+        ``verify_last_commit(block)`` raises ``BlockError`` for a bad carried
+        commit (None: a block that carries one is refused)."""
 
     def transactions(block):
         """The decoded transactions ``block`` confirms, in order (reward excluded)."""
@@ -230,18 +254,22 @@ class IMasternodeRegistry(Interface):
 
     def check_registration(tx):
         """Raise ``TxRejected("masternode-registered")`` if ``tx`` registers a
-        masternode key that is registered already (pending, active or leaving)."""
+        masternode key that is registered already (pending, active or leaving),
+        unless it re-announces a masternode deactivated for missed service
+        (the registration spends that masternode's collateral)."""
 
     def finalized(tx):
         """Record what finalized ``tx`` changes: a pending registration, or a
         registered collateral spent (its masternode is then leaving); True if
         anything changed."""
 
-    def apply_block(height, confirmed_txs, deactivations=()):
+    def apply_block(height, confirmed_txs, deactivations=(), missed=()):
         """Apply a block at ``height``: confirmed registrations join the active
         set, confirmed collateral spends remove their masternodes, and the
-        ``deactivations`` (public keys) leave it; masternodes deactivated
-        ``DEACTIVATION_BLOCKS`` blocks before rejoin it. Returns
+        ``deactivations`` (public keys, evidence) and ``missed`` (missed
+        service) leave it; masternodes deactivated on evidence
+        ``DEACTIVATION_BLOCKS`` blocks before rejoin it (those deactivated for
+        missed service rejoin by announcing again). Returns
         ``{"joined", "left", "deactivated", "rejoined"}`` lists of public keys."""
 
     def active_set():

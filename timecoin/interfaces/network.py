@@ -52,6 +52,10 @@ class IPeerNetwork(IPeerMessaging):
     def peer_count():
         """Number of connected, handshaken peers."""
 
+    def masternodes_changed():
+        """A block changed the active set: the ready peers are classified
+        again (``masternode_peers`` holds the active masternodes among them)."""
+
     def statistics():
         """The metrics of the peer limits: ``(name, kind, doc, samples)`` tuples,
         ``kind`` "gauge" or "counter", ``samples`` a list of ``(labels dict, value)``."""

@@ -26,6 +26,16 @@ A block may also decide a stalled conflict set: ``decided`` (given to
 valid against this node's UTXO state, with their undo data; at most
 ``MAX_DECIDED_PER_BLOCK`` of them come after the finalized transactions. The
 node finalizes such a member when the block commits, before ``applied``.
+
+Every block after the first carries the previous block's commit certificate
+(its *last commit*, ``last_commit`` given to ``build`` by the node: the
+certificate it stored with that block). ``check`` refuses a block at height 1
+that carries one and a later block that carries none, and has
+``verify_last_commit(block)`` (the node's: signatures and > 2/3 of the stake
+of the set that signed the previous block) raise for a bad one. A block's
+``missed`` list must be exactly the missed-service deactivations this node's
+chain gives (:func:`~timecoin.ledger.missed.select_missed` over
+``chain.missed_candidates()``): every node computes the same list.
 """
 
 from dataclasses import dataclass
@@ -33,9 +43,16 @@ from dataclasses import dataclass
 from zope.interface import implementer
 
 from timecoin.interfaces import IBlockLedger
-from timecoin.ledger.block import MAX_BLOCK_TXS, Block, BlockError, BlockHeader
+from timecoin.ledger.block import (
+    MAX_BLOCK_TXS,
+    Block,
+    BlockError,
+    BlockHeader,
+    last_commit_hash,
+)
 from timecoin.ledger.emission import check_reward, reward_transaction
 from timecoin.ledger.merkle import merkle_root
+from timecoin.ledger.missed import select_missed
 from timecoin.ledger.registry import MasternodeRegistry
 from timecoin.ledger.tx import decode_tx
 from timecoin.ledger.utxo import utxo_element
@@ -143,9 +160,9 @@ class BlockLedger:
     def _recipients(self):
         return [(e.reward_key_hash, e.weight) for e in self.chain.registry.entries() if e.active]
 
-    def _contents(self, height, items, deactivations=()):
+    def _contents(self, height, items, deactivations=(), missed=()):
         """(reward tx, MuHash after, masternode_set_hash) of a block of ``items``
-        that deactivates ``deactivations``."""
+        that deactivates ``deactivations`` (evidence) and ``missed``."""
         muhash = self._checkpoint.copy()
         for item in items:
             fold(muhash, item.tx, item.spent)
@@ -154,7 +171,7 @@ class BlockLedger:
         if reward is not None:
             fold(muhash, reward, ())
         trial = MasternodeRegistry.from_rows(self.chain.registry.rows())
-        trial.apply_block(height, [i.tx for i in items], deactivations)
+        trial.apply_block(height, [i.tx for i in items], deactivations, missed)
         return reward, muhash, trial.masternode_set_hash()
 
     def _remember(self, block_hash, muhash):
@@ -164,17 +181,26 @@ class BlockLedger:
             self._folded.pop(next(iter(self._folded)))
         self._folded[block_hash] = muhash
 
-    def build(self, round_, proposer, time, deactivations=(), decided=()):
+    def _missed(self, deactivated):
+        """The missed-service deactivations of the next block (module docstring)."""
+        return select_missed(self.chain.registry.active_set(), self.chain.missed_candidates(),
+                             deactivated, self.network.min_masternodes)
+
+    def build(self, round_, proposer, time, deactivations=(), decided=(), last_commit=b""):
         """The next block, proposed at ``round_`` by ``proposer`` at ``time``;
-        it deactivates those of ``deactivations`` that are active (sorted);
+        it deactivates those of ``deactivations`` that are active (sorted),
+        and those the chain shows absent for missed service;
         ``decided``: members of stalled sets (:class:`Unconfirmed`, ``seq`` None)
-        the block decides, the first ``MAX_DECIDED_PER_BLOCK`` taken."""
+        the block decides, the first ``MAX_DECIDED_PER_BLOCK`` taken;
+        ``last_commit``: the encoded commit certificate of the best block
+        (``b""`` at height 1)."""
         height = self.chain.height() + 1
         extra = [d for d in decided if d.tx.txid not in self._pending][:MAX_DECIDED_PER_BLOCK]
         items = list(self._pending.values())[:self.max_txs - len(extra)] + extra
         active = self.chain.registry.active_set()
         deactivated = tuple(sorted({pk for pk in deactivations if pk in active}))
-        reward, muhash, set_hash = self._contents(height, items, deactivated)
+        missed = self._missed(deactivated)
+        reward, muhash, set_hash = self._contents(height, items, deactivated, missed)
         utxo_hash = muhash.digest()
         txids = tuple(i.tx.txid for i in items)
         all_txids = txids + ((reward.txid,) if reward is not None else ())
@@ -182,8 +208,8 @@ class BlockLedger:
                              max(int(time), self._min_time()), round_, proposer,
                              merkle_root(all_txids), utxo_hash, set_hash,
                              reward.output_total - sum(i.fee for i in items) if reward else 0,
-                             deactivated)
-        block = Block(header, txids, reward)
+                             deactivated, missed, last_commit_hash(last_commit))
+        block = Block(header, txids, reward, bytes(last_commit))
         self._remember(block.hash, muhash)
         return block
 
@@ -191,7 +217,8 @@ class BlockLedger:
         last = self.chain.block_at(self.chain.height())
         return last.header.time if last is not None else 0
 
-    def check(self, block, proposer_of, now, justified=None, decided=None):
+    def check(self, block, proposer_of, now, justified=None, decided=None,
+              verify_last_commit=None):
         """Raise :class:`~timecoin.ledger.block.BlockError` unless ``block`` is a
         valid next block here; :class:`MissingTransactions` if only some of its
         transactions are not finalized here (yet). ``proposer_of(round)`` is the
@@ -199,7 +226,10 @@ class BlockLedger:
         evidence verified here justifies deactivating ``pubkey`` (None: nothing
         does); ``decided`` maps the txids of members of stalled sets pending
         here, valid against the UTXO state, to their :class:`Unconfirmed`
-        (``seq`` None): the block may decide one of them."""
+        (``seq`` None): the block may decide one of them;
+        ``verify_last_commit(block)`` raises :class:`BlockError` unless the
+        block's carried commit is a valid certificate of the best block
+        (None: no carried commit is accepted)."""
         decided = decided or {}
         header = block.header
         if header.network_id != self.network.network_id:
@@ -213,6 +243,10 @@ class BlockLedger:
         if header.time < self._min_time() or header.time > now + MAX_FUTURE_S:
             raise BlockError("the block's time is out of range")
         self._check_deactivations(header.deactivated, justified)
+        if header.missed != self._missed(header.deactivated):
+            raise BlockError("the missed-service deactivations are not the ones this "
+                             "chain's carried commits show")
+        self._check_last_commit(block, verify_last_commit)
         if len(block.txids) > self.max_txs:
             raise BlockError("the block holds too many transactions")
         block.check()
@@ -225,7 +259,8 @@ class BlockLedger:
         if missing:
             raise MissingTransactions(missing)
         items = [self._pending.get(t) or decided[t] for t in block.txids]
-        reward, muhash, set_hash = self._contents(header.height, items, header.deactivated)
+        reward, muhash, set_hash = self._contents(header.height, items, header.deactivated,
+                                                  header.missed)
         utxo_hash = muhash.digest()
         try:
             check_reward(block.reward_tx, self.network, header.height,
@@ -252,6 +287,19 @@ class BlockLedger:
                 raise BlockError(f"deactivates {pubkey.hex()}, not in the active set")
             if justified is None or not justified(pubkey):
                 raise BlockError(f"deactivates {pubkey.hex()} without evidence verified here")
+
+    def _check_last_commit(self, block, verify_last_commit):
+        if last_commit_hash(block.last_commit) != block.header.last_commit_hash:
+            raise BlockError("last_commit_hash is not the hash of the carried commit")
+        if block.height == 1:
+            if block.last_commit:
+                raise BlockError("the first block carries a commit")
+            return
+        if not block.last_commit:
+            raise BlockError("the block carries no commit of the block before it")
+        if verify_last_commit is None:
+            raise BlockError("no carried commit can be verified here")
+        verify_last_commit(block)
 
     def transactions(self, block):
         """The decoded transactions ``block`` confirms (reward excluded), in order."""

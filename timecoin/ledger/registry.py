@@ -13,6 +13,16 @@ set for :data:`DEACTIVATION_BLOCKS` blocks and then rejoins by itself: the
 block at height ``deactivated_at + DEACTIVATION_BLOCKS`` puts it back (every
 node applies the same blocks, so every node's set changes at that block).
 
+A masternode deactivated for **missed service** (``missed`` in
+``apply_block``, see :mod:`timecoin.ledger.missed`) does not rejoin by
+itself: it rejoins by announcing again, with a ``masternode_register``
+transaction for the same masternode key that spends its collateral output
+(and, as every registration, creates its collateral anew). Such a
+re-announcement is the one registration of a registered key
+:meth:`MasternodeRegistry.check_registration` admits; the block that
+confirms it removes the old entry (its collateral is spent) and adds the new
+one, active from that block.
+
 Duplicates are resolved in order: a registration whose masternode key is
 registered already (pending, active or leaving) changes nothing, so the first
 one finalized (and, at a block, the first one in the block) wins.
@@ -50,9 +60,12 @@ class MasternodeEntry:
     #: Its collateral was spent by a finalized transaction; it leaves at the
     #: block that confirms the spend.
     leaving: bool = False
-    #: The height of the block that took it out of the active set (evidence),
-    #: 0 while it is not deactivated.
+    #: The height of the block that took it out of the active set (evidence,
+    #: or missed service), 0 while it is not deactivated.
     deactivated_at: int = 0
+    #: It was deactivated for missed service: it rejoins by announcing again,
+    #: not after ``DEACTIVATION_BLOCKS``.
+    missed_service: bool = False
 
     @property
     def deactivated(self):
@@ -70,7 +83,7 @@ class MasternodeEntry:
         """The entry as a storage row (see :meth:`MasternodeRegistry.from_rows`)."""
         return (self.pubkey, self.tier, self.collateral.txid, self.collateral.vout,
                 self.reward_key_hash, self.registration_txid, self.registered_height,
-                int(self.leaving), self.deactivated_at)
+                int(self.leaving), self.deactivated_at, int(self.missed_service))
 
 
 def entry_from_registration(tx):
@@ -116,12 +129,15 @@ class MasternodeRegistry:
     def from_rows(cls, rows):
         """The registry from storage rows ``(pubkey, tier, collateral txid,
         collateral vout, reward key hash, registration txid, registered height,
-        leaving, deactivated at (0: not deactivated))``."""
-        return cls(
-            MasternodeEntry(bytes(pk), tier, OutPoint(bytes(txid), int(vout)), bytes(reward),
-                            bytes(reg_txid) if reg_txid is not None else None, height,
-                            bool(leaving), int(deactivated or 0))
-            for pk, tier, txid, vout, reward, reg_txid, height, leaving, deactivated in rows)
+        leaving, deactivated at (0: not deactivated), missed service (0 or 1;
+        absent in rows of schema versions before 6))``."""
+        entries = []
+        for pk, tier, txid, vout, reward, reg_txid, height, leaving, deactivated, *rest in rows:
+            entries.append(MasternodeEntry(
+                bytes(pk), tier, OutPoint(bytes(txid), int(vout)), bytes(reward),
+                bytes(reg_txid) if reg_txid is not None else None, height, bool(leaving),
+                int(deactivated or 0), bool(rest[0]) if rest else False))
+        return cls(entries)
 
     def _add(self, entry):
         self._entries[entry.pubkey] = entry
@@ -137,9 +153,16 @@ class MasternodeRegistry:
         if tx.kind != KIND_MASTERNODE_REGISTER:
             return
         pubkey = registration_of(tx).masternode_pubkey
-        if pubkey in self._entries:
+        if pubkey in self._entries and not self.reannounces(tx):
             raise TxRejected("masternode-registered",
                              f"masternode {pubkey.hex()} is registered already")
+
+    def reannounces(self, tx):
+        """True if registration ``tx`` re-announces a masternode deactivated
+        for missed service: same key, spending its collateral output."""
+        entry = self._entries.get(registration_of(tx).masternode_pubkey)
+        return (entry is not None and entry.missed_service and entry.deactivated
+                and any(txin.prevout == entry.collateral for txin in tx.inputs))
 
     def finalized(self, tx):
         changed = False
@@ -157,7 +180,7 @@ class MasternodeRegistry:
 
     # -- blocks ----------------------------------------------------------------
 
-    def apply_block(self, height, confirmed_txs, deactivations=()):
+    def apply_block(self, height, confirmed_txs, deactivations=(), missed=()):
         joined, left = [], []
         for tx in confirmed_txs:
             for txin in tx.inputs:
@@ -179,7 +202,8 @@ class MasternodeRegistry:
                 joined.append(known.pubkey)
         rejoined = []
         for entry in self._entries.values():
-            if entry.deactivated and height >= entry.deactivated_at + DEACTIVATION_BLOCKS:
+            if entry.deactivated and not entry.missed_service and \
+                    height >= entry.deactivated_at + DEACTIVATION_BLOCKS:
                 entry.deactivated_at = 0
                 rejoined.append(entry.pubkey)
         deactivated = []
@@ -187,6 +211,12 @@ class MasternodeRegistry:
             entry = self._entries.get(pubkey)
             if entry is not None and entry.active:
                 entry.deactivated_at = height
+                deactivated.append(pubkey)
+        for pubkey in missed:
+            entry = self._entries.get(pubkey)
+            if entry is not None and entry.active:
+                entry.deactivated_at = height
+                entry.missed_service = True
                 deactivated.append(pubkey)
         return {"joined": joined, "left": left, "deactivated": deactivated,
                 "rejoined": sorted(rejoined)}
@@ -223,6 +253,7 @@ class MasternodeRegistry:
                 "registered_height": e.registered_height,
                 "active": e.active,
                 "leaving": e.leaving,
+                "missed_service": e.missed_service and e.deactivated,
             }
             for e in self.entries()
         ]

@@ -24,10 +24,18 @@ by the block (``IFinality.decide_by_block``: finalized through the usual path,
 its rivals ``rejected`` with ``conflict: decided by block H``), then confirmed
 like every other transaction of the block.
 
+**Carried commits.** A proposer's block carries the commit certificate it
+stored with the best block (its *last commit*); a validator verifies it
+(:meth:`NodeBlocks.verify_last_commit`: a certificate of the best block's
+height and hash, with valid signatures of more than 2/3 of the stake of the
+set that signed it, the chain's ``active_set_at(height - 1)``). Committed,
+its signers go to the chain's missed-service counts.
+
 At start (:meth:`NodeBlocks.load`) the stored blocks are replayed into the
-chain and the proofs' hand-offs (with the stored sets), and the journal
-entries no block confirmed go back to the unconfirmed list, before the block
-service starts its first height.
+chain (with the stored sets and the signers of each carried commit: the
+chain's set history and missed-service counts) and the proofs' hand-offs,
+and the journal entries no block confirmed go back to the unconfirmed list,
+before the block service starts its first height.
 """
 
 import hashlib
@@ -36,10 +44,14 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from timecoin.consensus.certificate import CommitCertificate
+from timecoin.consensus.bft_messages import MessageError
+from timecoin.consensus.certificate import CertificateError, CommitCertificate, verify_certificate
+from timecoin.consensus.proposer import ValidatorSet
+from timecoin.finality.blocks import network_tag
 from timecoin.interfaces import IBlockHost
 from timecoin.ledger.block import Block, BlockError
 from timecoin.ledger.checkpoint import MissingTransactions, Unconfirmed, unconfirmed_from_row
+from timecoin.ledger.keys import verify as ed25519_verify
 from timecoin.ledger.tx import TxRejected
 
 
@@ -54,17 +66,31 @@ def stalled_choice(members, height):
     return min(members, key=rank)[0]
 
 
+def last_signers(block):
+    """The signers of ``block``'s carried commit (None: it carries none);
+    :class:`BlockError` if it is malformed."""
+    if not block.last_commit:
+        return None
+    try:
+        certificate = CommitCertificate.decode(block.last_commit)
+    except MessageError as e:
+        raise BlockError(f"the carried commit is malformed: {e}") from None
+    return [pubkey for pubkey, _ in certificate.signatures]
+
+
 @implementer(IBlockHost)
 class NodeBlocks:
     """``IBlockHost`` over the node's ``chain`` (IBlockConsensus), ``ledger``
     (IBlockLedger), ``state`` (IUtxoState), ``journal`` (IJournal), ``storage``
     (IStorage), ``finality`` (IFinality), ``proofs`` (IFinalityProofs) and
-    ``mempool`` (IMempool: the pending transactions a block may decide)."""
+    ``mempool`` (IMempool: the pending transactions a block may decide) and
+    ``peers`` (IPeerNetwork, or None: told when a block changes the active
+    set, so that masternodes that joined or rejoined get the BFT messages)."""
 
     log = Logger()
 
     def __init__(self, clock, chain, ledger, state, journal, storage, finality, proofs,
-                 mempool, snapshots=None):
+                 mempool, peers=None, snapshots=None):
         self._clock = clock
         self._chain = chain
         self._ledger = ledger
@@ -74,6 +100,7 @@ class NodeBlocks:
         self._finality = finality
         self._proofs = proofs
         self._mempool = mempool
+        self._peers = peers
         #: The node's snapshots (``timecoin.node.snapshots.NodeSnapshots``) or None.
         self._snapshots = snapshots
         self.loaded = False
@@ -87,8 +114,9 @@ class NodeBlocks:
         sets = dict((yield self._storage.load_block_sets()))
         for height, body, certificate in rows:
             block, certificate = Block.decode(body), CommitCertificate.decode(certificate)
-            self._chain.restore(block, certificate)
+            self._chain.restore(block, certificate, last_signers(block), sets.get(height))
             self._proofs.note_block(block, certificate, sets.get(height))
+        self._chain.restored()
         if self._proofs.missing_sets():
             self.log.warn("no active set is stored for the blocks {heights} that changed it "
                           "(committed before schema version 5): no finality proof for a "
@@ -114,6 +142,25 @@ class NodeBlocks:
 
     def validators(self):
         return self._chain.registry.active_set()
+
+    def validators_at(self, height):
+        return self._chain.active_set_at(height)
+
+    def verify_last_commit(self, block):
+        """Raise :class:`BlockError` unless ``block`` carries a valid commit
+        certificate of the best block (see the module docstring)."""
+        signing = self._chain.active_set_at(block.height - 2)
+        if not signing:
+            raise BlockError(f"the set that signed block {block.height - 1} is not known here")
+        try:
+            certificate = CommitCertificate.decode(block.last_commit)
+            verify_certificate(certificate, ValidatorSet.from_stakes(signing),
+                               network_tag(self._ledger.network.network_id), ed25519_verify,
+                               height=block.height - 1, block_hash=block.header.prev_hash)
+        except MessageError as e:
+            raise BlockError(f"the carried commit is malformed: {e}") from None
+        except CertificateError as e:
+            raise BlockError(f"the carried commit does not verify: {e.reason}") from None
 
     def _pending_member(self, txid):
         """``txid`` pending here, valid against the UTXO state, and one this
@@ -143,7 +190,10 @@ class NodeBlocks:
             member = self._pending_member(stalled_choice(allowed, height)) if allowed else None
             if member is not None:
                 decided.append(member)
-        return self._ledger.build(round_, proposer, now, deactivations, decided=decided)
+        best = self._chain.certificate_at(height - 1)
+        last_commit = best.encode() if best is not None else b""
+        return self._ledger.build(round_, proposer, now, deactivations, decided=decided,
+                                  last_commit=last_commit)
 
     def check_block(self, block, proposer_of, now, justified=None):
         decided = {}
@@ -152,7 +202,8 @@ class NodeBlocks:
                 member = self._pending_member(txid)
                 if member is not None:
                     decided[txid] = member
-        self._ledger.check(block, proposer_of, now, justified, decided=decided)
+        self._ledger.check(block, proposer_of, now, justified, decided=decided,
+                           verify_last_commit=self.verify_last_commit)
         for txid in block.txids:
             if txid in decided and not self._finality.vote_for_block(txid):
                 raise MissingTransactions((txid,))
@@ -171,7 +222,8 @@ class NodeBlocks:
             return defer.fail(BlockError(f"block {block.height} names transactions not "
                                          "finalized here"))
         before = self._chain.registry.active_set()
-        self._chain.append(block, certificate, self._ledger.transactions(block))
+        self._chain.append(block, certificate, self._ledger.transactions(block),
+                           last_signers(block))
         self._state.confirm(self._ledger.spent_outpoints(block))
         record = None
         if block.reward_tx is not None:
@@ -182,6 +234,8 @@ class NodeBlocks:
         changed = after if after != before else None
         if changed is not None:
             self._finality.set_masternodes(after)
+            if self._peers is not None:
+                self._peers.masternodes_changed()
         self._proofs.note_block(block, certificate, changed)
         row = (block.height, block.hash, block.header.encode(), block.encode(),
                certificate.encode(), now)

@@ -105,7 +105,8 @@ class NodeSnapshots:
         block, certificate = Block.decode(stored[1]), CommitCertificate.decode(stored[2])
         handoffs = [(BlockHeader.decode(header), CommitCertificate.decode(cert), sets[height])
                     for height, header, cert in rows if height in sets]
-        self._chain.start_at(block, certificate)
+        below = [after for header, _, after in handoffs if header.height < base]
+        self._chain.start_at(block, certificate, below[-1] if below else None)
         self._proofs.start_at(block, handoffs)
         self.log.info("the chain starts at the snapshot of block {height}: blocks below it "
                       "are not held", height=base)

@@ -66,6 +66,13 @@ class MasternodeMesh:
         if address is not None:
             self._owner[address] = peer.pubkey
 
+    def reclassify(self, peer, is_masternode):
+        """The active set changed: ``peer`` (ready, kept) is a masternode or not."""
+        if is_masternode:
+            self._masternode_peers[peer.pubkey] = peer.peer_id
+        elif self._masternode_peers.get(peer.pubkey) == peer.peer_id:
+            del self._masternode_peers[peer.pubkey]
+
     def lost(self, peer):
         if self._masternode_peers.get(peer.pubkey) == peer.peer_id:
             del self._masternode_peers[peer.pubkey]

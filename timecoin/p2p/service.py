@@ -396,8 +396,13 @@ class PeerNetworkService(service.Service):
 
     def masternode_peers(self):
         """``{pubkey: peer_id}`` of the ready links to masternodes: a read-only
-        view kept up to date on connect and disconnect (O(1) to get)."""
+        view kept up to date on connect and disconnect, and when a block changes
+        the active set (:meth:`masternodes_changed`; O(1) to get)."""
         return self.mesh.masternode_peers
+
+    def masternodes_changed(self):
+        for peer in list(self._ready.values()):
+            self.mesh.reclassify(peer, self.host.is_protected_peer(peer.pubkey))
 
     def peers(self):
         """The ready peers, as :data:`PeerSummary` tuples."""

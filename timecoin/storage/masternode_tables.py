@@ -13,7 +13,7 @@ from timecoin.ledger.registry import MasternodeRegistry, entry_from_registration
 from timecoin.ledger.tx import KIND_MASTERNODE_REGISTER, decode_tx
 
 _COLUMNS = ("pubkey, tier, collateral_txid, collateral_vout, reward_key_hash, "
-            "registration_txid, registered_height, leaving, deactivated")
+            "registration_txid, registered_height, leaving, deactivated, missed_service")
 _NEEDS_GENESIS = "masternodes_need_genesis"
 
 
@@ -28,7 +28,7 @@ def write_fold(conn, registered, spent):
     """Add the ``registered`` rows (keys registered already keep theirs), then
     mark the rows whose collateral is among ``spent`` ``(txid, vout)`` as leaving."""
     conn.executemany(f"INSERT OR IGNORE INTO masternodes ({_COLUMNS}) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", registered)
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", registered)
     conn.executemany("UPDATE masternodes SET leaving = 1 WHERE collateral_txid = ? AND "
                      "collateral_vout = ? AND leaving = 0", spent)
 
@@ -54,5 +54,5 @@ def read_rows(conn):
 def replace_rows(conn, rows):
     """Make the table hold exactly ``rows`` (inside a transaction)."""
     conn.execute("DELETE FROM masternodes")
-    conn.executemany(f"INSERT INTO masternodes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    conn.executemany(f"INSERT INTO masternodes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      rows)

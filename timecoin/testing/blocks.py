@@ -48,6 +48,10 @@ class FakeBlockHost:
     def validators(self):
         return dict(self._validators)
 
+    def validators_at(self, height):
+        """The set never changes here: ``validators`` at every known height."""
+        return dict(self._validators) if 0 <= height <= self.height() else None
+
     def _prev_hash(self):
         return self.committed[-1][0].hash if self.committed else b"\0" * 32
 
