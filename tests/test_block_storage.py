@@ -78,7 +78,7 @@ class BlockStorageTests(StorageFileTestCase, unittest.TestCase):
         downgrade_schema(self.path, 1)  # headers only, no masternodes table
         storage, meta = self.open()
         self.assertIn("database schema migrated to version 4", storage.notes)
-        self.assertEqual(schema_files()[-1][0], 6)
+        self.assertEqual(schema_files()[-1][0], 7)
         columns = {r[1] for r in storage._conn.execute("PRAGMA table_info(blocks)")}
         self.assertLessEqual({"body", "certificate", "committed_at"}, columns)
         block, record, row, registry = block_one(meta)

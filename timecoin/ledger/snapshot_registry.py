@@ -5,12 +5,12 @@ block (who signs the next block, and where its reward goes). The serving
 node stores the registry's rows with the snapshot and sends them with the
 manifest, encoded as::
 
-    registry = "timecoin-snapshot-registry" | u8 version (1) | u32 n (<= 65,536) |
+    registry = "timecoin-snapshot-registry" | u8 version (2) | u32 n (<= 65,536) |
                n x (pubkey 32 | u8 tier length | tier | collateral txid 32 |
                     u32 collateral vout | reward key hash 20 |
                     u8 has registration txid | [registration txid 32] |
                     u8 registered | [u64 registered height] | u8 leaving |
-                    u64 deactivated at)
+                    u64 deactivated at | u8 missed service)
 
 What checks it (:func:`check_registry`): the active set the rows give must
 hash to the block header's ``masternode_set_hash`` (so who signs, and with
@@ -29,15 +29,16 @@ from timecoin.ledger.registry import MasternodeRegistry, masternode_set_hash
 from timecoin.ledger.snapshot import SnapshotError
 
 MAGIC = b"timecoin-snapshot-registry"
-VERSION = 1
+VERSION = 2
 MAX_ENTRIES = 65_536
-MAX_REGISTRY_SIZE = len(MAGIC) + 5 + MAX_ENTRIES * (32 + 1 + 16 + 32 + 4 + 20 + 33 + 9 + 1 + 8)
+MAX_REGISTRY_SIZE = len(MAGIC) + 5 + MAX_ENTRIES * (32 + 1 + 16 + 32 + 4 + 20 + 33 + 9 + 1 + 8 + 1)
 
 
 def encode_registry(rows):
     """The encoding of registry ``rows`` (``MasternodeRegistry.rows()``)."""
     w = Writer().raw(MAGIC).u8(VERSION).count(len(rows), MAX_ENTRIES)
-    for pubkey, tier, txid, vout, reward, reg_txid, height, leaving, deactivated in rows:
+    for pubkey, tier, txid, vout, reward, reg_txid, height, leaving, deactivated, *rest in rows:
+        missed = int(bool(rest[0])) if rest else 0
         tier_bytes = tier.encode()
         w.fixed(pubkey, 32).u8(len(tier_bytes)).raw(tier_bytes).fixed(txid, 32).u32(vout)
         w.fixed(reward, 20)
@@ -47,7 +48,7 @@ def encode_registry(rows):
         w.u8(height is not None)
         if height is not None:
             w.u64(height)
-        w.u8(int(leaving)).u64(int(deactivated or 0))
+        w.u8(int(leaving)).u64(int(deactivated or 0)).u8(missed)
     return w.getvalue()
 
 
@@ -68,11 +69,13 @@ def decode_registry(data):
             reg_txid = r.fixed(32, "registration") if r.u8("flag") else None
             height = r.u64("height") if r.u8("flag") else None
             leaving, deactivated = r.u8("leaving"), r.u64("deactivated")
-            if tier not in TIERS or leaving > 1:
-                raise SnapshotError("bad-registry", f"tier {tier!r}, leaving {leaving}")
+            missed = r.u8("missed service")
+            if tier not in TIERS or leaving > 1 or missed > 1:
+                raise SnapshotError("bad-registry", f"tier {tier!r}, leaving {leaving}, "
+                                    f"missed service {missed}")
             rows.append((bytes(pubkey), tier, bytes(txid), vout, bytes(reward),
                          None if reg_txid is None else bytes(reg_txid), height, leaving,
-                         deactivated))
+                         deactivated, missed))
         r.end()
     except (DecodeError, UnicodeDecodeError) as e:
         raise SnapshotError("bad-registry", str(e)) from None
