@@ -198,12 +198,23 @@ class IBlockLedger(Interface):
         (``decided``: ``Unconfirmed`` items), its reward, the set hashes after
         it; it deactivates the active masternodes among ``deactivations``."""
 
-    def check(block, proposer_of, now, justified=None, decided=None):
+    def unconfirmed(txid):
+        """The ``Unconfirmed`` of ``txid`` (finalized here, no block yet), or None."""
+
+    def spenders():
+        """``{outpoint: txid}`` of the inputs of the unconfirmed transactions."""
+
+    def remove(txid):
+        """A safety incident unwinds ``txid``: it leaves the unconfirmed list."""
+
+    def check(block, proposer_of, now, justified=None, decided=None, certified=False):
         """Raise ``BlockError`` unless ``block`` is the valid next block here
         (``MissingTransactions`` if only some transactions are not here yet);
         ``proposer_of(round)`` names the proposer of a round at its height;
         every deactivation must be active and ``justified(pubkey)``;
-        ``decided`` maps txids of stalled-set members valid here to ``Unconfirmed``."""
+        ``decided`` maps txids of stalled-set members valid here to ``Unconfirmed``;
+        ``certified``: the block's certificate verified here, and ``decided``
+        holds all its transactions not finalized here (no bound on their number)."""
 
     def transactions(block):
         """The decoded transactions ``block`` confirms, in order (reward excluded)."""

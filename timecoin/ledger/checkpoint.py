@@ -65,6 +65,10 @@ class MissingTransactions(BlockError):
         self.txids = tuple(txids)
 
 
+class CertifiedBodyError(BlockError):
+    """A body that came with a certified block is invalid: the sender lies."""
+
+
 def fold(muhash, tx, spent):
     """``muhash`` with ``tx``'s spends (``spent``: undo data) and outputs folded in."""
     for txin, (amount, key_hash) in zip(tx.inputs, spent, strict=True):
@@ -191,7 +195,15 @@ class BlockLedger:
         last = self.chain.block_at(self.chain.height())
         return last.header.time if last is not None else 0
 
-    def check(self, block, proposer_of, now, justified=None, decided=None):
+    def unconfirmed(self, txid):
+        """The :class:`Unconfirmed` of ``txid`` finalized here, or None."""
+        return self._pending.get(txid)
+
+    def spenders(self):
+        """``{outpoint: txid}`` of every input of the unconfirmed transactions."""
+        return {i.prevout: txid for txid, item in self._pending.items() for i in item.tx.inputs}
+
+    def check(self, block, proposer_of, now, justified=None, decided=None, certified=False):
         """Raise :class:`~timecoin.ledger.block.BlockError` unless ``block`` is a
         valid next block here; :class:`MissingTransactions` if only some of its
         transactions are not finalized here (yet). ``proposer_of(round)`` is the
@@ -199,7 +211,10 @@ class BlockLedger:
         evidence verified here justifies deactivating ``pubkey`` (None: nothing
         does); ``decided`` maps the txids of members of stalled sets pending
         here, valid against the UTXO state, to their :class:`Unconfirmed`
-        (``seq`` None): the block may decide one of them."""
+        (``seq`` None): the block may decide one of them; with ``certified``
+        (its commit certificate verified here), ``decided`` holds every one of
+        its transactions not finalized here, checked against the UTXO state
+        by the caller, and there is no bound on how many."""
         decided = decided or {}
         header = block.header
         if header.network_id != self.network.network_id:
@@ -217,7 +232,7 @@ class BlockLedger:
             raise BlockError("the block holds too many transactions")
         block.check()
         extra = [t for t in block.txids if t not in self._pending and t in decided]
-        if len(extra) > MAX_DECIDED_PER_BLOCK:
+        if len(extra) > MAX_DECIDED_PER_BLOCK and not certified:
             # Not refused: a node that lags still polls what the others
             # finalized; once those finalize here the block is checked again.
             raise MissingTransactions(extra)
@@ -252,6 +267,12 @@ class BlockLedger:
                 raise BlockError(f"deactivates {pubkey.hex()}, not in the active set")
             if justified is None or not justified(pubkey):
                 raise BlockError(f"deactivates {pubkey.hex()} without evidence verified here")
+
+    def remove(self, txid):
+        """``txid`` finalized here is unwound (a safety incident: a certified
+        block conflicts with it); it leaves the unconfirmed list."""
+        self._pending.pop(txid, None)
+        self._folded.clear()
 
     def transactions(self, block):
         """The decoded transactions ``block`` confirms (reward excluded), in order."""

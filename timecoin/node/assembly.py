@@ -237,7 +237,7 @@ def build_finality(reactor, prepared, rng=None, registry=None):
 def build_block_service(reactor, prepared, node, storage, finality):
     """The BFT block service over the node's chain, signing with its key."""
     host = NodeBlocks(reactor, node.chain, node.block_ledger, node.state, node.journal,
-                      storage, finality, node.proofs, node.mempool)
+                      storage, finality, node.proofs, node.mempool, apply_host=node)
     network = prepared.network
     return BlockService(reactor, host, network.network_id, network.block_interval_s,
                         prepared.identity, min_validators=network.min_masternodes)

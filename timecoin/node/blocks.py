@@ -24,6 +24,15 @@ by the block (``IFinality.decide_by_block``: finalized through the usual path,
 its rivals ``rejected`` with ``conflict: decided by block H``), then confirmed
 like every other transaction of the block.
 
+**Certified blocks** (block sync): a block whose commit certificate verified
+here comes with the raw bodies of its transactions, and is valid here if
+they apply (:mod:`timecoin.node.certified`): a transaction finalized here is
+confirmed, one pending here is decided by the block, one unknown here is
+checked and entered as finalized by the block (``IBlockApplyHost``). A
+transaction conflicting with one this node finalized is a safety incident:
+logged at critical level, counted, shown in ``/health``; the block then
+waits (it is not applied here).
+
 At start (:meth:`NodeBlocks.load`) the stored blocks are replayed into the
 chain and the proofs' hand-offs (with the stored sets), and the journal
 entries no block confirmed go back to the unconfirmed list, before the block
@@ -39,8 +48,9 @@ from zope.interface import implementer
 from timecoin.consensus.certificate import CommitCertificate
 from timecoin.interfaces import IBlockHost
 from timecoin.ledger.block import Block, BlockError
-from timecoin.ledger.checkpoint import Unconfirmed, unconfirmed_from_row
+from timecoin.ledger.checkpoint import MissingTransactions, Unconfirmed, unconfirmed_from_row
 from timecoin.ledger.tx import TxRejected
+from timecoin.node.certified import InputsNotLoaded, plan_certified
 
 
 def stalled_choice(members, height):
@@ -59,12 +69,14 @@ class NodeBlocks:
     """``IBlockHost`` over the node's ``chain`` (IBlockConsensus), ``ledger``
     (IBlockLedger), ``state`` (IUtxoState), ``journal`` (IJournal), ``storage``
     (IStorage), ``finality`` (IFinality), ``proofs`` (IFinalityProofs) and
-    ``mempool`` (IMempool: the pending transactions a block may decide)."""
+    ``mempool`` (IMempool: the pending transactions a block may decide);
+    ``apply_host`` (IBlockApplyHost: entering a certified block's transactions
+    unknown here) is needed for certified blocks only."""
 
     log = Logger()
 
     def __init__(self, clock, chain, ledger, state, journal, storage, finality, proofs,
-                 mempool):
+                 mempool, apply_host=None):
         self._clock = clock
         self._chain = chain
         self._ledger = ledger
@@ -74,6 +86,14 @@ class NodeBlocks:
         self._finality = finality
         self._proofs = proofs
         self._mempool = mempool
+        self._apply_host = apply_host
+        self._plans = {}  # block hash -> CertifiedPlan, checked here
+        self._loading = {}  # block hash -> outpoints asked of storage (None: not back)
+        self._incidents_seen = set()  # (local txid, winning txid) already counted
+        #: Safety incidents seen: certified transactions conflicting with finalized ones.
+        self.safety_incidents = 0
+        #: One line naming the last safety incident, or None.
+        self.last_incident = None
         self.loaded = False
 
     @defer.inlineCallbacks
@@ -111,6 +131,23 @@ class NodeBlocks:
     def validators(self):
         return self._chain.registry.active_set()
 
+    @defer.inlineCallbacks
+    def block_bodies(self, height):
+        """The raw transactions of block ``height``: from the journal's recent
+        records in memory, else from storage."""
+        block = self._chain.block_at(height)
+        if block is None:
+            return None
+        bodies = []
+        for txid in block.txids:
+            record = self._journal.find(txid)
+            if record is None:
+                record = yield self._storage.get_transaction(txid)
+            if record is None:
+                return None
+            bodies.append(bytes(record.raw))
+        return tuple(bodies)
+
     def _pending_member(self, txid):
         """``txid`` pending here and valid against the UTXO state, as an
         :class:`Unconfirmed` (``seq`` None), or None."""
@@ -135,7 +172,10 @@ class NodeBlocks:
                 decided.append(member)
         return self._ledger.build(round_, proposer, now, deactivations, decided=decided)
 
-    def check_block(self, block, proposer_of, now, justified=None):
+    def check_block(self, block, proposer_of, now, justified=None, bodies=None):
+        if bodies is not None:
+            self._check_certified(block, proposer_of, now, justified, bodies)
+            return
         decided = {}
         for txid in block.txids:
             if txid not in self._ledger:
@@ -144,13 +184,66 @@ class NodeBlocks:
                     decided[txid] = member
         self._ledger.check(block, proposer_of, now, justified, decided=decided)
 
-    def commit_block(self, block, certificate):
+    def _check_certified(self, block, proposer_of, now, justified, bodies):
+        if self._apply_host is None:
+            raise MissingTransactions([t for t in block.txids if t not in self._ledger])
+        asked = self._loading.get(block.hash, frozenset())
+        if asked is None:
+            raise MissingTransactions(())  # inputs still loading
+        try:
+            plan = plan_certified(block, bodies, self._ledger.network.network_id,
+                                  self._ledger, self._state, asked)
+        except InputsNotLoaded as e:
+            self._load_inputs(block.hash, asked, e.outpoints)
+            raise
+        if plan.incidents:
+            self._incident(block, plan.incidents)
+            raise MissingTransactions([w for _, w in plan.incidents])
+        self._ledger.check(block, proposer_of, now, justified, decided=plan.items,
+                           certified=True)
+        self._plans = {block.hash: plan}
+
+    def _load_inputs(self, block_hash, asked, outpoints):
+        self._loading[block_hash] = None
+        d = self._storage.load_utxos(list(outpoints))
+        d.addCallback(self._state.load)
+
+        def done(result):
+            self._loading[block_hash] = frozenset(asked) | frozenset(outpoints)
+            return result
+        d.addBoth(done)
+        d.addErrback(lambda f: self.log.failure("loading a certified block's inputs", f))
+
+    def _incident(self, block, incidents):
+        fresh = [pair for pair in incidents if pair not in self._incidents_seen]
+        for local, winner in fresh:
+            self._incidents_seen.add((local, winner))
+            self.safety_incidents += 1
+            self.last_incident = (f"safety incident: block {block.height} confirms "
+                                  f"{winner.hex()}, which conflicts with {local.hex()} "
+                                  "finalized here")
+            self.log.critical("{incident}; the block is not applied here",
+                              incident=self.last_incident)
+
+    def commit_block(self, block, certificate, bodies=None):
         now = self._clock.seconds()
+        plan = self._plans.pop(block.hash, None) if bodies is not None else None
+        if bodies is not None and plan is None:
+            plan = plan_certified(block, bodies, self._ledger.network.network_id,
+                                  self._ledger, self._state)
+        self._plans.clear()
+        self._loading.clear()
         for txid in block.txids:
-            if txid not in self._ledger:
+            if txid not in self._ledger and plan is not None and txid not in self._mempool:
+                self.log.info("block {height} enters {txid}, unknown here (certified)",
+                              height=block.height, txid=txid.hex())
+                self._apply_host.finalize_by_block(plan.items[txid].tx, block.height)
+            elif txid not in self._ledger:
                 self.log.info("block {height} decides the stalled conflict set of {txid}",
                               height=block.height, txid=txid.hex())
                 self._finality.decide_by_block(txid, block.height)
+                if txid not in self._ledger and plan is not None:
+                    self._apply_host.finalize_by_block(plan.items[txid].tx, block.height)
         undecided = [t for t in block.txids if t not in self._ledger]
         if undecided:
             self.log.critical("block {height} cannot be applied: {n} of its transactions "

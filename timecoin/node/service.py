@@ -19,6 +19,7 @@ import timecoin
 from timecoin.finality.events import FinalityEventPublisher
 from timecoin.finality.local import LocalFinality
 from timecoin.interfaces import (
+    IBlockApplyHost,
     ICatchupHost,
     IDaemonNode,
     IFinalityHost,
@@ -53,7 +54,8 @@ CACHE_ENTRY_BYTES = 400
 MAINTENANCE_INTERVAL = 1.0
 
 
-@implementer(IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents, IDaemonNode)
+@implementer(IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents, IDaemonNode,
+             IBlockApplyHost)
 class Node(MultiService):
     """A timecoin full node (see the module docstring)."""
 
@@ -372,6 +374,25 @@ class Node(MultiService):
             self.log.info("masternode registry: {txid} registers or deregisters (pending until "
                           "a block confirms it)", txid=tx.txid.hex())
         self.journal.append(record, notify=False)
+
+    def finalize_by_block(self, tx, height):
+        """A certified block at ``height`` confirms ``tx``, not finalized here:
+        rivals pending here lose, ``tx`` takes its inputs and is finalized."""
+        txid = tx.txid
+        reason = f"conflict: decided by block {height}"
+        self.state.release(txid)
+        for txin in tx.inputs:
+            holder = self.state.lock_holder(txin.prevout)
+            if holder is not None and holder != txid:
+                self._drop(holder, "rejected", reason)
+        self.state.check_inputs(tx)
+        self.state.lock(tx)
+        entry = self.mempool.get(txid)
+        arrived_at = entry.added_at if entry is not None else self.reactor.seconds()
+        self.mempool.remove(txid)
+        self._bound_contenders.discard(txid)
+        self._finalize(tx, arrived_at)
+        self.finality.tx_settled(txid)
 
     def finalized_here(self, txid):
         """Fire with True if ``txid`` is finalized here (journal or storage)."""
