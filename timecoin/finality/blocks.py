@@ -284,6 +284,7 @@ class BlockService(BlockEvidence, BlockSync, Service):
         except CertifiedBodyError as e:
             self.lying_peers += 1
             self._awaiting.pop(block_hash, None)
+            self._refused.add(block_hash)  # checked again if other bodies come
             _, peer_id = self._bodies.pop(block_hash)
             self.log.warn("certified block {hash} at height {height} came with invalid "
                           "bodies from peer {peer}: {error}; not applied",

@@ -208,6 +208,11 @@ class IBlockApplyHost(Interface):
         (``conflict: decided by block H``), ``tx`` takes its inputs and is
         finalized with its journal record, never to be polled."""
 
+    def report_safety_incident(line):
+        """A certified block conflicts with a transaction finalized here
+        (``line`` names both and the height): logged at critical level,
+        counted in ``timecoin_safety_incidents_total``, shown in ``/health``."""
+
 
 class IBlockService(Interface):
     """Runs the BFT rounds that commit blocks, and serves and fetches blocks."""

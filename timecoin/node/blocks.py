@@ -89,11 +89,7 @@ class NodeBlocks:
         self._apply_host = apply_host
         self._plans = {}  # block hash -> CertifiedPlan, checked here
         self._loading = {}  # block hash -> outpoints asked of storage (None: not back)
-        self._incidents_seen = set()  # (local txid, winning txid) already counted
-        #: Safety incidents seen: certified transactions conflicting with finalized ones.
-        self.safety_incidents = 0
-        #: One line naming the last safety incident, or None.
-        self.last_incident = None
+        self._incidents_seen = set()  # (local txid, winning txid) already reported
         self.loaded = False
 
     @defer.inlineCallbacks
@@ -218,12 +214,10 @@ class NodeBlocks:
         fresh = [pair for pair in incidents if pair not in self._incidents_seen]
         for local, winner in fresh:
             self._incidents_seen.add((local, winner))
-            self.safety_incidents += 1
-            self.last_incident = (f"safety incident: block {block.height} confirms "
-                                  f"{winner.hex()}, which conflicts with {local.hex()} "
-                                  "finalized here")
-            self.log.critical("{incident}; the block is not applied here",
-                              incident=self.last_incident)
+            self._apply_host.report_safety_incident(
+                f"safety incident: certified block {block.height} confirms {winner.hex()}, "
+                f"which conflicts with {local.hex()} finalized here; the block is not "
+                "applied here")
 
     def commit_block(self, block, certificate, bodies=None):
         now = self._clock.seconds()

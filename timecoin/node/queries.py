@@ -217,6 +217,9 @@ class NodeQueries:
         stalled = node.finality.stalled()
         if stalled:
             problems.append(f"finality: {stalled} pending transactions in stalled conflict sets")
+        if node.safety_incidents:
+            problems.append(f"{node.safety_incidents} safety incidents; last: "
+                            f"{node.safety_incident}")
         behind = self._blocks_behind()
         if behind > BEHIND_BLOCKS:
             problems.append(f"chain: {behind} blocks behind the best height peers announced")

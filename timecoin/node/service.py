@@ -100,6 +100,10 @@ class Node(MultiService):
         self.peer_network = None
         self.events = FinalityEventPublisher()
         self.started_at = reactor.seconds()
+        #: Safety incidents seen (a certified block conflicting with a
+        #: transaction finalized here), and the line naming the last one.
+        self.safety_incidents = 0
+        self.safety_incident = None
         self.queries = NodeQueries(reactor, self)
         self.metrics = NodeMetrics(self, self.queries)
         self.flusher = UtxoFlusher(reactor, storage, self.state, self.journal, self.metrics,
@@ -393,6 +397,12 @@ class Node(MultiService):
         self._bound_contenders.discard(txid)
         self._finalize(tx, arrived_at)
         self.finality.tx_settled(txid)
+
+    def report_safety_incident(self, line):
+        """A certified block conflicts with a transaction finalized here."""
+        self.safety_incidents += 1
+        self.safety_incident = line
+        self.log.critical("{line}", line=line)
 
     def finalized_here(self, txid):
         """Fire with True if ``txid`` is finalized here (journal or storage)."""
