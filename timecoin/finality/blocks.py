@@ -52,10 +52,10 @@ from timecoin.consensus.bft_messages import (
 )
 from timecoin.consensus.evidence import EvidencePool
 from timecoin.consensus.proposer import ProposerPriorities, ValidatorSet
+from timecoin.finality.block_bodies import CertifiedBodies
 from timecoin.finality.block_evidence import BlockEvidence
 from timecoin.finality.block_messages import (
     BlockProposalMessage,
-    Blocks,
     EvidenceMessage,
     vote_message,
 )
@@ -81,7 +81,7 @@ def network_tag(network_id):
 
 
 @implementer(IBlockService)
-class BlockService(BlockEvidence, BlockSync, Service):
+class BlockService(BlockEvidence, CertifiedBodies, BlockSync, Service):
     """Runs the BFT rounds of this node (see the module docstring).
 
     ``host`` provides ``IBlockHost``; ``key`` is the node's signing key (its
@@ -246,21 +246,6 @@ class BlockService(BlockEvidence, BlockSync, Service):
                     self._network.send(peer_id, evidence)
                 self._network.send(peer_id, wire)
 
-    def _send_certificate(self, validator, certificate):
-        peer_id = self._network.masternode_peers().get(validator) if self._network else None
-        if peer_id is None or self._host.block_at(certificate.height) is None:
-            return
-        d = self._certified_entry(certificate.height)
-        d.addCallback(lambda entry: entry is not None and self._network.send(
-            peer_id, Blocks((entry[:1] + (certificate.encode(),) + entry[2:],))))
-        d.addErrback(lambda f: self.log.failure("sending a certified block", f))
-
-    def _bodies_of(self, block_hash):
-        """The bodies that came with ``block_hash``'s verified certificate, or None."""
-        if block_hash not in self._certified or block_hash not in self._bodies:
-            return None
-        return self._bodies[block_hash][0]
-
     def _validate(self, height, block_hash):
         block = self._blocks.get(block_hash)
         if block is None or height != self.machine.height:
@@ -299,10 +284,6 @@ class BlockService(BlockEvidence, BlockSync, Service):
             return self.machine.on_block_validated(height, block_hash, False, now)
         self._awaiting.pop(block_hash, None)
         return self.machine.on_block_validated(height, block_hash, True, now)
-
-    def _certified_kw(self, block):
-        bodies = self._bodies_of(block.hash)
-        return {} if bodies is None else {"bodies": bodies}
 
     def _schedule_recheck(self):
         if self._recheck is None or not self._recheck.active():
