@@ -69,3 +69,40 @@ class CatchUpByBlocksTests(unittest.TestCase):
         # gettxoutsetinfo agrees too.
         infos = [n.queries.txoutset_info() for n in cluster.nodes]
         self.assertEqual(len({tuple(sorted(i.items())) for i in infos}), 1, infos)
+
+
+class SafetyIncidentTests(unittest.TestCase):
+    def test_a_certified_block_conflicting_with_a_forced_finality_is_an_incident(self):
+        cluster = make_cluster(self, 4, seed=23)
+        cluster.run(6)
+        victim = 3
+        scenario.isolate(cluster, victim)
+        local = scenario.transfer_from_genesis(30, COIN)
+        winner = scenario.transfer_from_genesis(30, 2 * COIN)
+        cluster.wait(cluster.submit(victim, local), 10)
+        cluster.wait(cluster.submit(0, winner), 10)
+        cluster.run_until(lambda: set(cluster.statuses(winner.txid)[:3]) == {"confirmed"}, 30,
+                          "the winner confirmed by the three")
+        # Forced: the cut-off node finalizes the rival (honest stake cannot).
+        node = cluster.nodes[victim]
+        node.finality.decide_by_block(local.txid, 0)
+        self.assertEqual(cluster.status(victim, local.txid)["status"], "finalized")
+        stuck_at = node.chain.height()
+        scenario.heal(cluster)
+        cluster.run_until(lambda: node.safety_incidents > 0, 60, "the incident seen")
+        cluster.run(20)
+        self.assertEqual(node.safety_incidents, 1)
+        self.assertIn(winner.txid.hex(), node.safety_incident)
+        self.assertIn(local.txid.hex(), node.safety_incident)
+        health = node.queries.health()
+        self.assertEqual(health["status"], "degraded")
+        self.assertTrue(any("safety incident" in p for p in health["problems"]))
+        # The block is not applied here (the unwinding is not built): the
+        # node stays below the block that confirms the winner.
+        confirmed_at = cluster.status(0, winner.txid)["block_height"]
+        self.assertLess(node.chain.height(), confirmed_at)
+        self.assertGreaterEqual(node.chain.height(), stuck_at)
+        self.assertEqual(cluster.status(victim, local.txid)["status"], "finalized")
+        # The others are not affected.
+        assert_one_chain(self, cluster, [0, 1, 2])
+        self.assertEqual(sum(n.safety_incidents for n in cluster.nodes[:3]), 0)
