@@ -11,12 +11,13 @@ from zope.interface.verify import verifyObject
 
 from tests.support import ManualFinality, devnet_funding, sync_node, transfer
 from timecoin.consensus.certificate import CommitCertificate
-from timecoin.interfaces import IBlockApplyHost, IBlockHost
-from timecoin.ledger.checkpoint import CertifiedBodyError, MissingTransactions
+from timecoin.interfaces import IBlockApplyHost, IBlockHost, IJournal
+from timecoin.ledger.checkpoint import CertifiedBodyError
 from timecoin.ledger.tx import OutPoint, decode_tx
 from timecoin.ledger.utxo import UtxoStatus
 from timecoin.node.blocks import NodeBlocks
 from timecoin.node.certified import InputsNotLoaded, plan_certified
+from timecoin.storage.journal import JournalWriter
 
 KEY0, OP0, AMOUNT0 = devnet_funding(0)
 KEY1, OP1, AMOUNT1 = devnet_funding(1)
@@ -150,21 +151,45 @@ class CertifiedApplyTests(unittest.TestCase):
         behind = CertifiedNode(self)
         behind.submit(self.b)
         behind.finality.decide(self.b.txid, True)  # forced: honest stake cannot
-        for _ in range(2):  # checked again: counted once
-            with self.assertRaises(MissingTransactions):
-                behind.check(self.block, self.bodies)
+        change = self.b.outputs[1].amount
+        b_child = transfer(KEY0, [OutPoint(self.b.txid, 1)], [(change // 2, TO)], total=change)
+        behind.submit(b_child)
+        behind.finality.decide(b_child.txid, True)  # a finalized descendant
+        b_grandchild_pending = transfer(KEY0, [OutPoint(b_child.txid, 1)],
+                                        [(change // 8, TO)],
+                                        total=b_child.outputs[1].amount)
+        behind.submit(b_grandchild_pending)  # pending, spending the descendant
         node = behind.node
+        self.assertEqual(behind.status(self.b.txid)["status"], "finalized")
+        for _ in range(2):  # checked again: nothing happens until the commit
+            behind.check(self.block, self.bodies)
+        self.assertEqual(node.safety_incidents, 0)
+        behind.commit(self.block, self.bodies)
         self.assertEqual(node.safety_incidents, 1)
-        self.assertIn(f"certified block 1 confirms {self.a.txid.hex()}", node.safety_incident)
+        self.assertIn(f"block 1 confirms {self.a.txid.hex()}", node.safety_incident)
         self.assertIn(self.b.txid.hex(), node.safety_incident)
         health = node.queries.health()
         self.assertEqual(health["status"], "degraded")
         self.assertTrue(any("safety incident" in p for p in health["problems"]))
         text = generate_latest(node.metrics.registry).decode()
         self.assertIn("timecoin_safety_incidents_total 1.0", text)
-        # Not applied: the finalized transaction stays.
-        self.assertEqual(node.chain.height(), 0)
-        self.assertEqual(behind.status(self.b.txid)["status"], "finalized")
+        # The block wins: applied, the local transaction and its descendants unwound.
+        self.assertEqual(node.chain.height(), 1)
+        for tx in (self.a, self.child, self.c):
+            self.assertEqual(behind.status(tx.txid)["status"], "confirmed")
+        for tx in (self.b, b_child, b_grandchild_pending):
+            status = behind.status(tx.txid)
+            self.assertEqual(status["status"], "rejected")
+            self.assertTrue(status["reason"].startswith(
+                f"safety incident: block 1 confirms {self.a.txid.hex()}"), status["reason"])
+            self.assertFalse(node.decision(tx.txid))
+            self.assertIsNone(node.journal.find(tx.txid))
+        self.assertEqual(len(node.block_ledger), 0)
+        self.assertEqual(len(node.mempool), 0)
+        self.assertEqual(node.state.set_hash(), self.ahead.node.state.set_hash())
+        self.assertEqual(node.state.total_amount, self.ahead.node.state.total_amount)
+        self.assertEqual(node.state.count, self.ahead.node.state.count)
+        self.assertIsNone(node.state.get(OutPoint(self.b.txid, 0)))
 
 
 class PlanTests(unittest.TestCase):
@@ -222,3 +247,27 @@ class PlanTests(unittest.TestCase):
         tx = transfer(KEY0, [OP0], [(AMOUNT0 + 1, TO)])
         with self.assertRaises(CertifiedBodyError):
             self.plan(tx)
+
+
+class StoredBodiesTests(unittest.TestCase):
+    def test_bodies_no_longer_in_memory_are_read_from_storage(self):
+        a = transfer(KEY0, [OP0], [(AMOUNT0 // 2, TO)], total=AMOUNT0)
+        ahead = CertifiedNode(self)
+        ahead.submit(a)
+        ahead.finality.decide(a.txid, True)
+        block = ahead.host.build_block(0, PROPOSER, ahead.clock.seconds())
+        ahead.check(block, (a.raw,))
+        ahead.commit(block, (a.raw,))
+        result(ahead.node.journal.drain())
+        stored = result(ahead.node.storage.block_transactions(1))
+        self.assertEqual(stored[a.txid], a.raw)
+        self.assertIn(block.reward_tx.txid, stored)
+        # A host over a journal that remembers nothing reads them back.
+        journal = JournalWriter(ahead.clock, ahead.node.storage, recent_max=0)
+        verifyObject(IJournal, journal)
+        self.assertIsNone(journal.find(a.txid))
+        forgetful = NodeBlocks(ahead.clock, ahead.node.chain, ahead.node.block_ledger,
+                               ahead.node.state, journal,
+                               ahead.node.storage, ahead.finality, ahead.node.proofs,
+                               ahead.node.mempool)
+        self.assertEqual(result(forgetful.block_bodies(1)), (a.raw,))

@@ -208,6 +208,12 @@ class IBlockApplyHost(Interface):
         (``conflict: decided by block H``), ``tx`` takes its inputs and is
         finalized with its journal record, never to be polled."""
 
+    def unwind_finalized(txid, reason):
+        """A certified block overrules ``txid``, finalized here (a safety
+        incident): it and every descendant spending its outputs are unwound
+        (UTXO state, mempool, unconfirmed list, journal) and ``rejected`` with
+        ``reason`` (``safety incident: ...``); return their txids."""
+
     def report_safety_incident(line):
         """A certified block conflicts with a transaction finalized here
         (``line`` names both and the height): logged at critical level,

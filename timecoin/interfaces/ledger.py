@@ -47,6 +47,11 @@ class IUtxoState(Interface):
     def finalize(tx, seq):
         """Spend the inputs and create the outputs of ``tx``, journal sequence ``seq``."""
 
+    def unwind(tx, spent):
+        """Undo the finalization of ``tx`` (a safety incident): its outputs
+        leave the set, its inputs (``spent``: ``[(amount, key_hash)]``) are
+        unspent again; a spender of its outputs is unwound first."""
+
     def release(txid):
         """Roll back the locks of ``txid``: its inputs become Unspent again."""
 
@@ -91,6 +96,9 @@ class IMempool(Interface):
         ``evictable(txid)``: True if that entry may be evicted to make room
         (None: any); an entry being decided by finality must never be.
         """
+
+    def txids():
+        """The txids of the pending transactions held."""
 
     def remove(txid):
         """Forget ``txid``; return its entry or None."""

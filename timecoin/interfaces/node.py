@@ -50,6 +50,8 @@ class INodeComponents(Interface):
     safety_incidents = Attribute("Safety incidents seen: certified blocks conflicting with "
                                  "transactions finalized here.")
     safety_incident = Attribute("The line naming the last safety incident, or None.")
+    unwound = Attribute("``{txid: reason}`` of the finalized transactions a safety "
+                        "incident unwound (now rejected).")
 
     def is_validating(txid):
         """True while ``txid`` is being verified or its inputs are loading."""

@@ -30,8 +30,10 @@ they apply (:mod:`timecoin.node.certified`): a transaction finalized here is
 confirmed, one pending here is decided by the block, one unknown here is
 checked and entered as finalized by the block (``IBlockApplyHost``). A
 transaction conflicting with one this node finalized is a safety incident:
-logged at critical level, counted, shown in ``/health``; the block then
-waits (it is not applied here).
+logged at critical level, counted, shown in ``/health``, and the block wins:
+the local transaction and its descendants are unwound
+(:mod:`timecoin.node.incidents`), ``rejected`` with a reason starting
+``safety incident: ``, and the block's transaction is applied.
 
 At start (:meth:`NodeBlocks.load`) the stored blocks are replayed into the
 chain and the proofs' hand-offs (with the stored sets), and the journal
@@ -89,7 +91,6 @@ class NodeBlocks:
         self._apply_host = apply_host
         self._plans = {}  # block hash -> CertifiedPlan, checked here
         self._loading = {}  # block hash -> outpoints asked of storage (None: not back)
-        self._incidents_seen = set()  # (local txid, winning txid) already reported
         self.loaded = False
 
     @defer.inlineCallbacks
@@ -130,19 +131,22 @@ class NodeBlocks:
     @defer.inlineCallbacks
     def block_bodies(self, height):
         """The raw transactions of block ``height``: from the journal's recent
-        records in memory, else from storage."""
+        records in memory, else from storage (one read for the block, then
+        one per transaction whose ``block_height`` is not written yet)."""
         block = self._chain.block_at(height)
         if block is None:
             return None
-        bodies = []
+        records = {t: self._journal.find(t) for t in block.txids}
+        found = {t: bytes(r.raw) for t, r in records.items() if r is not None}
+        if len(found) < len(block.txids):
+            found.update((yield self._storage.block_transactions(height)))
         for txid in block.txids:
-            record = self._journal.find(txid)
-            if record is None:
+            if txid not in found:
                 record = yield self._storage.get_transaction(txid)
-            if record is None:
-                return None
-            bodies.append(bytes(record.raw))
-        return tuple(bodies)
+                if record is None:
+                    return None
+                found[txid] = bytes(record.raw)
+        return tuple(found[t] for t in block.txids)
 
     def _pending_member(self, txid):
         """``txid`` pending here and valid against the UTXO state, as an
@@ -192,9 +196,6 @@ class NodeBlocks:
         except InputsNotLoaded as e:
             self._load_inputs(block.hash, asked, e.outpoints)
             raise
-        if plan.incidents:
-            self._incident(block, plan.incidents)
-            raise MissingTransactions([w for _, w in plan.incidents])
         self._ledger.check(block, proposer_of, now, justified, decided=plan.items,
                            certified=True)
         self._plans = {block.hash: plan}
@@ -210,14 +211,17 @@ class NodeBlocks:
         d.addBoth(done)
         d.addErrback(lambda f: self.log.failure("loading a certified block's inputs", f))
 
-    def _incident(self, block, incidents):
-        fresh = [pair for pair in incidents if pair not in self._incidents_seen]
-        for local, winner in fresh:
-            self._incidents_seen.add((local, winner))
+    def _unwind_incidents(self, block, incidents):
+        """The block wins over the transactions finalized here it conflicts
+        with: each is reported, then unwound with its descendants."""
+        for local, winner in incidents:
+            if local not in self._ledger:
+                continue  # unwound already, as a descendant of another
+            reason = (f"safety incident: block {block.height} confirms {winner.hex()}, "
+                      f"which conflicts with {local.hex()}")
             self._apply_host.report_safety_incident(
-                f"safety incident: certified block {block.height} confirms {winner.hex()}, "
-                f"which conflicts with {local.hex()} finalized here; the block is not "
-                "applied here")
+                f"{reason} finalized here; the block wins")
+            self._apply_host.unwind_finalized(local, reason)
 
     def commit_block(self, block, certificate, bodies=None):
         now = self._clock.seconds()
@@ -227,6 +231,8 @@ class NodeBlocks:
                                   self._ledger, self._state)
         self._plans.clear()
         self._loading.clear()
+        if plan is not None and plan.incidents:
+            self._unwind_incidents(block, plan.incidents)
         for txid in block.txids:
             if txid not in self._ledger and plan is not None and txid not in self._mempool:
                 self.log.info("block {height} enters {txid}, unknown here (certified)",

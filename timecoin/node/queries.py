@@ -47,7 +47,7 @@ class NodeQueries:
             raw = entry.tx.raw if entry is not None else committing.raw
             reason = node.finality.pending_reason(txid) if entry is not None else None
             return defer.succeed(_status(txid, "pending", raw, reason=reason))
-        reason = node.mempool.rejection(txid)
+        reason = node.unwound.get(txid) or node.mempool.rejection(txid)
         if reason is not None:
             return defer.succeed(_status(txid, "rejected", None, reason=reason))
         record = node.journal.recent(txid)

@@ -40,6 +40,7 @@ from timecoin.ledger.tx import (
 )
 from timecoin.ledger.utxo import UtxoSet
 from timecoin.node.flush import UtxoFlusher
+from timecoin.node.incidents import unwind_finalized
 from timecoin.node.metrics import NodeMetrics
 from timecoin.node.queries import NodeQueries
 from timecoin.node.restore import conflict_set_batch, readmit
@@ -104,6 +105,8 @@ class Node(MultiService):
         #: transaction finalized here), and the line naming the last one.
         self.safety_incidents = 0
         self.safety_incident = None
+        #: txid -> reason of the finalized transactions a safety incident unwound.
+        self.unwound = {}
         self.queries = NodeQueries(reactor, self)
         self.metrics = NodeMetrics(self, self.queries)
         self.flusher = UtxoFlusher(reactor, storage, self.state, self.journal, self.metrics,
@@ -114,7 +117,7 @@ class Node(MultiService):
                               else StorageCheck(reactor, storage.path, needed=False))
         self._validating = set()  # txids being verified or whose inputs are loading
         #: The last finalized txids read at open: votes after a restart follow them.
-        self._finalized_before_start = frozenset(meta.recent_txids)
+        self._finalized_before_start = set(meta.recent_txids)
         self._bound_contenders = set()  # contenders past lock expiry, kept by finality
         self._timers = []
         #: The conflict sets voted on before a restart, re-entered at start.
@@ -404,6 +407,27 @@ class Node(MultiService):
         self.safety_incident = line
         self.log.critical("{line}", line=line)
 
+    def unwind_finalized(self, txid, reason):
+        """A certified block overrules ``txid`` finalized here (module
+        :mod:`timecoin.node.incidents`); return the txids unwound."""
+        unwound = unwind_finalized(self, txid, reason)
+        self.log.critical("safety incident: unwound {n} transactions finalized here: {txids}",
+                          n=len(unwound), txids=", ".join(t.hex() for t in unwound))
+        return unwound
+
+    def reject_pending(self, txid, reason):
+        """``txid``, pending here, is rejected with ``reason``."""
+        self._drop(txid, "rejected", reason)
+
+    def mark_unwound(self, txid, reason):
+        """``txid``, finalized here, was unwound: ``rejected`` with ``reason``."""
+        self.unwound[txid] = reason
+        self._finalized_before_start.discard(txid)
+        self.mempool.reject(txid, reason)
+        self.metrics.dropped("rejected")
+        self.events.publish(txid, False, reason, None)
+        self.queries.wake(txid)
+
     def finalized_here(self, txid):
         """Fire with True if ``txid`` is finalized here (journal or storage)."""
         return self._find_finalized(txid).addCallback(lambda record: record is not None)
@@ -518,7 +542,7 @@ class Node(MultiService):
     def decision(self, txid):
         if self.journal.find(txid) is not None or txid in self._finalized_before_start:
             return True
-        if self.mempool.rejection(txid) is not None:
+        if txid in self.unwound or self.mempool.rejection(txid) is not None:
             return False
         return None
 
