@@ -7,7 +7,7 @@ from timecoin.ledger.networks import COIN, DEVNET
 from timecoin.ledger.tx import OutPoint, sign_transfer
 from timecoin.p2p import messages as m
 from timecoin.sim import scenario
-from timecoin.sim.byzantine import KindFilter
+from timecoin.sim.byzantine import KindFilter, force_finalized
 
 from .test_sim_blocks import assert_one_chain, heights, make_cluster
 
@@ -72,37 +72,46 @@ class CatchUpByBlocksTests(unittest.TestCase):
 
 
 class SafetyIncidentTests(unittest.TestCase):
-    def test_a_certified_block_conflicting_with_a_forced_finality_is_an_incident(self):
+    def test_a_certified_block_wins_over_a_forced_finalization(self):
         cluster = make_cluster(self, 4, seed=23)
         cluster.run(6)
-        victim = 3
-        scenario.isolate(cluster, victim)
-        local = scenario.transfer_from_genesis(30, COIN)
-        winner = scenario.transfer_from_genesis(30, 2 * COIN)
-        cluster.wait(cluster.submit(victim, local), 10)
-        cluster.wait(cluster.submit(0, winner), 10)
-        cluster.run_until(lambda: set(cluster.statuses(winner.txid)[:3]) == {"confirmed"}, 30,
-                          "the winner confirmed by the three")
-        # Forced: the cut-off node finalizes the rival (honest stake cannot).
-        node = cluster.nodes[victim]
-        node.finality.decide_by_block(local.txid, 0)
-        self.assertEqual(cluster.status(victim, local.txid)["status"], "finalized")
-        stuck_at = node.chain.height()
+        forced = 3
+        scenario.isolate(cluster, forced)
+        a = scenario.transfer_from_genesis(30)
+        b = scenario.transfer_from_genesis(30, amount=COIN // 2)  # a's rival
+        self.assertEqual(cluster.wait(cluster.submit(forced, b), 10), b.txid)
+        force_finalized(cluster.nodes[forced], b.txid)
+        child = chained_spend(b, scenario.funding(30)[0], amount=COIN // 8)
+        self.assertEqual(cluster.wait(cluster.submit(forced, child), 10), child.txid)
+        force_finalized(cluster.nodes[forced], child.txid)  # a descendant
+        cluster.run(1)
+        self.assertEqual(cluster.status(forced, b.txid)["status"], "finalized")
+        self.assertEqual(cluster.wait(cluster.submit(0, a), 10), a.txid)
+        cluster.run_until(lambda: set(cluster.statuses(a.txid)[:3])
+                          == {"confirmed"}, 60, "a confirmed by a block")
+        node = cluster.nodes[forced]
+        self.assertEqual(node.safety_incidents, 0)
         scenario.heal(cluster)
-        cluster.run_until(lambda: node.safety_incidents > 0, 60, "the incident seen")
-        cluster.run(20)
+        cluster.run_until(lambda: len(set(heights(cluster))) == 1
+                          and len(set(cluster.set_hashes())) == 1, 120,
+                          "the same height and set everywhere")
         self.assertEqual(node.safety_incidents, 1)
-        self.assertIn(winner.txid.hex(), node.safety_incident)
-        self.assertIn(local.txid.hex(), node.safety_incident)
+        self.assertIn(a.txid.hex(), node.safety_incident)
+        self.assertIn(b.txid.hex(), node.safety_incident)
         health = node.queries.health()
         self.assertEqual(health["status"], "degraded")
         self.assertTrue(any("safety incident" in p for p in health["problems"]))
-        # The block is not applied here (the unwinding is not built): the
-        # node stays below the block that confirms the winner.
-        confirmed_at = cluster.status(0, winner.txid)["block_height"]
-        self.assertLess(node.chain.height(), confirmed_at)
-        self.assertGreaterEqual(node.chain.height(), stuck_at)
-        self.assertEqual(cluster.status(victim, local.txid)["status"], "finalized")
-        # The others are not affected.
-        assert_one_chain(self, cluster, [0, 1, 2])
-        self.assertEqual(sum(n.safety_incidents for n in cluster.nodes[:3]), 0)
+        self.assertEqual(set(cluster.statuses(a.txid)), {"confirmed"})
+        for txid in (b.txid, child.txid):
+            status = cluster.status(forced, txid)
+            self.assertEqual(status["status"], "rejected")
+            self.assertTrue(status["reason"].startswith("safety incident: block "))
+            self.assertIn(a.txid.hex(), status["reason"])
+            # Elsewhere it lost to a (relayed there after the heal) or was never seen.
+            self.assertLessEqual({(cluster.status(i, txid) or {}).get("status")
+                                  for i in range(3)}, {"rejected", None})
+        assert_one_chain(self, cluster)
+        infos = [n.queries.txoutset_info() for n in cluster.nodes]
+        self.assertEqual(len({tuple(sorted(i.items())) for i in infos}), 1, infos)
+        for other in cluster.nodes[:3]:
+            self.assertEqual(other.safety_incidents, 0)

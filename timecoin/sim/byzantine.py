@@ -192,3 +192,11 @@ class KindFilter(FrameFilter):
 
     def outgoing(self, transport, payload):
         return self._keep(payload)
+
+
+def force_finalized(node, txid):
+    """A node whose finality is forced: ``node`` finalizes ``txid`` (pending
+    there) without any quorum, as a faulty or eclipsed node might; a certified
+    block conflicting with it is then a safety incident there. (Through
+    ``IFinality.decide_by_block`` with no block behind it: height 0.)"""
+    node.finality.decide_by_block(txid, 0)
