@@ -238,11 +238,13 @@ class UtxoSet:
         conflicts with it): its outputs leave the set, its inputs (``spent``,
         ``[(amount, key_hash)]``) are unspent again. Outputs of ``tx`` that a
         later transaction spent must be unwound first (that one before)."""
-        for op, out in zip(tx.outpoints(), tx.outputs, strict=True):
-            entry = self._entries.pop(op, None)
-            if entry is not None and entry.status not in (UtxoStatus.UNSPENT,):
+        for op in tx.outpoints():  # checked first: nothing changes if one is spent
+            entry = self._entries.get(op)
+            if entry is not None and entry.status is not UtxoStatus.UNSPENT:
                 raise ValueError(f"{op} of {tx.txid.hex()} is {entry.status.value}: "
                                  "unwind its spender first")
+        for op, out in zip(tx.outpoints(), tx.outputs, strict=True):
+            self._entries.pop(op, None)
             self._muhash.remove(utxo_element(op, out.amount, out.key_hash))
             self.count -= 1
             self.total_amount -= out.amount
