@@ -174,10 +174,10 @@ class BlockServiceTests(unittest.TestCase):
         net.services[4].startService()
         handler = net.mesh.endpoints[4].handlers[m.BLOCKS]
         for bad in (forged, too_few, unknown):
-            handler(1, Blocks(((block.encode(), bad.encode()),)))
+            handler(1, Blocks(((block.encode(), bad.encode(), ()),)))
             net.run(1)
             self.assertEqual(net.hosts[4].height(), 0)
-        handler(1, Blocks(((block.encode(), certificate.encode()),)))
+        handler(1, Blocks(((block.encode(), certificate.encode(), ()),)))
         net.run(1)
         self.assertEqual(net.hosts[4].height(), 1)
         self.assertEqual(net.hosts[4].block_at(1).hash, block.hash)
@@ -227,7 +227,8 @@ class BlockServiceTests(unittest.TestCase):
         (dst, answer), = [(d, msg) for d, msg in endpoint.sent if msg.KIND == m.BLOCKS]
         self.assertEqual(dst, 1)
         self.assertEqual(len(answer.entries), 3)
-        for height, (block_bytes, cert_bytes) in enumerate(answer.entries, 1):
+        for height, (block_bytes, cert_bytes, bodies) in enumerate(answer.entries, 1):
+            self.assertEqual(bodies, ())
             self.assertEqual(block_bytes, net.hosts[0].block_at(height).encode())
             self.assertEqual(CommitCertificate.decode(cert_bytes),
                              net.hosts[0].certificate_at(height))
@@ -237,8 +238,10 @@ class BlockMessageTests(unittest.TestCase):
     def test_round_trips(self):
         key = PrivateKey.devnet(0)
         vote = Vote(PRECOMMIT, 3, 1, b"\1" * 32, key.pubkey, b"\2" * 64)
+        block = FakeBlockHost(DEVNET.network_id, {key.pubkey: 1}).build_block(
+            0, key.pubkey, 1_000_000)
         for message in (BlockPrecommitMessage(vote), GetBlocks(5, 16),
-                        Blocks(((b"block", b"cert"),)), Blocks(())):
+                        Blocks(((block.encode(), b"cert", ()),)), Blocks(())):
             self.assertEqual(decode_message(encode_message(message)), message)
 
     def test_a_vote_of_the_wrong_type_is_refused(self):

@@ -13,6 +13,7 @@ from timecoin.finality.deadlines import Deadlines
 from timecoin.finality.local import LocalFinality
 from timecoin.finality.snowball import SnowballFinality
 from timecoin.interfaces import (
+    IBlockApplyHost,
     IBlockConsensus,
     IBlockHost,
     IBlockLedger,
@@ -84,7 +85,7 @@ class InterfaceTests(unittest.TestCase):
     def test_node_provides_what_its_collaborators_ask(self):
         node = sync_node(self, Clock())
         for interface in (IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents,
-                          IDaemonNode):
+                          IDaemonNode, IBlockApplyHost):
             verifyObject(interface, node)
             verifyClass(interface, Node)
         verifyObject(INodeQueries, node.queries)

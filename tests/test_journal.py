@@ -63,6 +63,17 @@ class JournalWriterTests(unittest.TestCase):
         self.assertEqual(self.journal.committed_seq, 4)
         self.assertEqual([r.seq for r in self.committed], [1, 2, 3, 4])
 
+    def test_an_unwound_record_is_no_longer_found(self):
+        self.journal.append(Rec(1))
+        self.journal.append(Rec(2))
+        self.storage.complete()
+        self.storage.complete()
+        self.assertIsNotNone(self.journal.find(b"1"))
+        self.journal.forget(b"1")
+        self.assertIsNone(self.journal.find(b"1"))
+        self.assertIsNone(self.journal.recent(b"1"))
+        self.assertIsNotNone(self.journal.find(b"2"))
+
     def test_a_block_is_written_alone_in_its_place_and_retried(self):
         first = [self.journal.append(Rec(n)) for n in (1, 2)]
         block = self.journal.append_block(Rec(3), (7, b"h", b"", b"", b"", 0.0), [b"1"], None)

@@ -40,6 +40,32 @@ class UtxoSetTests(unittest.TestCase):
         self.assertIsNone(self.state.get(self.op))
         self.assertEqual(self.status(tx.outpoints()[0]), UtxoStatus.UNSPENT)
 
+    def test_unwind_undoes_a_finalization_child_first(self):
+        before = (self.state.set_hash(), self.state.count, self.state.total_amount)
+        parent = self.spend()
+        self.state.lock(parent)
+        self.state.finalize(parent, seq=1)
+        self.state.applied(1)  # storage has it: the spent input left memory
+        self.assertIsNone(self.state.get(self.op))
+        out = parent.outpoints()[1]
+        change = parent.outputs[1].amount
+        child = transfer(self.key, [out], [(500, self.dest.key_hash)], total=change)
+        self.state.lock(child)
+        self.state.finalize(child, seq=2)
+        with self.assertRaises(ValueError):
+            self.state.unwind(parent, [(self.amount, self.key.key_hash)])  # child first
+        self.state.unwind(child, [(change, self.key.key_hash)])
+        self.assertEqual(self.status(out), UtxoStatus.UNSPENT)
+        self.state.unwind(parent, [(self.amount, self.key.key_hash)])
+        self.assertEqual((self.state.set_hash(), self.state.count, self.state.total_amount),
+                         before)
+        self.assertEqual(self.status(), UtxoStatus.UNSPENT)
+        self.assertIsNone(self.state.get(out))
+        self.assertIsNone(self.state.summary_at(2))
+        # Spendable again, by a rival.
+        rival = self.spend(fee=FEE + 1)
+        self.assertEqual(self.state.check_inputs(rival), self.amount)
+
     def test_double_spend_refused_while_locked_and_after(self):
         first, second = self.spend(), self.spend(fee=FEE + 1)
         self.state.lock(first)

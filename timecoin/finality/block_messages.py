@@ -6,8 +6,13 @@
 * ``block_prevote`` / ``block_precommit``: one signed
   :class:`~timecoin.consensus.bft_messages.Vote` each (its canonical encoding);
 * ``getblocks``: committed blocks from ``from_height``, at most ``limit``;
-* ``blocks``: ``(block, commit certificate)`` pairs in height order (possibly
-  none: the sender has nothing from that height);
+* ``blocks``: ``(block, commit certificate, bodies)`` entries in height order
+  (possibly none: the sender has nothing from that height); ``bodies`` are the
+  raw transactions the block confirms, in the block's order (the reward
+  transaction is in the block already), so that a node that never saw them
+  can apply the certified block. A reply stays under ``MAX_REPLY_BYTES``
+  (the sender pages by bytes as well as by count), and decoding refuses
+  bodies whose txids are not the block's txids in order;
 * ``evidence``: one :class:`~timecoin.consensus.certificate.Evidence` (two
   conflicting signed BFT messages of one masternode, ``Evidence.encode``).
 
@@ -26,7 +31,9 @@ from timecoin.consensus.bft_messages import (
     decode_message,
 )
 from timecoin.consensus.certificate import CertificateError, Evidence
+from timecoin.ledger.block import MAX_BLOCK_TXS, Block, BlockError
 from timecoin.ledger.encoding import DecodeError
+from timecoin.ledger.tx import MAX_TX_SIZE, TxRejected, decode_tx
 from timecoin.p2p.messages import (
     BLOCK_PRECOMMIT,
     BLOCK_PREVOTE,
@@ -43,6 +50,31 @@ MAX_BLOCK_BYTES = 1 << 20
 MAX_CERTIFICATE_BYTES = 1 << 18
 #: Blocks per ``blocks`` message (a lagging node asks again for the rest).
 MAX_BLOCKS_PER_MESSAGE = 16
+#: Bytes of the entries of one ``blocks`` reply (under the P2P frame limit,
+#: ``timecoin.p2p.framing.DEFAULT_MAX_MESSAGE_SIZE``, 10 MiB, with room for
+#: the framing). A block whose entry alone is larger cannot be served.
+MAX_REPLY_BYTES = 8 << 20
+
+
+def entry_size(block_bytes, certificate, bodies):
+    """The bytes one ``blocks`` entry counts against ``MAX_REPLY_BYTES``."""
+    return len(block_bytes) + len(certificate) + sum(len(b) for b in bodies)
+
+
+def check_bodies(block, bodies):
+    """Raise :class:`DecodeError` unless ``bodies`` (raw transactions) decode
+    and their txids are ``block``'s txids, in order."""
+    if len(bodies) != len(block.txids):
+        raise DecodeError(f"block {block.height} names {len(block.txids)} transactions, "
+                          f"{len(bodies)} bodies came with it")
+    for n, (raw, txid) in enumerate(zip(bodies, block.txids, strict=True)):
+        try:
+            tx = decode_tx(raw)
+        except TxRejected as e:
+            raise DecodeError(f"body {n} of block {block.height} does not decode: {e}") from None
+        if tx.txid != txid:
+            raise DecodeError(f"body {n} of block {block.height} is not its transaction "
+                              f"{txid.hex()}")
 
 
 def _decode_bft(data, expected):
@@ -139,7 +171,9 @@ class GetBlocks:
 @register_message
 @dataclass(frozen=True)
 class Blocks:
-    """Committed blocks in height order: ``entries`` of ``(block bytes, certificate bytes)``."""
+    """Committed blocks in height order: ``entries`` of ``(block bytes,
+    certificate bytes, bodies)``, ``bodies`` a tuple of the raw transactions
+    the block confirms, in its order (see the module docstring)."""
 
     KIND = BLOCKS
     INCOMPRESSIBLE = True
@@ -147,15 +181,40 @@ class Blocks:
 
     def encode(self, w):
         w.count(len(self.entries), MAX_BLOCKS_PER_MESSAGE)
-        for block_bytes, certificate in self.entries:
+        total = 0
+        for block_bytes, certificate, bodies in self.entries:
+            total += entry_size(block_bytes, certificate, bodies)
+            if total > MAX_REPLY_BYTES:
+                raise ValueError(f"a blocks reply over {MAX_REPLY_BYTES} bytes")
             w.varbytes(block_bytes, MAX_BLOCK_BYTES).varbytes(certificate, MAX_CERTIFICATE_BYTES)
+            w.count(len(bodies), MAX_BLOCK_TXS)
+            for raw in bodies:
+                w.varbytes(raw, MAX_TX_SIZE)
 
     @classmethod
     def decode(cls, r):
         n = r.count(MAX_BLOCKS_PER_MESSAGE, "block count")
-        return cls(tuple((bytes(r.varbytes(MAX_BLOCK_BYTES, "block")),
-                          bytes(r.varbytes(MAX_CERTIFICATE_BYTES, "certificate")))
-                         for _ in range(n)))
+        entries, total = [], 0
+        for _ in range(n):
+            block_bytes = bytes(r.varbytes(MAX_BLOCK_BYTES, "block"))
+            certificate = bytes(r.varbytes(MAX_CERTIFICATE_BYTES, "certificate"))
+            bodies = []
+            total += len(block_bytes) + len(certificate)
+            for _ in range(r.count(MAX_BLOCK_TXS, "body count")):
+                raw = bytes(r.varbytes(MAX_TX_SIZE, "body"))
+                total += len(raw)
+                if total > MAX_REPLY_BYTES:
+                    raise DecodeError(f"a blocks reply over {MAX_REPLY_BYTES} bytes")
+                bodies.append(raw)
+            if total > MAX_REPLY_BYTES:
+                raise DecodeError(f"a blocks reply over {MAX_REPLY_BYTES} bytes")
+            try:
+                block = Block.decode(block_bytes)
+            except BlockError as e:
+                raise DecodeError(f"bad block: {e}") from None
+            check_bodies(block, bodies)
+            entries.append((block_bytes, certificate, tuple(bodies)))
+        return cls(tuple(entries))
 
 
 @register_message

@@ -52,17 +52,17 @@ from timecoin.consensus.bft_messages import (
 )
 from timecoin.consensus.evidence import EvidencePool
 from timecoin.consensus.proposer import ProposerPriorities, ValidatorSet, replay_priorities
+from timecoin.finality.block_bodies import CertifiedBodies
 from timecoin.finality.block_evidence import BlockEvidence
 from timecoin.finality.block_messages import (
     BlockProposalMessage,
-    Blocks,
     EvidenceMessage,
     vote_message,
 )
 from timecoin.finality.block_sync import BlockSync
 from timecoin.interfaces import IBlockService
 from timecoin.ledger.block import Block, BlockError
-from timecoin.ledger.checkpoint import MissingTransactions
+from timecoin.ledger.checkpoint import CertifiedBodyError, MissingTransactions
 from timecoin.ledger.keys import verify as ed25519_verify
 from timecoin.ledger.networks import BY_ID, signing_network_id
 from timecoin.p2p import messages as m
@@ -81,7 +81,7 @@ def network_tag(network_id):
 
 
 @implementer(IBlockService)
-class BlockService(BlockEvidence, BlockSync, Service):
+class BlockService(BlockEvidence, CertifiedBodies, BlockSync, Service):
     """Runs the BFT rounds of this node (see the module docstring).
 
     ``host`` provides ``IBlockHost``; ``key`` is the node's signing key (its
@@ -119,6 +119,9 @@ class BlockService(BlockEvidence, BlockSync, Service):
         self._ask_rotation = 0
         self.evidence_pool = EvidencePool()
         self._certified = set()  # hashes of blocks whose certificate verified here
+        self._bodies = {}  # block hash -> (raw bodies, peer id) that came with its certificate
+        self._refused = set()  # hashes of blocks found invalid here (without bodies)
+        self.lying_peers = 0  # certified blocks refused for their bodies
         # Statistics (``statistics``).
         self.rounds = Counter()  # rounds a height took -> heights
         self.commit_seconds = Counter()  # seconds from a height's start to its commit
@@ -258,12 +261,6 @@ class BlockService(BlockEvidence, BlockSync, Service):
                     self._network.send(peer_id, evidence)
                 self._network.send(peer_id, wire)
 
-    def _send_certificate(self, validator, certificate):
-        peer_id = self._network.masternode_peers().get(validator) if self._network else None
-        block = self._host.block_at(certificate.height)
-        if peer_id is not None and block is not None:
-            self._network.send(peer_id, Blocks(((block.encode(), certificate.encode()),)))
-
     def _validate(self, height, block_hash):
         block = self._blocks.get(block_hash)
         if block is None or height != self.machine.height:
@@ -272,7 +269,7 @@ class BlockService(BlockEvidence, BlockSync, Service):
         now = self._clock.seconds()
         try:
             self._host.check_block(block, self.machine.proposer, now,
-                                   self._justification(block))
+                                   self._justification(block), **self._certified_kw(block))
         except MissingTransactions as e:
             # Not refused: they come through finality (relay, polls, catch-up),
             # and the block is checked again; meanwhile the propose timeout
@@ -284,8 +281,18 @@ class BlockService(BlockEvidence, BlockSync, Service):
             self._awaiting[block_hash] = height
             self._schedule_recheck()
             return []
+        except CertifiedBodyError as e:
+            self.lying_peers += 1
+            self._awaiting.pop(block_hash, None)
+            self._refused.add(block_hash)  # checked again if other bodies come
+            _, peer_id = self._bodies.pop(block_hash)
+            self.log.warn("certified block {hash} at height {height} came with invalid "
+                          "bodies from peer {peer}: {error}; not applied",
+                          hash=block_hash.hex(), height=height, peer=peer_id, error=e)
+            return []
         except BlockError as e:
             self.bad_blocks += 1
+            self._refused.add(block_hash)
             self._awaiting.pop(block_hash, None)
             self.log.warn("block {hash} at height {height} is invalid here: {error}",
                           hash=block_hash.hex(), height=height, error=e)
@@ -313,9 +320,11 @@ class BlockService(BlockEvidence, BlockSync, Service):
 
     def _commit(self, block, certificate):
         now = self._clock.seconds()
-        d = self._host.commit_block(block, certificate)
+        d = self._host.commit_block(block, certificate, **self._certified_kw(block))
         self.evidence_pool.settled(block.header.deactivated)
         self._certified.clear()
+        self._bodies.clear()
+        self._refused.clear()
         self._commits.append(d)
         d.addErrback(lambda f: self.log.failure("storing block {height}", f,
                                                 height=block.height))

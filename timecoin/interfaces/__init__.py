@@ -10,6 +10,7 @@ layer in the submodules and all importable from here.
 from timecoin.interfaces.api import IRpcMethods
 from timecoin.interfaces.consensus import IBftMachine, IEvidencePool
 from timecoin.interfaces.finality import (
+    IBlockApplyHost,
     IBlockHost,
     IBlockService,
     ICatchupHost,
@@ -49,7 +50,8 @@ from timecoin.interfaces.proofs import IFinalityProofs
 from timecoin.interfaces.storage import IJournal, ISnapshotStorage, IStorage, IStorageCheck
 
 __all__ = [
-    "IBftMachine", "IBlockConsensus", "IBlockHost", "IBlockLedger", "IBlockService",
+    "IBftMachine", "IBlockApplyHost", "IBlockConsensus", "IBlockHost", "IBlockLedger",
+    "IBlockService",
     "IEvidencePool",
     "ICatchupHost", "IDaemonNode", "IDeadlines", "IFinality",
     "IFinalityEvents", "IFinalityHost", "IFinalityProofs", "IFinalitySync", "IJournal",

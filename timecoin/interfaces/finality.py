@@ -194,15 +194,45 @@ class IBlockHost(Interface):
         """The block this node proposes at ``round_`` of the next height; it
         deactivates those of ``deactivations`` (public keys) that are active."""
 
-    def check_block(block, proposer_of, now, justified=None):
+    def block_bodies(height):
+        """Fire with the raw transactions the committed block at ``height``
+        confirms, in its order (reward excluded), or None if some are not held."""
+
+    def check_block(block, proposer_of, now, justified=None, bodies=None):
         """Raise ``BlockError`` unless ``block`` is the valid next block here;
         ``MissingTransactions`` while some of its transactions are not finalized here.
         ``justified(pubkey)`` says whether evidence verified here justifies a
-        deactivation the block makes (None: none is justified)."""
+        deactivation the block makes (None: none is justified). ``bodies``
+        (the raw transactions, block order) only for a block whose commit
+        certificate verified here: it is valid if they apply here (certified
+        apply: transactions unknown or pending here are checked and entered);
+        a body that does not verify raises ``CertifiedBodyError``."""
 
-    def commit_block(block, certificate):
+    def commit_block(block, certificate, bodies=None):
         """Apply the committed ``block`` (checked valid) now: the chain, the UTXO
-        state, the registry, finality's weights; fire once it is durable."""
+        state, the registry, finality's weights; fire once it is durable.
+        ``bodies``: as given to ``check_block`` for a certified block."""
+
+
+class IBlockApplyHost(Interface):
+    """What applying a certified block asks of the node."""
+
+    def finalize_by_block(tx, height):
+        """The certified block at ``height`` confirms ``tx``, not finalized
+        here (checked against the UTXO state): rivals pending here are rejected
+        (``conflict: decided by block H``), ``tx`` takes its inputs and is
+        finalized with its journal record, never to be polled."""
+
+    def unwind_finalized(txid, reason):
+        """A certified block overrules ``txid``, finalized here (a safety
+        incident): it and every descendant spending its outputs are unwound
+        (UTXO state, mempool, unconfirmed list, journal) and ``rejected`` with
+        ``reason`` (``safety incident: ...``); return their txids."""
+
+    def report_safety_incident(line):
+        """A certified block conflicts with a transaction finalized here
+        (``line`` names both and the height): logged at critical level,
+        counted in ``timecoin_safety_incidents_total``, shown in ``/health``."""
 
 
 class IBlockService(Interface):

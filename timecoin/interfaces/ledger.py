@@ -47,6 +47,11 @@ class IUtxoState(Interface):
     def finalize(tx, seq):
         """Spend the inputs and create the outputs of ``tx``, journal sequence ``seq``."""
 
+    def unwind(tx, spent):
+        """Undo the finalization of ``tx`` (a safety incident): its outputs
+        leave the set, its inputs (``spent``: ``[(amount, key_hash)]``) are
+        unspent again; a spender of its outputs is unwound first."""
+
     def release(txid):
         """Roll back the locks of ``txid``: its inputs become Unspent again."""
 
@@ -91,6 +96,9 @@ class IMempool(Interface):
         ``evictable(txid)``: True if that entry may be evicted to make room
         (None: any); an entry being decided by finality must never be.
         """
+
+    def txids():
+        """The txids of the pending transactions held."""
 
     def remove(txid):
         """Forget ``txid``; return its entry or None."""
@@ -224,14 +232,25 @@ class IBlockLedger(Interface):
         those the chain shows absent for missed service, and carries
         ``last_commit`` (the best block's encoded certificate)."""
 
-    def check(block, proposer_of, now, justified=None, decided=None,
+    def unconfirmed(txid):
+        """The ``Unconfirmed`` of ``txid`` (finalized here, no block yet), or None."""
+
+    def spenders():
+        """``{outpoint: txid}`` of the inputs of the unconfirmed transactions."""
+
+    def remove(txid):
+        """A safety incident unwinds ``txid``: it leaves the unconfirmed list."""
+
+    def check(block, proposer_of, now, justified=None, decided=None, certified=False,
               verify_last_commit=None):
         """Raise ``BlockError`` unless ``block`` is the valid next block here
         (``MissingTransactions`` if only some transactions are not here yet);
         ``proposer_of(round)`` names the proposer of a round at its height;
         every deactivation must be active and ``justified(pubkey)``; the
         missed-service list must be the chain's; ``decided`` maps txids of
-        stalled-set members valid here to ``Unconfirmed``;
+        stalled-set members valid here to ``Unconfirmed``; ``certified``: the
+        block's certificate verified here, and ``decided`` holds all its
+        transactions not finalized here (no bound on their number);
         ``verify_last_commit(block)`` raises ``BlockError`` for a bad carried
         commit (None: a block that carries one is refused)."""
 

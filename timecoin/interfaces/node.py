@@ -47,6 +47,11 @@ class INodeComponents(Interface):
     peer_network = Attribute("The IPeerNetwork, or None before one is attached.")
     flush_error = Attribute("Message of the last failed UTXO flush, None once one succeeds.")
     storage_check = Attribute("The IStorageCheck of the database opened at start.")
+    safety_incidents = Attribute("Safety incidents seen: certified blocks conflicting with "
+                                 "transactions finalized here.")
+    safety_incident = Attribute("The line naming the last safety incident, or None.")
+    unwound = Attribute("``{txid: reason}`` of the finalized transactions a safety "
+                        "incident unwound (now rejected).")
 
     def is_validating(txid):
         """True while ``txid`` is being verified or its inputs are loading."""

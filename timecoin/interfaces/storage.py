@@ -33,6 +33,10 @@ class IStorage(Interface):
     def get_transaction(txid):
         """Fire with the stored record of a finalized transaction, or None."""
 
+    def block_transactions(height):
+        """Fire with ``{txid: raw}`` of the stored transactions block ``height``
+        confirmed (its reward transaction's included)."""
+
     def journal_page(after_seq, limit, up_to_seq):
         """Fire with ``[(seq, raw)]`` of journal entries after ``after_seq``, up to
         ``up_to_seq``, at most ``limit`` of them."""
@@ -152,6 +156,9 @@ class IJournal(Interface):
 
     def find(txid):
         """The record of ``txid`` if it is committing or committed lately, else None."""
+
+    def forget(txid):
+        """``txid`` was unwound (a safety incident): no longer found here."""
 
     def append_block(record, block_row, confirmed_txids, masternode_rows, active_set=None):
         """Queue a committed block behind the records queued so far, written alone

@@ -82,6 +82,10 @@ class MissingTransactions(BlockError):
         self.txids = tuple(txids)
 
 
+class CertifiedBodyError(BlockError):
+    """A body that came with a certified block is invalid: the sender lies."""
+
+
 def fold(muhash, tx, spent):
     """``muhash`` with ``tx``'s spends (``spent``: undo data) and outputs folded in."""
     for txin, (amount, key_hash) in zip(tx.inputs, spent, strict=True):
@@ -217,7 +221,15 @@ class BlockLedger:
         last = self.chain.block_at(self.chain.height())
         return last.header.time if last is not None else 0
 
-    def check(self, block, proposer_of, now, justified=None, decided=None,
+    def unconfirmed(self, txid):
+        """The :class:`Unconfirmed` of ``txid`` finalized here, or None."""
+        return self._pending.get(txid)
+
+    def spenders(self):
+        """``{outpoint: txid}`` of every input of the unconfirmed transactions."""
+        return {i.prevout: txid for txid, item in self._pending.items() for i in item.tx.inputs}
+
+    def check(self, block, proposer_of, now, justified=None, decided=None, certified=False,
               verify_last_commit=None):
         """Raise :class:`~timecoin.ledger.block.BlockError` unless ``block`` is a
         valid next block here; :class:`MissingTransactions` if only some of its
@@ -226,7 +238,10 @@ class BlockLedger:
         evidence verified here justifies deactivating ``pubkey`` (None: nothing
         does); ``decided`` maps the txids of members of stalled sets pending
         here, valid against the UTXO state, to their :class:`Unconfirmed`
-        (``seq`` None): the block may decide one of them;
+        (``seq`` None): the block may decide one of them; with ``certified``
+        (its commit certificate verified here), ``decided`` holds every one of
+        its transactions not finalized here, checked against the UTXO state
+        by the caller, and there is no bound on how many;
         ``verify_last_commit(block)`` raises :class:`BlockError` unless the
         block's carried commit is a valid certificate of the best block
         (None: no carried commit is accepted)."""
@@ -238,12 +253,15 @@ class BlockLedger:
             raise BlockError(f"block {header.height} does not follow {self.chain.height()}")
         if header.prev_hash != self.chain.best_block_hash():
             raise BlockError("the block's prev_hash is not the best block's hash")
-        if header.proposer != proposer_of(header.round):
+        # A certified block: more than 2/3 of the stake checked its proposer
+        # and its missed-service list (a node that joined by snapshot, or
+        # lags, may not hold the history they are computed from).
+        if not certified and header.proposer != proposer_of(header.round):
             raise BlockError("the block's proposer is not the proposer of its round")
         if header.time < self._min_time() or header.time > now + MAX_FUTURE_S:
             raise BlockError("the block's time is out of range")
         self._check_deactivations(header.deactivated, justified)
-        if header.missed != self._missed(header.deactivated):
+        if not certified and header.missed != self._missed(header.deactivated):
             raise BlockError("the missed-service deactivations are not the ones this "
                              "chain's carried commits show")
         self._check_last_commit(block, verify_last_commit)
@@ -251,7 +269,7 @@ class BlockLedger:
             raise BlockError("the block holds too many transactions")
         block.check()
         extra = [t for t in block.txids if t not in self._pending and t in decided]
-        if len(extra) > MAX_DECIDED_PER_BLOCK:
+        if len(extra) > MAX_DECIDED_PER_BLOCK and not certified:
             # Not refused: a node that lags still polls what the others
             # finalized; once those finalize here the block is checked again.
             raise MissingTransactions(extra)
@@ -300,6 +318,12 @@ class BlockLedger:
         if verify_last_commit is None:
             raise BlockError("no carried commit can be verified here")
         verify_last_commit(block)
+
+    def remove(self, txid):
+        """``txid`` finalized here is unwound (a safety incident: a certified
+        block conflicts with it); it leaves the unconfirmed list."""
+        self._pending.pop(txid, None)
+        self._folded.clear()
 
     def transactions(self, block):
         """The decoded transactions ``block`` confirms (reward excluded), in order."""

@@ -233,6 +233,30 @@ class UtxoSet:
         self._unapplied[seq] = touched
         self._summaries[seq] = (self._muhash.copy(), self.count, self.total_amount)
 
+    def unwind(self, tx, spent):
+        """Undo :meth:`finalize` of ``tx`` (a safety incident: a certified block
+        conflicts with it): its outputs leave the set, its inputs (``spent``,
+        ``[(amount, key_hash)]``) are unspent again. Outputs of ``tx`` that a
+        later transaction spent must be unwound first (that one before)."""
+        for op in tx.outpoints():  # checked first: nothing changes if one is spent
+            entry = self._entries.get(op)
+            if entry is not None and entry.status is not UtxoStatus.UNSPENT:
+                raise ValueError(f"{op} of {tx.txid.hex()} is {entry.status.value}: "
+                                 "unwind its spender first")
+        for op, out in zip(tx.outpoints(), tx.outputs, strict=True):
+            self._entries.pop(op, None)
+            self._muhash.remove(utxo_element(op, out.amount, out.key_hash))
+            self.count -= 1
+            self.total_amount -= out.amount
+        for txin, (amount, key_hash) in zip(tx.inputs, spent, strict=True):
+            op = txin.prevout
+            self._entries[op] = UtxoEntry(op, amount, key_hash)
+            self._muhash.add(utxo_element(op, amount, key_hash))
+            self.count += 1
+            self.total_amount += amount
+        # Summaries taken with ``tx`` in the set no longer describe it.
+        self._summaries.clear()
+
     def summary_at(self, seq):
         """``(MuHash, count, total)`` of the set right after journal entry ``seq``
         was finalized, while storage has not applied it; else None."""

@@ -244,7 +244,7 @@ def build_block_service(reactor, prepared, node, storage, finality):
     """The BFT block service over the node's chain, signing with its key."""
     host = NodeBlocks(reactor, node.chain, node.block_ledger, node.state, node.journal,
                       storage, finality, node.proofs, node.mempool,
-                      peers=node.peer_network, snapshots=node.snapshots)
+                      peers=node.peer_network, snapshots=node.snapshots, apply_host=node)
     network = prepared.network
     return BlockService(reactor, host, network.network_id, network.block_interval_s,
                         prepared.identity, min_validators=network.min_masternodes)

@@ -31,6 +31,17 @@ height and hash, with valid signatures of more than 2/3 of the stake of the
 set that signed it, the chain's ``active_set_at(height - 1)``). Committed,
 its signers go to the chain's missed-service counts.
 
+**Certified blocks** (block sync): a block whose commit certificate verified
+here comes with the raw bodies of its transactions, and is valid here if
+they apply (:mod:`timecoin.node.certified`): a transaction finalized here is
+confirmed, one pending here is decided by the block, one unknown here is
+checked and entered as finalized by the block (``IBlockApplyHost``). A
+transaction conflicting with one this node finalized is a safety incident:
+logged at critical level, counted, shown in ``/health``, and the block wins:
+the local transaction and its descendants are unwound
+(:mod:`timecoin.node.incidents`), ``rejected`` with a reason starting
+``safety incident: ``, and the block's transaction is applied.
+
 At start (:meth:`NodeBlocks.load`) the stored blocks are replayed into the
 chain (with the stored sets and the signers of each carried commit: the
 chain's set history and missed-service counts) and the proofs' hand-offs,
@@ -53,6 +64,7 @@ from timecoin.ledger.block import Block, BlockError
 from timecoin.ledger.checkpoint import MissingTransactions, Unconfirmed, unconfirmed_from_row
 from timecoin.ledger.keys import verify as ed25519_verify
 from timecoin.ledger.tx import TxRejected
+from timecoin.node.certified import InputsNotLoaded, plan_certified
 
 
 def stalled_choice(members, height):
@@ -83,14 +95,17 @@ class NodeBlocks:
     """``IBlockHost`` over the node's ``chain`` (IBlockConsensus), ``ledger``
     (IBlockLedger), ``state`` (IUtxoState), ``journal`` (IJournal), ``storage``
     (IStorage), ``finality`` (IFinality), ``proofs`` (IFinalityProofs) and
-    ``mempool`` (IMempool: the pending transactions a block may decide) and
+    ``mempool`` (IMempool: the pending transactions a block may decide),
     ``peers`` (IPeerNetwork, or None: told when a block changes the active
-    set, so that masternodes that joined or rejoined get the BFT messages)."""
+    set, so that masternodes that joined or rejoined get the BFT messages),
+    ``snapshots`` (the node's snapshots, or None) and ``apply_host``
+    (IBlockApplyHost: entering a certified block's transactions unknown
+    here; needed for certified blocks only)."""
 
     log = Logger()
 
     def __init__(self, clock, chain, ledger, state, journal, storage, finality, proofs,
-                 mempool, peers=None, snapshots=None):
+                 mempool, peers=None, snapshots=None, apply_host=None):
         self._clock = clock
         self._chain = chain
         self._ledger = ledger
@@ -103,6 +118,9 @@ class NodeBlocks:
         self._peers = peers
         #: The node's snapshots (``timecoin.node.snapshots.NodeSnapshots``) or None.
         self._snapshots = snapshots
+        self._apply_host = apply_host
+        self._plans = {}  # block hash -> CertifiedPlan, checked here
+        self._loading = {}  # block hash -> outpoints asked of storage (None: not back)
         self.loaded = False
 
     @defer.inlineCallbacks
@@ -162,6 +180,26 @@ class NodeBlocks:
         except CertificateError as e:
             raise BlockError(f"the carried commit does not verify: {e.reason}") from None
 
+    @defer.inlineCallbacks
+    def block_bodies(self, height):
+        """The raw transactions of block ``height``: from the journal's recent
+        records in memory, else from storage (one read for the block, then
+        one per transaction whose ``block_height`` is not written yet)."""
+        block = self._chain.block_at(height)
+        if block is None:
+            return None
+        records = {t: self._journal.find(t) for t in block.txids}
+        found = {t: bytes(r.raw) for t, r in records.items() if r is not None}
+        if len(found) < len(block.txids):
+            found.update((yield self._storage.block_transactions(height)))
+        for txid in block.txids:
+            if txid not in found:
+                record = yield self._storage.get_transaction(txid)
+                if record is None:
+                    return None
+                found[txid] = bytes(record.raw)
+        return tuple(found[t] for t in block.txids)
+
     def _pending_member(self, txid):
         """``txid`` pending here, valid against the UTXO state, and one this
         node may vote a block for (``IFinality.may_decide_by_block``: it never
@@ -195,7 +233,10 @@ class NodeBlocks:
         return self._ledger.build(round_, proposer, now, deactivations, decided=decided,
                                   last_commit=last_commit)
 
-    def check_block(self, block, proposer_of, now, justified=None):
+    def check_block(self, block, proposer_of, now, justified=None, bodies=None):
+        if bodies is not None:
+            self._check_certified(block, proposer_of, now, justified, bodies)
+            return
         decided = {}
         for txid in block.txids:
             if txid not in self._ledger:
@@ -208,13 +249,66 @@ class NodeBlocks:
             if txid in decided and not self._finality.vote_for_block(txid):
                 raise MissingTransactions((txid,))
 
-    def commit_block(self, block, certificate):
+    def _check_certified(self, block, proposer_of, now, justified, bodies):
+        if self._apply_host is None:
+            raise MissingTransactions([t for t in block.txids if t not in self._ledger])
+        asked = self._loading.get(block.hash, frozenset())
+        if asked is None:
+            raise MissingTransactions(())  # inputs still loading
+        try:
+            plan = plan_certified(block, bodies, self._ledger.network.network_id,
+                                  self._ledger, self._state, asked)
+        except InputsNotLoaded as e:
+            self._load_inputs(block.hash, asked, e.outpoints)
+            raise
+        self._ledger.check(block, proposer_of, now, justified, decided=plan.items,
+                           certified=True, verify_last_commit=self.verify_last_commit)
+        self._plans = {block.hash: plan}
+
+    def _load_inputs(self, block_hash, asked, outpoints):
+        self._loading[block_hash] = None
+        d = self._storage.load_utxos(list(outpoints))
+        d.addCallback(self._state.load)
+
+        def done(result):
+            self._loading[block_hash] = frozenset(asked) | frozenset(outpoints)
+            return result
+        d.addBoth(done)
+        d.addErrback(lambda f: self.log.failure("loading a certified block's inputs", f))
+
+    def _unwind_incidents(self, block, incidents):
+        """The block wins over the transactions finalized here it conflicts
+        with: each is reported, then unwound with its descendants."""
+        for local, winner in incidents:
+            if local not in self._ledger:
+                continue  # unwound already, as a descendant of another
+            reason = (f"safety incident: block {block.height} confirms {winner.hex()}, "
+                      f"which conflicts with {local.hex()}")
+            self._apply_host.report_safety_incident(
+                f"{reason} finalized here; the block wins")
+            self._apply_host.unwind_finalized(local, reason)
+
+    def commit_block(self, block, certificate, bodies=None):
         now = self._clock.seconds()
+        plan = self._plans.pop(block.hash, None) if bodies is not None else None
+        if bodies is not None and plan is None:
+            plan = plan_certified(block, bodies, self._ledger.network.network_id,
+                                  self._ledger, self._state)
+        self._plans.clear()
+        self._loading.clear()
+        if plan is not None and plan.incidents:
+            self._unwind_incidents(block, plan.incidents)
         for txid in block.txids:
-            if txid not in self._ledger:
+            if txid not in self._ledger and plan is not None and txid not in self._mempool:
+                self.log.info("block {height} enters {txid}, unknown here (certified)",
+                              height=block.height, txid=txid.hex())
+                self._apply_host.finalize_by_block(plan.items[txid].tx, block.height)
+            elif txid not in self._ledger:
                 self.log.info("block {height} decides the stalled conflict set of {txid}",
                               height=block.height, txid=txid.hex())
                 self._finality.decide_by_block(txid, block.height)
+                if txid not in self._ledger and plan is not None:
+                    self._apply_host.finalize_by_block(plan.items[txid].tx, block.height)
         undecided = [t for t in block.txids if t not in self._ledger]
         if undecided:
             self.log.critical("block {height} cannot be applied: {n} of its transactions "

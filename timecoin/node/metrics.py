@@ -59,6 +59,9 @@ class _NodeGauges:
         yield CounterMetricFamily("timecoin_signature_worker_restarts",
                                   "Signature workers that ended unasked",
                                   value=node.verifier.restarts)
+        yield CounterMetricFamily("timecoin_safety_incidents",
+                                  "Certified blocks found conflicting with a transaction "
+                                  "finalized here", value=node.safety_incidents)
         statistics = list(node.finality.statistics())
         if node.block_service is not None:
             statistics += node.block_service.statistics()

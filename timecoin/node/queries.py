@@ -47,7 +47,7 @@ class NodeQueries:
             raw = entry.tx.raw if entry is not None else committing.raw
             reason = node.finality.pending_reason(txid) if entry is not None else None
             return defer.succeed(_status(txid, "pending", raw, reason=reason))
-        reason = node.mempool.rejection(txid)
+        reason = node.unwound.get(txid) or node.mempool.rejection(txid)
         if reason is not None:
             return defer.succeed(_status(txid, "rejected", None, reason=reason))
         record = node.journal.recent(txid)
@@ -221,6 +221,9 @@ class NodeQueries:
         stalled = node.finality.stalled()
         if stalled:
             problems.append(f"finality: {stalled} pending transactions in stalled conflict sets")
+        if node.safety_incidents:
+            problems.append(f"{node.safety_incidents} safety incidents; last: "
+                            f"{node.safety_incident}")
         behind = self._blocks_behind()
         if behind > BEHIND_BLOCKS:
             problems.append(f"chain: {behind} blocks behind the best height peers announced")

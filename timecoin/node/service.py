@@ -19,6 +19,7 @@ import timecoin
 from timecoin.finality.events import FinalityEventPublisher
 from timecoin.finality.local import LocalFinality
 from timecoin.interfaces import (
+    IBlockApplyHost,
     ICatchupHost,
     IDaemonNode,
     IFinalityHost,
@@ -39,6 +40,7 @@ from timecoin.ledger.tx import (
 )
 from timecoin.ledger.utxo import UtxoSet
 from timecoin.node.flush import UtxoFlusher
+from timecoin.node.incidents import unwind_finalized
 from timecoin.node.metrics import NodeMetrics
 from timecoin.node.queries import NodeQueries
 from timecoin.node.restore import conflict_set_batch, readmit
@@ -53,7 +55,8 @@ CACHE_ENTRY_BYTES = 400
 MAINTENANCE_INTERVAL = 1.0
 
 
-@implementer(IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents, IDaemonNode)
+@implementer(IPeerHost, IFinalityHost, ICatchupHost, INodeApi, INodeComponents, IDaemonNode,
+             IBlockApplyHost)
 class Node(MultiService):
     """A timecoin full node (see the module docstring)."""
 
@@ -103,6 +106,12 @@ class Node(MultiService):
         self.peer_network = None
         self.events = FinalityEventPublisher()
         self.started_at = reactor.seconds()
+        #: Safety incidents seen (a certified block conflicting with a
+        #: transaction finalized here), and the line naming the last one.
+        self.safety_incidents = 0
+        self.safety_incident = None
+        #: txid -> reason of the finalized transactions a safety incident unwound.
+        self.unwound = {}
         self.queries = NodeQueries(reactor, self)
         self.metrics = NodeMetrics(self, self.queries)
         self.flusher = UtxoFlusher(reactor, storage, self.state, self.journal, self.metrics,
@@ -113,7 +122,7 @@ class Node(MultiService):
                               else StorageCheck(reactor, storage.path, needed=False))
         self._validating = set()  # txids being verified or whose inputs are loading
         #: The last finalized txids read at open: votes after a restart follow them.
-        self._finalized_before_start = frozenset(meta.recent_txids)
+        self._finalized_before_start = set(meta.recent_txids)
         self._bound_contenders = set()  # contenders past lock expiry, kept by finality
         self._timers = []
         #: The conflict sets voted on before a restart, re-entered at start.
@@ -378,6 +387,52 @@ class Node(MultiService):
                           "a block confirms it)", txid=tx.txid.hex())
         self.journal.append(record, notify=False)
 
+    def finalize_by_block(self, tx, height):
+        """A certified block at ``height`` confirms ``tx``, not finalized here:
+        rivals pending here lose, ``tx`` takes its inputs and is finalized."""
+        txid = tx.txid
+        reason = f"conflict: decided by block {height}"
+        self.state.release(txid)
+        for txin in tx.inputs:
+            holder = self.state.lock_holder(txin.prevout)
+            if holder is not None and holder != txid:
+                self._drop(holder, "rejected", reason)
+        self.state.check_inputs(tx)
+        self.state.lock(tx)
+        entry = self.mempool.get(txid)
+        arrived_at = entry.added_at if entry is not None else self.reactor.seconds()
+        self.mempool.remove(txid)
+        self._bound_contenders.discard(txid)
+        self._finalize(tx, arrived_at)
+        self.finality.tx_settled(txid)
+
+    def report_safety_incident(self, line):
+        """A certified block conflicts with a transaction finalized here."""
+        self.safety_incidents += 1
+        self.safety_incident = line
+        self.log.critical("{line}", line=line)
+
+    def unwind_finalized(self, txid, reason):
+        """A certified block overrules ``txid`` finalized here (module
+        :mod:`timecoin.node.incidents`); return the txids unwound."""
+        unwound = unwind_finalized(self, txid, reason)
+        self.log.critical("safety incident: unwound {n} transactions finalized here: {txids}",
+                          n=len(unwound), txids=", ".join(t.hex() for t in unwound))
+        return unwound
+
+    def reject_pending(self, txid, reason):
+        """``txid``, pending here, is rejected with ``reason``."""
+        self._drop(txid, "rejected", reason)
+
+    def mark_unwound(self, txid, reason):
+        """``txid``, finalized here, was unwound: ``rejected`` with ``reason``."""
+        self.unwound[txid] = reason
+        self._finalized_before_start.discard(txid)
+        self.mempool.reject(txid, reason)
+        self.metrics.dropped("rejected")
+        self.events.publish(txid, False, reason, None)
+        self.queries.wake(txid)
+
     def finalized_here(self, txid):
         """Fire with True if ``txid`` is finalized here (journal or storage)."""
         return self._find_finalized(txid).addCallback(lambda record: record is not None)
@@ -492,7 +547,7 @@ class Node(MultiService):
     def decision(self, txid):
         if self.journal.find(txid) is not None or txid in self._finalized_before_start:
             return True
-        if self.mempool.rejection(txid) is not None:
+        if txid in self.unwound or self.mempool.rejection(txid) is not None:
             return False
         return None
 

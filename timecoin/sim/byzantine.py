@@ -164,3 +164,39 @@ class SplitVotes:
             first = self._first.setdefault(coin, txid)
             out.append((txid == first) == half)
         return tuple(out)
+
+
+class KindFilter(FrameFilter):
+    """Drops the frames of ``kinds`` (message kind ids) a node receives or sends:
+    e.g. the journal catch-up's, to show that a node catches up without it.
+    ``dropped`` counts them."""
+
+    def __init__(self, kinds):
+        self.kinds = frozenset(kinds)
+        self.dropped = 0
+
+    def _keep(self, payload):
+        kind = VoteRewriter._kind(payload)
+        if kind is None and payload:
+            try:
+                kind = type(decode_frame_payload(payload)).KIND
+            except (DecodeError, AttributeError):
+                return payload
+        if kind in self.kinds:
+            self.dropped += 1
+            return None
+        return payload
+
+    def incoming(self, transport, payload):
+        return self._keep(payload)
+
+    def outgoing(self, transport, payload):
+        return self._keep(payload)
+
+
+def force_finalized(node, txid):
+    """A node whose finality is forced: ``node`` finalizes ``txid`` (pending
+    there) without any quorum, as a faulty or eclipsed node might; a certified
+    block conflicting with it is then a safety incident there. (Through
+    ``IFinality.decide_by_block`` with no block behind it: height 0.)"""
+    node.finality.decide_by_block(txid, 0)

@@ -125,6 +125,10 @@ class JournalWriter:
     def find(self, txid):
         return self._recent.get(txid) or self._committing.get(txid)
 
+    def forget(self, txid):
+        """``txid`` was unwound (a safety incident): :meth:`find` no longer has it."""
+        self._recent.pop(txid, None)
+
     def append(self, record, notify=True):
         """Queue ``record``; the Deferred fires with it once it is durable.
 

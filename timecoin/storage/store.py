@@ -485,6 +485,13 @@ class Storage(SnapshotStorageMixin):
     def get_transaction(self, txid):
         return self._run(self._get_tx_now, txid, operation="tx_read")
 
+    def block_transactions(self, height):
+        """Fire with ``{txid: raw}`` of the journal entries confirmed by block
+        ``height`` (its reward transaction's included), in one read."""
+        return self._run(lambda: {bytes(txid): bytes(raw) for txid, raw in self._conn.execute(
+            "SELECT txid, raw FROM transactions WHERE block_height = ?", (height,))},
+            operation="tx_read")
+
     def _get_tx_now(self, txid):
         row = self._conn.execute(
             "SELECT seq, txid, raw, spent, finalized_at, finality_ms, block_height"

@@ -10,7 +10,7 @@ from zope.interface import implementer
 
 from timecoin.interfaces import IBlockHost, IPeer, IPeerMessaging
 from timecoin.ledger.block import Block, BlockError, BlockHeader
-from timecoin.ledger.checkpoint import MissingTransactions
+from timecoin.ledger.checkpoint import CertifiedBodyError, MissingTransactions
 from timecoin.ledger.merkle import merkle_root
 from timecoin.p2p.messages import decode_message, encode_message
 
@@ -20,7 +20,11 @@ class FakeBlockHost:
     """A chain of real blocks over a fake ledger: ``validators`` is the active
     set (``{pubkey: weight}``); ``txids`` what the next block holds; ``missing``
     txids this node does not have yet (blocks naming them wait); ``invalid``
-    block hashes it refuses. ``committed`` lists ``(block, certificate)``."""
+    block hashes it refuses; ``bodies`` maps txids to the raw transactions it
+    serves with its blocks; ``lying_bodies`` block hashes whose bodies do not
+    verify here. With bodies (a certified block), missing txids do not make a
+    block wait. ``committed`` lists ``(block, certificate)``, ``committed_bodies``
+    the bodies each came with (None: none)."""
 
     def __init__(self, network_id, validators):
         self.network_id = network_id
@@ -30,6 +34,9 @@ class FakeBlockHost:
         self.invalid = set()
         self.refused_proposers = set()
         self.committed = []
+        self.committed_bodies = []
+        self.bodies = {}
+        self.lying_bodies = set()
         self.loads = 0
 
     def load(self):
@@ -52,6 +59,12 @@ class FakeBlockHost:
         """The set never changes here: ``validators`` at every known height."""
         return dict(self._validators) if 0 <= height <= self.height() else None
 
+    def block_bodies(self, height):
+        block = self.block_at(height)
+        if block is None or any(t not in self.bodies for t in block.txids):
+            return defer.succeed(None)
+        return defer.succeed(tuple(self.bodies[t] for t in block.txids))
+
     def _prev_hash(self):
         return self.committed[-1][0].hash if self.committed else b"\0" * 32
 
@@ -67,7 +80,7 @@ class FakeBlockHost:
                              self._set_after(deactivated), 0, deactivated)
         return Block(header, tuple(self.txids))
 
-    def check_block(self, block, proposer_of, now, justified=None):
+    def check_block(self, block, proposer_of, now, justified=None, bodies=None):
         if block.height != self.height() + 1 or block.header.prev_hash != self._prev_hash():
             raise BlockError("does not follow")
         if block.header.proposer != proposer_of(block.header.round):
@@ -83,14 +96,19 @@ class FakeBlockHost:
         if block.header.masternode_set_hash != self._set_after(deactivated):
             raise BlockError("wrong set hash")
         block.check()
+        if bodies is not None:
+            if block.hash in self.lying_bodies or len(bodies) != len(block.txids):
+                raise CertifiedBodyError("bodies refused by the test")
+            return
         missing = [t for t in block.txids if t in self.missing]
         if missing:
             raise MissingTransactions(missing)
 
-    def commit_block(self, block, certificate):
+    def commit_block(self, block, certificate, bodies=None):
         if block.height != self.height() + 1:
             raise BlockError(f"block {block.height} committed at height {self.height()}")
         self.committed.append((block, certificate))
+        self.committed_bodies.append(bodies)
         for pubkey in block.header.deactivated:
             self._validators.pop(pubkey, None)
         return defer.succeed(None)
