@@ -8,6 +8,9 @@
 * ``getblocks``: committed blocks from ``from_height``, at most ``limit``;
 * ``blocks``: ``(block, commit certificate)`` pairs in height order (possibly
   none: the sender has nothing from that height);
+* ``tip``: the sender's best block height (block sync: a node sends its own
+  to its peers every sync interval; a peer above it answers with its own, and
+  must then serve the blocks up to it);
 * ``evidence``: one :class:`~timecoin.consensus.certificate.Evidence` (two
   conflicting signed BFT messages of one masternode, ``Evidence.encode``).
 
@@ -31,6 +34,7 @@ from timecoin.p2p.messages import (
     BLOCK_PRECOMMIT,
     BLOCK_PREVOTE,
     BLOCK_PROPOSAL,
+    BLOCK_TIP,
     BLOCKS,
     EVIDENCE,
     GETBLOCKS,
@@ -156,6 +160,22 @@ class Blocks:
         return cls(tuple((bytes(r.varbytes(MAX_BLOCK_BYTES, "block")),
                           bytes(r.varbytes(MAX_CERTIFICATE_BYTES, "certificate")))
                          for _ in range(n)))
+
+
+@register_message
+@dataclass(frozen=True)
+class Tip:
+    """The sender holds committed blocks up to ``height`` (and serves them)."""
+
+    KIND = BLOCK_TIP
+    height: int
+
+    def encode(self, w):
+        w.u64(self.height)
+
+    @classmethod
+    def decode(cls, r):
+        return cls(r.u64("height"))
 
 
 @register_message

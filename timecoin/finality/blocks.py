@@ -111,13 +111,11 @@ class BlockService(BlockEvidence, BlockSync, Service):
         self._recheck = None
         self._blocks = {}  # block hash -> Block, of the current and next height
         self._awaiting = {}  # block hash -> height: valid once its transactions are here
-        self._ahead = {}  # height -> (Block, CommitCertificate) received while behind
-        self._asked_at = None
         self._height_started = None
         self._last_commit = None
         self._commits = []
-        self._ask_rotation = 0
         self.evidence_pool = EvidencePool()
+        self._init_sync()
         self._certified = set()  # hashes of blocks whose certificate verified here
         # Statistics (``statistics``).
         self.rounds = Counter()  # rounds a height took -> heights
@@ -137,6 +135,7 @@ class BlockService(BlockEvidence, BlockSync, Service):
         network.register_handler(m.BLOCK_PRECOMMIT, self._on_vote)
         network.register_handler(m.GETBLOCKS, self._on_getblocks)
         network.register_handler(m.BLOCKS, self._on_blocks)
+        network.register_handler(m.BLOCK_TIP, self._on_tip)
         network.register_handler(m.EVIDENCE, self._on_evidence)
 
     def startService(self):
@@ -184,6 +183,7 @@ class BlockService(BlockEvidence, BlockSync, Service):
             if call is not None and call.active():
                 call.cancel()
         self._timer = self._sync_timer = self._recheck = None
+        self._stop_sync()
         commits, self._commits = self._commits, []
         return defer.DeferredList(commits) if commits else None
 
@@ -274,6 +274,7 @@ class BlockService(BlockEvidence, BlockSync, Service):
             self._awaiting.pop(block_hash, None)
             self.log.warn("block {hash} at height {height} is invalid here: {error}",
                           hash=block_hash.hex(), height=height, error=e)
+            self._refused_block(block_hash, height, e)
             return self.machine.on_block_validated(height, block_hash, False, now)
         self._awaiting.pop(block_hash, None)
         return self.machine.on_block_validated(height, block_hash, True, now)
@@ -314,16 +315,13 @@ class BlockService(BlockEvidence, BlockSync, Service):
         height = block.height + 1
         self._blocks = {h: b for h, b in self._blocks.items() if b.height >= height}
         self._awaiting = {}
-        ahead = self._ahead.pop(height, None)
-        self._ahead = {h: entry for h, entry in self._ahead.items() if h > height}
-        start_at = now if ahead is not None else now + self.interval
+        start_at = now if self._synced_to(block.height) else now + self.interval
         self._height_started = start_at
         validators = ValidatorSet.from_stakes(self._host.validators())
         self._enrol(validators)
         out = self.machine.start_height(height, now, validators=validators, start_at=start_at)
-        if ahead is not None:
-            out += self._take_certified(*ahead)
-        return out
+        self._fetch()
+        return out + self._feed()
 
     def _reschedule(self):
         if self._timer is not None and self._timer.active():
@@ -370,11 +368,6 @@ class BlockService(BlockEvidence, BlockSync, Service):
             return
         self._note_height(peer_id, message.vote.height)
         self._run(self.machine.on_vote(message.vote, self._clock.seconds()))
-
-    def _note_height(self, peer_id, height):
-        """A peer is at ``height``: two or more above ours means we are behind."""
-        if height >= self.machine.height + 1 and height > self._host.height() + 1:
-            self._ask_blocks(peer_id)
 
     # -- statistics --------------------------------------------------------------
 

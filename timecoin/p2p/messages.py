@@ -47,6 +47,7 @@ BLOCK_PRECOMMIT = 0x0202
 GETBLOCKS = 0x0203
 BLOCKS = 0x0204
 EVIDENCE = 0x0205  # equivocation evidence (two conflicting BFT signatures)
+BLOCK_TIP = 0x0206  # the sender's best block height (block sync)
 SNAPSHOT = 0x0300
 
 #: Every reserved kind id and its name (implemented or not).
@@ -58,7 +59,7 @@ KIND_NAMES = {
     GET_FINALIZED: "get_finalized", FINALIZED: "finalized",
     BLOCK_PROPOSAL: "block_proposal", BLOCK_PREVOTE: "block_prevote",
     BLOCK_PRECOMMIT: "block_precommit", GETBLOCKS: "getblocks", BLOCKS: "blocks",
-    EVIDENCE: "evidence",
+    EVIDENCE: "evidence", BLOCK_TIP: "tip",
     SNAPSHOT: "snapshot",
 }
 

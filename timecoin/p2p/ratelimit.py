@@ -46,7 +46,7 @@ class TokenBucket:
 
 
 _BLOCK_KINDS = (m.BLOCK_PROPOSAL, m.BLOCK_PREVOTE, m.BLOCK_PRECOMMIT, m.GETBLOCKS, m.BLOCKS,
-                m.EVIDENCE, m.SNAPSHOT)
+                m.EVIDENCE, m.BLOCK_TIP, m.SNAPSHOT)
 _TX_KINDS = (m.TX, m.INV, m.GETDATA)
 
 

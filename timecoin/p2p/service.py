@@ -404,6 +404,14 @@ class PeerNetworkService(service.Service):
         """The :class:`PeerProtocol` of ``peer_id`` (ready or not), or None."""
         return self._connections.get(peer_id)
 
+    def ban_peer(self, peer_id, reason):
+        """Close ``peer_id`` and ban its address for ``reason`` (misbehaviour)."""
+        peer = self._connections.get(peer_id)
+        if peer is None:
+            return False
+        peer.misbehave(reason)
+        return True
+
     # -- bans (RPC) -------------------------------------------------------------
     def list_banned(self):
         """Current bans: dicts of address, banned_until, time_remaining, offences, reason."""
