@@ -12,8 +12,9 @@ Rules (doc/blocks.md, "Block sync"):
 * the heights wanted are those above this node's height up to the best tip
   heard, at most ``window`` of them at once (in flight plus received and not
   taken yet), cut into requests of at most ``batch`` heights;
-* a request goes to the least loaded peer whose tip covers its first height,
-  at most ``per_peer`` heights in flight to one peer;
+* a request goes to the least loaded peer whose tip covers its first height
+  (of equally loaded ones, the one asked least recently), at most
+  ``per_peer`` heights in flight to one peer;
 * a request unanswered for ``timeout`` seconds is freed for another peer; a
   peer that timed out ``slow_after`` times in a row is left out of the
   schedule for ``rest`` seconds (slow, not banned);
@@ -54,6 +55,7 @@ class _Peer:
     claimed: int = 0  # the height it claimed to hold (``tip`` messages)
     timeouts: int = 0  # consecutive
     rest_until: float = 0.0
+    asked: int = 0  # when it was last asked (a request counter): ties go round
     requests: list = field(default_factory=list)  # outstanding, oldest first
 
 
@@ -84,6 +86,7 @@ class BlockFetcher:
         self._in_flight = {}  # height -> _Request
         self._received = {}  # height -> (peer, entry)
         self.banned = set()
+        self._asked = 0
         # Statistics.
         self.timeouts = 0
         self.delivered = 0
@@ -156,6 +159,8 @@ class BlockFetcher:
             count = min(end, state.tip, height - 1 + self.per_peer - self._load(state)) \
                 - height + 1
             request = _Request(peer, height, count, now + self.timeout)
+            self._asked += 1
+            state.asked = self._asked
             state.requests.append(request)
             for h in request.heights:
                 self._in_flight[h] = request
@@ -167,10 +172,11 @@ class BlockFetcher:
         return sum(r.count for r in state.requests)
 
     def _choose(self, height, now):
-        candidates = [(self._load(s), peer) for peer, s in self._peers.items()
+        candidates = [(self._load(s), s.asked, repr(peer), peer)
+                      for peer, s in self._peers.items()
                       if s.tip >= height and s.rest_until <= now
                       and self._load(s) < self.per_peer]
-        return min(candidates, key=lambda c: (c[0], repr(c[1])))[1] if candidates else None
+        return min(candidates)[3] if candidates else None
 
     def _free(self, request):
         for h in request.heights:
