@@ -36,7 +36,7 @@ BATCH = 16
 #: Heights in flight or received ahead of this node's height, in total.
 WINDOW = 64
 #: Heights in flight to one peer.
-PER_PEER = 32
+PER_PEER = 16
 #: Seconds a request may stay unanswered.
 TIMEOUT_S = 5.0
 #: Consecutive timeouts after which a peer is left out of the schedule ...
