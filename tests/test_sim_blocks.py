@@ -212,7 +212,6 @@ class StalledSetTests(unittest.TestCase):
         self.assertEqual(len(set(cluster.set_hashes())), 1)
 
 
-
 class BlockSyncTests(unittest.TestCase):
     def test_a_lagging_node_syncs_from_several_peers_and_bans_the_liar(self):
         lagging, liar = 3, 2
@@ -245,3 +244,6 @@ class BlockSyncTests(unittest.TestCase):
         self.assertIn("certificate", back.peer_network.list_banned()[0]["reason"])
         # What it applied came with certificates, from the honest peers.
         self.assertGreaterEqual(service.synced, 50)
+        # ... from several of them at once.
+        suppliers = [p for p, n in service.fetcher.received_from.items() if n > 0]
+        self.assertGreaterEqual(len(suppliers), 2, service.fetcher.received_from)

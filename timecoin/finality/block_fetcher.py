@@ -29,6 +29,7 @@ Entries are opaque here (the service decodes and checks them); only their
 heights matter.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 #: Heights per request (a ``blocks`` message holds at most this many).
@@ -90,6 +91,7 @@ class BlockFetcher:
         # Statistics.
         self.timeouts = 0
         self.delivered = 0
+        self.received_from = Counter()  # peer -> entries accepted from it
 
     # -- what the service tells ------------------------------------------------
 
@@ -221,8 +223,9 @@ class BlockFetcher:
         if len(heights) < request.count:  # its tip is lower than heard
             state.tip = request.start + len(heights) - 1
         for height, entry in entries:
-            if height > self.height:
-                self._received.setdefault(height, (peer, entry))
+            if height > self.height and height not in self._received:
+                self._received[height] = (peer, entry)
+                self.received_from[peer] += 1
 
     def reject(self, height, peer=None):
         """The entry at ``height`` turned out bad: ban its supplier (or ``peer``)
