@@ -10,13 +10,14 @@ the node's (``IBlockHost``: ``build_block``, ``check_block``); applying a
 committed one too (``commit_block``).
 
 **Following and catching up.** A node outside the active set runs the machine
-as an observer; every node also asks a peer for blocks (``getblocks``) when it
-hears of a height two or more above its own, and periodically while it is not
-a validator or has committed nothing for a while. Each block that comes back
-(``blocks``, with its commit certificate) is fed to the machine with
-``on_certificate``: the machine verifies the certificate (> 2/3 of the active
-stake, signatures over the exact sign bytes) and commits only then, and only
-once ``check_block`` found the block valid here. Nothing is applied without
+as an observer; every node also learns its peers' heights (``tip``
+messages, and the heights of proposals and votes) and fetches the blocks it
+lacks from several peers at once (``getblocks``; :mod:`block_sync`, which
+bans peers serving bad ones). Each block that comes back (``blocks``, with
+its commit certificate) is fed to the machine with ``on_certificate``: the
+machine verifies the certificate (> 2/3 of the active stake, signatures
+over the exact sign bytes) and commits only then, and only once
+``check_block`` found the block valid here. Nothing is applied without
 its certificate. The next height starts one block interval after the commit
 (at once while catching up on stored blocks).
 
