@@ -40,9 +40,11 @@ class BlockSync:
         self._fed = {}  # block hash -> peer: certified blocks fed from a fetched reply
         self._fetch_timer = None
         self._tip_answered = {}  # peer -> when our tip last answered its
+        self._block_peers = set()  # peers a block message came from
         self.peers_banned = 0
 
     def _on_getblocks(self, peer_id, message):
+        self._block_peers.add(peer_id)
         entries = []
         top = min(self._host.height(), message.from_height + message.limit - 1)
         for height in range(message.from_height, top + 1):
@@ -60,6 +62,7 @@ class BlockSync:
         (at most once per sync interval and peer)."""
         if self.machine is None:
             return
+        self._block_peers.add(peer_id)
         self.fetcher.note_tip(peer_id, message.height, claimed=True)
         now = self._clock.seconds()
         if message.height < self._host.height() and \
@@ -71,16 +74,22 @@ class BlockSync:
     def _note_height(self, peer_id, height):
         """A proposal or vote of ``height``: its sender holds the blocks below
         it (a hint: not binding as a claimed tip is)."""
+        self._block_peers.add(peer_id)
         self.fetcher.note_tip(peer_id, height - 1)
         if height - 1 > self._host.height():
             self._fetch()
 
     def _send_tips(self):
-        """Tell every peer our height (those above answer with theirs)."""
+        """Tell our height (those above answer with theirs) to the peers that
+        speak the block protocol: the masternodes, and those a block message
+        came from (a peer without it, like a wallet or a tool, would take an
+        unknown kind for misbehaviour)."""
         tip = Tip(self._host.height())
-        for peer in self._network.peers():
-            self._network.send(peer.peer_id, tip)
-        if len(self._tip_answered) > 4 * len(self._network.peers()) + 16:
+        present = {p.peer_id for p in self._network.peers()}
+        self._block_peers &= present
+        for peer_id in sorted(self._block_peers | set(self._network.masternode_peers().values())):
+            self._network.send(peer_id, tip)
+        if len(self._tip_answered) > 4 * len(present) + 16:
             self._tip_answered.clear()
 
     # -- replies ---------------------------------------------------------------
