@@ -52,6 +52,7 @@ class FakeNetwork:
                        for i, pk in enumerate(pubkeys)]
         self.sent = []
         self.handlers = {}
+        self.banned = []
 
     def peers(self):
         return list(self._peers)
@@ -72,6 +73,13 @@ class FakeNetwork:
 
     def masternode_peers(self):
         return {p.pubkey: p.peer_id for p in self._peers}
+
+    def ban_peer(self, peer_id, reason):
+        self.banned.append((peer_id, reason))
+        peer = self.get_peer(peer_id)
+        if peer is not None:
+            self.drop(peer.pubkey)
+        return peer is not None
 
     def drop(self, pubkey):
         """The masternode ``pubkey`` disconnects."""

@@ -48,7 +48,7 @@ class Codecs(unittest.TestCase):
                  "reject", "snowball_query", "snowball_votes", "finality_event", "subscribe",
                  "get_finalized", "finalized",
                  "block_proposal", "block_prevote", "block_precommit", "getblocks", "blocks",
-                 "evidence",
+                 "evidence", "tip",
                  "snapshot", "get_snapshot", "snapshot_offer", "get_snapshot_chunk",
                  "snapshot_chunk"]
         self.assertEqual(sorted(m.KIND_NAMES[k] for k in m.KIND_NAMES if k < 0x1000),

@@ -136,6 +136,20 @@ class Relay(unittest.TestCase):
         self.assertEqual([b["address"] for b in a.list_banned()], ["127.0.0.1"])
 
     @defer.inlineCallbacks
+    def test_ban_peer_closes_and_bans_with_the_reason(self):
+        a = yield start_node(self)
+        peer = yield connect(a.listen_port(), ScriptedPeer())
+        close_at_end(self, peer)
+        yield peer.ready
+        yield wait_until(reactor, lambda: a.peer_count() == 1)
+        [ready] = a.peers()
+        self.assertTrue(a.ban_peer(ready.peer_id, "served a bad block"))
+        yield peer.lost
+        [ban] = a.list_banned()
+        self.assertEqual((ban["address"], ban["reason"]), ("127.0.0.1", "served a bad block"))
+        self.assertFalse(a.ban_peer(ready.peer_id, "again"))
+
+    @defer.inlineCallbacks
     def test_known_but_not_misbehaving(self):
         a = yield start_node(self)
         peer = yield connect(a.listen_port(), ScriptedPeer())

@@ -4,12 +4,15 @@ import dataclasses
 
 from prometheus_client import generate_latest
 from twisted.trial import unittest
+from zope.interface.verify import verifyObject
 
 from timecoin.consensus.bft_messages import Vote
 from timecoin.finality.blocks import network_tag
+from timecoin.interfaces import IPeerMessaging
 from timecoin.ledger.networks import COIN, DEVNET, TESTNET
 from timecoin.ledger.tx import TxRejected
 from timecoin.sim import scenario
+from timecoin.sim.block_liar import LyingBlockServer
 from timecoin.sim.byzantine import SilentVotes
 from timecoin.sim.cluster import Cluster
 
@@ -222,3 +225,39 @@ class StalledSetTests(unittest.TestCase):
         cluster.run_until(lambda: len(set(heights(cluster))) == 1, 10)
         self.assertEqual(len(set(cluster.set_hashes())), 1)
 
+
+class BlockSyncTests(unittest.TestCase):
+    def test_a_lagging_node_syncs_from_several_peers_and_bans_the_liar(self):
+        lagging, liar = 3, 2
+        servers = {}
+
+        def lying_server(index, node):
+            if index == liar:
+                service = node.block_service
+                servers[index] = service._network = LyingBlockServer(service._network, ())
+        cluster = make_cluster(self, 4, listener=lying_server, seed=21)
+        server = servers[liar]
+        verifyObject(IPeerMessaging, server)
+        server.victims.add(cluster.nodes[lagging].block_service._key.pubkey)
+        cluster.run(6)
+        cluster.stop_node(lagging)
+        cluster.run(160)
+        back = cluster.start_node(lagging)
+        self.assertGreaterEqual(min(heights(cluster, [0, 1, 2])) - back.chain.height(), 50)
+        cluster.run_until(lambda: len(set(heights(cluster))) == 1
+                          and len(set(cluster.set_hashes())) == 1, 60,
+                          "the lagging node caught up")
+        assert_one_chain(self, cluster)
+        # The liar served it short certificates and was banned for them.
+        self.assertGreater(server.lies, 0)
+        service = back.block_service
+        self.assertEqual(service.peers_banned, 1)
+        self.assertEqual(len(service.fetcher.banned), 1)
+        banned = [b["address"] for b in back.peer_network.list_banned()]
+        self.assertEqual(banned, [cluster.hosts[liar].ip])
+        self.assertIn("certificate", back.peer_network.list_banned()[0]["reason"])
+        # What it applied came with certificates, from the honest peers.
+        self.assertGreaterEqual(service.synced, 50)
+        # ... from several of them at once.
+        suppliers = [p for p, n in service.fetcher.received_from.items() if n > 0]
+        self.assertGreaterEqual(len(suppliers), 2, service.fetcher.received_from)

@@ -13,6 +13,10 @@
   can apply the certified block. A reply stays under ``MAX_REPLY_BYTES``
   (the sender pages by bytes as well as by count), and decoding refuses
   bodies whose txids are not the block's txids in order;
+  a reply cut by that bound says so (``cut``: it holds more of the range);
+* ``tip``: the sender's best block height (block sync: a node sends its own
+  to its peers every sync interval; a peer above it answers with its own, and
+  must then serve the blocks up to it);
 * ``evidence``: one :class:`~timecoin.consensus.certificate.Evidence` (two
   conflicting signed BFT messages of one masternode, ``Evidence.encode``).
 
@@ -38,6 +42,7 @@ from timecoin.p2p.messages import (
     BLOCK_PRECOMMIT,
     BLOCK_PREVOTE,
     BLOCK_PROPOSAL,
+    BLOCK_TIP,
     BLOCKS,
     EVIDENCE,
     GETBLOCKS,
@@ -173,11 +178,13 @@ class GetBlocks:
 class Blocks:
     """Committed blocks in height order: ``entries`` of ``(block bytes,
     certificate bytes, bodies)``, ``bodies`` a tuple of the raw transactions
-    the block confirms, in its order (see the module docstring)."""
+    the block confirms, in its order (see the module docstring); ``cut``:
+    the sender stopped at ``MAX_REPLY_BYTES`` and holds more of the range."""
 
     KIND = BLOCKS
     INCOMPRESSIBLE = True
     entries: tuple
+    cut: bool = False
 
     def encode(self, w):
         w.count(len(self.entries), MAX_BLOCKS_PER_MESSAGE)
@@ -190,6 +197,7 @@ class Blocks:
             w.count(len(bodies), MAX_BLOCK_TXS)
             for raw in bodies:
                 w.varbytes(raw, MAX_TX_SIZE)
+        w.u8(int(self.cut))
 
     @classmethod
     def decode(cls, r):
@@ -214,7 +222,26 @@ class Blocks:
                 raise DecodeError(f"bad block: {e}") from None
             check_bodies(block, bodies)
             entries.append((block_bytes, certificate, tuple(bodies)))
-        return cls(tuple(entries))
+        cut = r.u8("cut")
+        if cut > 1 or (cut and not entries):
+            raise DecodeError("a blocks reply's cut flag is 0, or 1 after an entry")
+        return cls(tuple(entries), bool(cut))
+
+
+@register_message
+@dataclass(frozen=True)
+class Tip:
+    """The sender holds committed blocks up to ``height`` (and serves them)."""
+
+    KIND = BLOCK_TIP
+    height: int
+
+    def encode(self, w):
+        w.u64(self.height)
+
+    @classmethod
+    def decode(cls, r):
+        return cls(r.u64("height"))
 
 
 @register_message

@@ -10,13 +10,14 @@ the node's (``IBlockHost``: ``build_block``, ``check_block``); applying a
 committed one too (``commit_block``).
 
 **Following and catching up.** A node outside the active set runs the machine
-as an observer; every node also asks a peer for blocks (``getblocks``) when it
-hears of a height two or more above its own, and periodically while it is not
-a validator or has committed nothing for a while. Each block that comes back
-(``blocks``, with its commit certificate) is fed to the machine with
-``on_certificate``: the machine verifies the certificate (> 2/3 of the active
-stake, signatures over the exact sign bytes) and commits only then, and only
-once ``check_block`` found the block valid here. Nothing is applied without
+as an observer; every node also learns its peers' heights (``tip``
+messages, and the heights of proposals and votes) and fetches the blocks it
+lacks from several peers at once (``getblocks``; :mod:`block_sync`, which
+bans peers serving bad ones). Each block that comes back (``blocks``, with
+its commit certificate) is fed to the machine with ``on_certificate``: the
+machine verifies the certificate (> 2/3 of the active stake, signatures
+over the exact sign bytes) and commits only then, and only once
+``check_block`` found the block valid here. Nothing is applied without
 its certificate. The next height starts one block interval after the commit
 (at once while catching up on stored blocks).
 
@@ -111,13 +112,11 @@ class BlockService(BlockEvidence, CertifiedBodies, BlockSync, Service):
         self._recheck = None
         self._blocks = {}  # block hash -> Block, of the current and next height
         self._awaiting = {}  # block hash -> height: valid once its transactions are here
-        self._ahead = {}  # height -> (Block, CommitCertificate) received while behind
-        self._asked_at = None
         self._height_started = None
         self._last_commit = None
         self._commits = []
-        self._ask_rotation = 0
         self.evidence_pool = EvidencePool()
+        self._init_sync()
         self._certified = set()  # hashes of blocks whose certificate verified here
         self._bodies = {}  # block hash -> (raw bodies, peer id) that came with its certificate
         self._refused = set()  # hashes of blocks found invalid here (without bodies)
@@ -140,6 +139,7 @@ class BlockService(BlockEvidence, CertifiedBodies, BlockSync, Service):
         network.register_handler(m.BLOCK_PRECOMMIT, self._on_vote)
         network.register_handler(m.GETBLOCKS, self._on_getblocks)
         network.register_handler(m.BLOCKS, self._on_blocks)
+        network.register_handler(m.BLOCK_TIP, self._on_tip)
         network.register_handler(m.EVIDENCE, self._on_evidence)
 
     def startService(self):
@@ -202,6 +202,7 @@ class BlockService(BlockEvidence, CertifiedBodies, BlockSync, Service):
             if call is not None and call.active():
                 call.cancel()
         self._timer = self._sync_timer = self._recheck = None
+        self._stop_sync()
         commits, self._commits = self._commits, []
         return defer.DeferredList(commits) if commits else None
 
@@ -289,6 +290,10 @@ class BlockService(BlockEvidence, CertifiedBodies, BlockSync, Service):
             self.log.warn("certified block {hash} at height {height} came with invalid "
                           "bodies from peer {peer}: {error}; not applied",
                           hash=block_hash.hex(), height=height, peer=peer_id, error=e)
+            if block_hash in self._fed:
+                self._refused_block(block_hash, height, e)
+            elif peer_id is not None:
+                self._ban(peer_id, f"certified block {height} came with invalid bodies: {e}")
             return []
         except BlockError as e:
             self.bad_blocks += 1
@@ -296,6 +301,7 @@ class BlockService(BlockEvidence, CertifiedBodies, BlockSync, Service):
             self._awaiting.pop(block_hash, None)
             self.log.warn("block {hash} at height {height} is invalid here: {error}",
                           hash=block_hash.hex(), height=height, error=e)
+            self._refused_block(block_hash, height, e)
             return self.machine.on_block_validated(height, block_hash, False, now)
         self._awaiting.pop(block_hash, None)
         return self.machine.on_block_validated(height, block_hash, True, now)
@@ -338,16 +344,13 @@ class BlockService(BlockEvidence, CertifiedBodies, BlockSync, Service):
         height = block.height + 1
         self._blocks = {h: b for h, b in self._blocks.items() if b.height >= height}
         self._awaiting = {}
-        ahead = self._ahead.pop(height, None)
-        self._ahead = {h: entry for h, entry in self._ahead.items() if h > height}
-        start_at = now if ahead is not None else now + self.interval
+        start_at = now if self._synced_to(block.height) else now + self.interval
         self._height_started = start_at
         validators = ValidatorSet.from_stakes(self._host.validators())
         self._enrol(validators)
         out = self.machine.start_height(height, now, validators=validators, start_at=start_at)
-        if ahead is not None:
-            out += self._take_certified(*ahead)
-        return out
+        self._fetch()
+        return out + self._feed()
 
     def _reschedule(self):
         if self._timer is not None and self._timer.active():
@@ -394,11 +397,6 @@ class BlockService(BlockEvidence, CertifiedBodies, BlockSync, Service):
             return
         self._note_height(peer_id, message.vote.height)
         self._run(self.machine.on_vote(message.vote, self._clock.seconds()))
-
-    def _note_height(self, peer_id, height):
-        """A peer is at ``height``: two or more above ours means we are behind."""
-        if height >= self.machine.height + 1 and height > self._host.height() + 1:
-            self._ask_blocks(peer_id)
 
     # -- statistics --------------------------------------------------------------
 

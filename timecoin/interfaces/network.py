@@ -29,6 +29,12 @@ class IPeerMessaging(Interface):
         """``{pubkey: peer_id}`` of the ready peers that are masternodes: a
         read-only mapping kept current on connect/disconnect (no copy made)."""
 
+    def ban_peer(peer_id, reason):
+        """``peer_id`` proved itself dishonest (``reason``, a short text): close
+        its connection and ban its address, as for any misbehaviour (the
+        network's ban list: the ban grows with repeat offences). False if
+        there is no such connection."""
+
 
 class IPeerPolicing(Interface):
     """Punishing a peer that sent what it must not (a lie, not a slow answer)."""

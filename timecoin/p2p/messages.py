@@ -47,6 +47,7 @@ BLOCK_PRECOMMIT = 0x0202
 GETBLOCKS = 0x0203
 BLOCKS = 0x0204
 EVIDENCE = 0x0205  # equivocation evidence (two conflicting BFT signatures)
+BLOCK_TIP = 0x0206  # the sender's best block height (block sync)
 SNAPSHOT = 0x0300  # reserved, unused
 GET_SNAPSHOT = 0x0301  # ask for the newest snapshot's manifest (doc/sync.md)
 SNAPSHOT_OFFER = 0x0302
@@ -62,7 +63,7 @@ KIND_NAMES = {
     GET_FINALIZED: "get_finalized", FINALIZED: "finalized",
     BLOCK_PROPOSAL: "block_proposal", BLOCK_PREVOTE: "block_prevote",
     BLOCK_PRECOMMIT: "block_precommit", GETBLOCKS: "getblocks", BLOCKS: "blocks",
-    EVIDENCE: "evidence",
+    EVIDENCE: "evidence", BLOCK_TIP: "tip",
     SNAPSHOT: "snapshot", GET_SNAPSHOT: "get_snapshot", SNAPSHOT_OFFER: "snapshot_offer",
     GET_SNAPSHOT_CHUNK: "get_snapshot_chunk", SNAPSHOT_CHUNK: "snapshot_chunk",
 }

@@ -298,7 +298,8 @@ class PeerNetworkService(service.Service):
             callback(summary)
 
     def ban_peer(self, peer_id, reason):
-        """``IPeerPolicing``: close ``peer_id`` as misbehaving and ban its address."""
+        """``IPeerPolicing`` and ``IPeerMessaging``: close ``peer_id`` as
+        misbehaving and ban its address for ``reason``; False if no such peer."""
         peer = self._connections.get(peer_id)
         if peer is None:
             return False

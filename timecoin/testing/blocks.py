@@ -147,12 +147,21 @@ class MeshEndpoint:
     def masternode_peers(self):
         return {p.pubkey: p.peer_id for p in self.peers() if p.pubkey in self._mesh.masternodes}
 
+    def ban_peer(self, peer_id, reason):
+        """Cut the link to ``peer_id`` for good (recorded in ``mesh.bans``)."""
+        if self.get_peer(peer_id) is None:
+            return False
+        self._mesh.bans.append((self.index, peer_id - 1, reason))
+        self._mesh.cut.add(frozenset((self.index, peer_id - 1)))
+        return True
+
 
 class Mesh:
     """Endpoints fully connected on ``clock``; every message is encoded and
     decoded and delivered ``delay`` seconds later. ``down`` holds indices of
     crashed nodes (nothing to or from them); ``filter(src, dst, message)``
-    returning False drops a message."""
+    returning False drops a message; ``bans`` lists ``(index, banned index,
+    reason)`` and ``cut`` the links bans closed (pairs of indices)."""
 
     def __init__(self, clock, pubkeys, masternodes=None, delay=0.01):
         self.clock = clock
@@ -160,16 +169,20 @@ class Mesh:
         self.endpoints = [MeshEndpoint(self, i, pk) for i, pk in enumerate(pubkeys)]
         self.masternodes = set(pubkeys if masternodes is None else masternodes)
         self.down = set()
+        self.cut = set()
+        self.bans = []
         self.filter = None
         self.delivered = 0
 
     def links_of(self, index):
         if index in self.down:
             return []
-        return [j for j in range(len(self.endpoints)) if j != index and j not in self.down]
+        return [j for j in range(len(self.endpoints)) if j != index and j not in self.down
+                and frozenset((index, j)) not in self.cut]
 
     def send(self, src, dst, message):
-        if src in self.down or dst in self.down or not 0 <= dst < len(self.endpoints):
+        if src in self.down or dst in self.down or not 0 <= dst < len(self.endpoints) \
+                or frozenset((src, dst)) in self.cut:
             return False
         self.endpoints[src].sent.append((dst, message))
         if self.filter is not None and not self.filter(src, dst, message):
@@ -179,7 +192,7 @@ class Mesh:
         return True
 
     def _deliver(self, src, dst, data):
-        if src in self.down or dst in self.down:
+        if src in self.down or dst in self.down or frozenset((src, dst)) in self.cut:
             return
         message = decode_message(data)
         handler = self.endpoints[dst].handlers.get(message.KIND)
