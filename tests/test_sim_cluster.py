@@ -115,10 +115,12 @@ class RestartTests(unittest.TestCase):
             self.assertEqual(set(cluster.statuses(txid)), {"finalized"})
         back = cluster.restart_node(3)
         self.assertEqual(back.queries.peer_count(), 3)
-        target = cluster.nodes[0].state.set_hash()
-        cluster.run_until(lambda: back.state.set_hash() == target, 30, "node 3 caught up")
-        for txid in sent:
-            self.assertEqual(cluster.status(3, txid)["status"], "finalized", txid.hex())
+        # The same set as the others at one moment (blocks move it on: their rewards).
+        cluster.run_until(lambda: back.state.set_hash() == cluster.nodes[0].state.set_hash(),
+                          30, "node 3 caught up")
+        for txid in sent:  # (confirmed: a block checkpointed it meanwhile)
+            self.assertIn(cluster.status(3, txid)["status"], ("finalized", "confirmed"),
+                          txid.hex())
         # What it missed came from the others' journals, was entered and polled:
         # three of four equal masternodes hold 75 % of the stake, not more than
         # alpha, so no report is applied directly.
@@ -127,7 +129,7 @@ class RestartTests(unittest.TestCase):
         # and it takes part again: a new transaction finalizes on all four
         txid = cluster.wait(cluster.submit(3, scenario.transfer_from_genesis(41)), 10)
         cluster.wait_settled([txid], 20)
-        self.assertEqual(cluster.statuses(txid), ["finalized"] * 4)
+        self.assertLessEqual(set(cluster.statuses(txid)), {"finalized", "confirmed"})
 
 
 class LargeNetworkTests(unittest.TestCase):

@@ -93,7 +93,11 @@ class MissedServiceTests(unittest.TestCase):
         signed = [h for h in range(rejoined + 2, top + 1)
                   if crashed in carried_signers(cluster.nodes[0].chain.block_at(h))]
         self.assertGreater(len(signed), 0)
-        self.assertEqual(cluster.nodes[0].chain.missed.count(crashed), 0)
+        # Back in service: a carried commit holds the first precommits of more
+        # than 2/3 of the stake, which need not include it every time, so its
+        # count of consecutive absences restarts from each one that does.
+        self.assertLess(cluster.nodes[0].chain.missed.count(crashed), MISSED_SERVICE_BLOCKS // 5)
+        self.assertIn(crashed, cluster.nodes[0].chain.registry.active_set())
 
     def test_a_node_restarted_after_set_changes_picks_the_same_proposers(self):
         cluster = make_cluster(self, 4, seed=29)
