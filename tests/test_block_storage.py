@@ -57,6 +57,19 @@ class BlockStorageTests(StorageFileTestCase, unittest.TestCase):
         self.assertEqual(meta.last_seq, record.seq)  # the reward is a journal entry
         self.assertEqual(block_tables.read_blocks(storage._conn, after_height=1), [])
 
+    def test_the_journal_catch_up_serves_only_what_no_block_confirmed(self):
+        storage, meta = self.open()
+        block, record, row, registry = block_one(meta)
+        loose = JournalRecord(record.seq + 1, b"\x07" * 32, b"raw-7", b"", 11.0, None)
+        rows = [(r.seq, r.txid, r.raw, r.spent, r.finalized_at, r.finality_ms)
+                for r in (record, loose)]
+        storage._transaction(block_tables.write_block, storage._conn, row, rows,
+                             block.all_txids, registry.rows())
+        # The reward (block 1 confirms it) is left to block sync; the loose
+        # entry above the last block is served.
+        page = self.successResultOf(storage.journal_page(0, 10, loose.seq))
+        self.assertEqual(page, [(loose.seq, b"raw-7")])
+
     def test_a_failed_block_write_leaves_nothing(self):
         storage, meta = self.open()
         block, record, row, registry = block_one(meta)

@@ -129,7 +129,9 @@ class ICatchupHost(Interface):
     other masternodes report (judged by ``IFinality.report_finalized``)."""
 
     def journal_page(after_seq, limit):
-        """Fire with ``[(seq, raw)]`` of committed journal entries after ``after_seq``."""
+        """Fire with ``[(seq, raw)]`` of committed journal entries after
+        ``after_seq`` that no block confirmed yet (below the last block a node
+        catches up by block sync)."""
 
     def finalized_recently(txid):
         """True if ``txid`` finalized here lately."""

@@ -39,7 +39,7 @@ class IStorage(Interface):
 
     def journal_page(after_seq, limit, up_to_seq):
         """Fire with ``[(seq, raw)]`` of journal entries after ``after_seq``, up to
-        ``up_to_seq``, at most ``limit`` of them."""
+        ``up_to_seq``, that no block confirmed yet, at most ``limit`` of them."""
 
     def utxos_for(key_hash):
         """Fire with the stored unspent ``(outpoint, amount)`` of one address."""

@@ -438,7 +438,9 @@ class Node(MultiService):
         return self._find_finalized(txid).addCallback(lambda record: record is not None)
 
     def journal_page(self, after_seq, limit):
-        """Fire with ``[(seq, raw)]`` of committed journal entries after ``after_seq``."""
+        """Fire with ``[(seq, raw)]`` of committed journal entries after
+        ``after_seq`` that no block confirmed yet (the gap above the last
+        block: below it, block sync carries them)."""
         return self.storage.journal_page(after_seq, limit, self.journal.committed_seq)
 
     def _take_locks(self, tx):

@@ -502,13 +502,16 @@ class Storage(SnapshotStorageMixin):
         return JournalRecord(row[0], bytes(row[1]), bytes(row[2]), bytes(row[3]), *row[4:])
 
     def journal_page(self, after_seq, limit, up_to_seq):
-        """``[(seq, raw)]`` of journal entries in ``(after_seq, up_to_seq]``, at most ``limit``."""
+        """``[(seq, raw)]`` of journal entries in ``(after_seq, up_to_seq]`` that
+        no block confirmed yet, at most ``limit``: below the last block, a
+        node catches up by block sync (certified blocks with their bodies)."""
         return self._run(self._journal_page_now, after_seq, limit, up_to_seq,
                          operation="journal_read")
 
     def _journal_page_now(self, after_seq, limit, up_to_seq):
         return [(seq, bytes(raw)) for seq, raw in self._conn.execute(
-            "SELECT seq, raw FROM transactions WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            "SELECT seq, raw FROM transactions WHERE seq > ? AND seq <= ? "
+            "AND block_height IS NULL ORDER BY seq LIMIT ?",
             (after_seq, up_to_seq, limit))]
 
     def utxos_for(self, key_hash):
