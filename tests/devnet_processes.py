@@ -6,11 +6,13 @@ import os
 import signal as signals
 import sys
 
-from twisted.internet import defer, protocol, task
+from twisted.internet import defer, protocol, reactor, task
+from twisted.trial import unittest
 
+from tests.support import make_datadir
 from timecoin.api.client import RpcClient, read_cookie
 from timecoin.bench.command import free_base_port
-from timecoin.cli.devnet import DEVNET_NODE_CONFIG, NodeProcess, wait_healthy
+from timecoin.cli.devnet import DEVNET_NODE_CONFIG, NodeProcess, start_network, wait_healthy
 from timecoin.ledger.keys import PrivateKey
 from timecoin.testing.processes import exit_code, forget_child, spawn_child
 from timecoin.testing.waiting import wait_until
@@ -170,3 +172,24 @@ def start_extra_node(network, index, masternode_key=None, peers=None, extra_args
     network.nodes.append(node)  # stopped with the others
     yield wait_healthy(network.reactor, node, 60)
     return node
+
+
+class LocalNetworkTestCase(unittest.TestCase):
+    """Tests on a ``timecoin devnet`` network of real processes: a started
+    network, stopped at cleanup, and RPC clients closed at cleanup."""
+
+    timeout = 240
+
+    @defer.inlineCallbacks
+    def start_devnet(self, count=4, directory=None):
+        directory = directory or make_datadir(self)
+        network = yield start_network(self.reactor, count, directory, free_base_port(count))
+        self.addCleanup(lambda: network.stopping or network.stop())
+        return network
+
+    reactor = reactor
+
+    def rpc(self, node):
+        client = RpcClient(node.api_url, read_cookie(node.datadir), reactor=self.reactor)
+        self.addCleanup(client.close)
+        return client

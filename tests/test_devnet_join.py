@@ -7,31 +7,18 @@ snapshot: tests/test_devnet_snapshots.py)."""
 import json
 
 from twisted.internet import defer, reactor
-from twisted.trial import unittest
 
-from tests.devnet_processes import start_extra_node
-from tests.support import make_datadir
-from timecoin.api.client import RpcClient, read_cookie
-from timecoin.bench.command import free_base_port
-from timecoin.cli.devnet import start_network
+from tests.devnet_processes import LocalNetworkTestCase, start_extra_node
 from timecoin.testing.waiting import poll
 
 #: Blocks the devnet runs before the fifth node starts.
 HEAD_START = 10
 
 
-class JoinTests(unittest.TestCase):
-    timeout = 240
-
-    def rpc(self, node):
-        client = RpcClient(node.api_url, read_cookie(node.datadir), reactor=reactor)
-        self.addCleanup(client.close)
-        return client
-
+class JoinTests(LocalNetworkTestCase):
     @defer.inlineCallbacks
     def test_a_node_with_an_empty_datadir_joins_with_equal_blocks_and_set(self):
-        network = yield start_network(reactor, 4, make_datadir(self), free_base_port(4))
-        self.addCleanup(lambda: network.stopping or network.stop())
+        network = yield self.start_devnet()
         rpc0 = self.rpc(network.nodes[0])
         yield poll(reactor, lambda: rpc0.call("getblockcount"), lambda h: h >= HEAD_START,
                    timeout=60, interval=0.5)

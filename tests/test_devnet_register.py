@@ -9,13 +9,8 @@ import json
 import os
 
 from twisted.internet import defer, reactor
-from twisted.trial import unittest
 
-from tests.devnet_processes import start_extra_node
-from tests.support import make_datadir
-from timecoin.api.client import RpcClient, read_cookie
-from timecoin.bench.command import free_base_port
-from timecoin.cli.devnet import start_network
+from tests.devnet_processes import LocalNetworkTestCase, start_extra_node
 from timecoin.ledger.keys import PrivateKey
 from timecoin.ledger.networks import DEVNET
 from timecoin.testing.processes import run_cli
@@ -34,19 +29,11 @@ def cli(*args):
     return out.decode(), err.decode(), code
 
 
-class FifthMasternodeTests(unittest.TestCase):
-    timeout = 240
-
-    def rpc(self, node):
-        client = RpcClient(node.api_url, read_cookie(node.datadir), reactor=reactor)
-        self.addCleanup(client.close)
-        return client
-
+class FifthMasternodeTests(LocalNetworkTestCase):
     @defer.inlineCallbacks
     def test_a_fifth_masternode_registers_joins_votes_and_earns(self):
-        directory = make_datadir(self)
-        network = yield start_network(reactor, 4, directory, free_base_port(4))
-        self.addCleanup(lambda: network.stopping or network.stop())
+        network = yield self.start_devnet()
+        directory = network.directory
         key_file = os.path.join(directory, "masternode4.key")
         PrivateKey.devnet(MASTERNODE_KEY).save(key_file, DEVNET.network_id)
         fifth = yield start_extra_node(network, 4, key_file)
