@@ -35,9 +35,9 @@ from timecoin.consensus.bft_messages import (
     decode_message,
 )
 from timecoin.consensus.certificate import CertificateError, Evidence
-from timecoin.ledger.block import MAX_BLOCK_TXS, Block, BlockError
+from timecoin.ledger.block import MAX_BLOCK_TXS, Block, BlockError, decode_bodies
 from timecoin.ledger.encoding import DecodeError
-from timecoin.ledger.tx import MAX_TX_SIZE, TxRejected, decode_tx
+from timecoin.ledger.tx import MAX_TX_SIZE
 from timecoin.p2p.messages import (
     BLOCK_PRECOMMIT,
     BLOCK_PREVOTE,
@@ -68,18 +68,11 @@ def entry_size(block_bytes, certificate, bodies):
 
 def check_bodies(block, bodies):
     """Raise :class:`DecodeError` unless ``bodies`` (raw transactions) decode
-    and their txids are ``block``'s txids, in order."""
-    if len(bodies) != len(block.txids):
-        raise DecodeError(f"block {block.height} names {len(block.txids)} transactions, "
-                          f"{len(bodies)} bodies came with it")
-    for n, (raw, txid) in enumerate(zip(bodies, block.txids, strict=True)):
-        try:
-            tx = decode_tx(raw)
-        except TxRejected as e:
-            raise DecodeError(f"body {n} of block {block.height} does not decode: {e}") from None
-        if tx.txid != txid:
-            raise DecodeError(f"body {n} of block {block.height} is not its transaction "
-                              f"{txid.hex()}")
+    and their txids are ``block``'s txids, in order (``decode_bodies``)."""
+    try:
+        decode_bodies(block, bodies)
+    except BlockError as e:
+        raise DecodeError(str(e)) from None
 
 
 def _decode_bft(data, expected):

@@ -201,3 +201,23 @@ class Block:
         answer["txids"] = [t.hex() for t in self.all_txids]
         answer["reward_txid"] = self.reward_tx.txid.hex() if self.reward_tx else None
         return answer
+
+
+def decode_bodies(block, bodies):
+    """The decoded transactions of ``bodies`` (raw transactions that came
+    with ``block``); :class:`BlockError` unless each decodes and their txids
+    are ``block``'s txids, in order."""
+    if len(bodies) != len(block.txids):
+        raise BlockError(f"block {block.height} names {len(block.txids)} transactions, "
+                         f"{len(bodies)} bodies came with it")
+    txs = []
+    for n, (raw, txid) in enumerate(zip(bodies, block.txids, strict=True)):
+        try:
+            tx = decode_tx(raw)
+        except TxRejected as e:
+            raise BlockError(f"body {n} of block {block.height} does not decode: {e}") from None
+        if tx.txid != txid:
+            raise BlockError(f"body {n} of block {block.height} is not its transaction "
+                             f"{txid.hex()}")
+        txs.append(tx)
+    return txs

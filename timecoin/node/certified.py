@@ -23,14 +23,13 @@ loads them from storage and checks again.
 
 from dataclasses import dataclass
 
-from timecoin.ledger.block import BlockError
+from timecoin.ledger.block import BlockError, decode_bodies
 from timecoin.ledger.checkpoint import CertifiedBodyError, MissingTransactions, Unconfirmed
 from timecoin.ledger.tx import (
     KIND_BLOCK_REWARD,
     TxRejected,
     check_signatures,
     check_structure,
-    decode_tx,
     pubkey_matches,
 )
 from timecoin.ledger.utxo import UtxoStatus
@@ -66,19 +65,15 @@ def plan_certified(block, bodies, network_id, ledger, state, loaded=frozenset())
     ``block`` against ``ledger`` (IBlockLedger) and ``state`` (IUtxoState):
     a :class:`CertifiedPlan`, or raise (module docstring). ``loaded``: the
     outpoints already asked of storage (absent there if absent here)."""
-    if len(bodies) != len(block.txids):
-        raise CertifiedBodyError(f"{len(bodies)} bodies for {len(block.txids)} transactions")
+    try:
+        txs = decode_bodies(block, bodies)
+    except BlockError as e:
+        raise CertifiedBodyError(str(e)) from None
     spenders = ledger.spenders()
     created = {}  # outpoint -> (amount, key_hash), outputs of earlier transactions
     spent_here = set()
     items, incidents, absent = {}, [], []
-    for n, (raw, txid) in enumerate(zip(bodies, block.txids, strict=True)):
-        try:
-            tx = decode_tx(raw)
-        except TxRejected as e:
-            raise CertifiedBodyError(f"body {n} does not decode: {e}") from None
-        if tx.txid != txid:
-            raise CertifiedBodyError(f"body {n} is not transaction {txid.hex()}")
+    for tx, txid in zip(txs, block.txids, strict=True):
         if txid in ledger:
             spent_here.update(i.prevout for i in tx.inputs)
             continue
